@@ -33,6 +33,7 @@ from fkhls.model_spec import (
     load_keras_model,
     model_hash,
     quantized_tensor,
+    quiet_tensorflow,
 )
 
 BACKENDS = ("Vivado", "Vitis")
@@ -73,6 +74,7 @@ def export_model(model_or_path, output_dir: str | Path, options: ExportOptions =
     """Export a QKeras model (object or saved file) to an exact hls4ml project at ``output_dir``."""
     options.validate()
     model = load_keras_model(model_or_path) if isinstance(model_or_path, (str, Path)) else model_or_path
+    quiet_tensorflow()
     spec = describe_model(model, options.input_type)
     output_dir = Path(output_dir).resolve()
     with staged_directory(output_dir, force, "project directory") as staging:

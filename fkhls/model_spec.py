@@ -132,6 +132,7 @@ def load_keras_model(path: str | Path):
     import tensorflow as tf
     from qkeras.utils import _add_supported_quantized_objects
 
+    quiet_tensorflow()
     path = Path(path)
     if not path.exists():
         raise ProjectError(f"model file {str(path)!r} does not exist")
@@ -141,6 +142,16 @@ def load_keras_model(path: str | Path):
         return tf.keras.models.load_model(path, custom_objects=custom_objects, compile=False)
     except Exception as exc:  # TF raises many types for unreadable files
         raise ProjectError(f"cannot load Keras model {str(path)!r}: {exc}") from exc
+
+
+def quiet_tensorflow() -> None:
+    """Silence TF's Python-side warnings (legacy .h5 notices, uncompiled-metrics notes) for CLI users."""
+    import warnings
+
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(keras|tensorflow|qkeras).*")
 
 
 def model_hash(model) -> str:
