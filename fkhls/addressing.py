@@ -460,6 +460,23 @@ class AddressMap:
         after = float(from_raw(entry.hw, flip_bits(entry.hw, raw, np.int64(1) << hbit.array_bit)))
         return before, after
 
+    def values_many(self, hbits: list[HardwareBit]) -> tuple[np.ndarray, np.ndarray]:
+        """Vectorized ``values``: float64 arrays (before, after) for many bits, each flipped alone."""
+        before = np.zeros(len(hbits))
+        after = np.zeros(len(hbits))
+        groups: dict[str, list[int]] = {}
+        for position, hbit in enumerate(hbits):
+            groups.setdefault(hbit.array, []).append(position)
+        for array, positions in groups.items():
+            entry = self._array(array)
+            index = np.asarray(positions)
+            raw = self.words(array)[[hbits[p].element for p in positions]]
+            bits = np.array([-1 if hbits[p].array_bit is None else hbits[p].array_bit for p in positions])
+            mask = np.where(bits >= 0, np.left_shift(np.int64(1), np.maximum(bits, 0)), 0)
+            before[index] = from_raw(entry.hw, raw)
+            after[index] = from_raw(entry.hw, flip_bits(entry.hw, raw, mask))
+        return before, after
+
     def model_bit_offsets(self) -> dict[tuple[str, str], int]:
         """FKeras model_bit of each tensor's LBI 0 (layers in model order, kernel then bias)."""
         out, offset = {}, 0
