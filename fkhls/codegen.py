@@ -24,6 +24,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from fkhls import __version__
+from fkhls.addressing import flat_index_of, map_faults
 from fkhls.csim import CXXFLAGS
 from fkhls.errors import AddressError, ProjectError
 from fkhls.files import staged_directory
@@ -74,6 +75,8 @@ class FaultOrigin:
     keras_index: tuple[int, ...]
     bit: int
     model_bit: int | None = None
+    memory_word: int | None = None  # weight-memory address (addressing.py); None where weights are logic
+    memory_bit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -179,36 +182,12 @@ def render_weight_header(record: ArrayRecord, raw: np.ndarray, shape_text: str, 
 # ----------------------------------------------------------------------------- fault -> hardware bit
 
 
-def _element_of(record: ArrayRecord, flat_index: int) -> int:
-    """Element of flat Keras index ``flat_index``: its position in arange(size).reshape(shape).transpose(axes).ravel()."""
-    order = np.arange(record.size).reshape(record.keras_shape).transpose(record.axes).ravel()
-    return int(np.flatnonzero(order == flat_index)[0])
-
-
 def _keras_index(record: ArrayRecord, flat_index: int) -> tuple[int, ...]:
     return tuple(int(i) for i in np.unravel_index(flat_index, record.keras_shape))
 
 
-def _flat_of_element(record: ArrayRecord, element: int) -> int:
-    order = np.arange(record.size).reshape(record.keras_shape).transpose(record.axes).ravel()
-    return int(order[element])
-
-
 def hardware_bits_of_faults(manifest: Manifest, faults: Sequence) -> list[tuple[str, int, int]]:
     """(array, element, bit) of each BitFault, through ``fkhls.addressing.map_faults``."""
-    try:
-        from fkhls.addressing import map_faults
-    except ModuleNotFoundError as exc:  # addressing.py lands in a parallel issue; same contract meanwhile
-        if exc.name != "fkhls.addressing":
-            raise
-        out = []
-        for fault in faults:
-            layer = manifest.layer(fault.layer)
-            record = layer.kernel if fault.tensor == "kernel" else layer.bias
-            if record is None:
-                raise AddressError(f"layer {fault.layer!r} has no {fault.tensor} array in this project")
-            out.append((record.array, _element_of(record, fault.flat_index), int(fault.bit)))
-        return out
     return [(hb.array, int(hb.element), int(hb.array_bit)) for hb in map_faults(manifest, list(faults))]
 
 
@@ -259,7 +238,7 @@ def plan_word_changes(manifest: Manifest, bits: Iterable, origins: Sequence[Faul
         mask = sum(1 << b for b in flipped)
         before = int(golden[array][element])
         after = int(flip_bits(ptype, np.int64(before), np.int64(mask)))
-        flat = _flat_of_element(record, element)
+        flat = flat_index_of(record, element)
         changes.append(WordChange(
             array=array, element=element, bits=flipped, type=record.type["cpp"], raw_before=before, raw_after=after,
             value_before=float(from_raw(ptype, before)), value_after=float(from_raw(ptype, after)),
@@ -402,23 +381,24 @@ def inject(project_dir: str | Path, faults, output_dir: str | Path, *, force: bo
     ``faults`` is a path to a JSON/YAML fault set (``fkhls.faults``), a mapping, or a ``FaultSet``;
     scenarios are all flipped together, each word records the scenario and LBI it came from.
     """
+    from fkhls.addressing import spec_from_manifest
     from fkhls.faults import FaultSet, load_fault_set, model_bit_of
-    from fkhls.model_spec import describe_model, load_keras_model
 
     manifest = load_manifest(project_dir)
-    spec = describe_model(load_keras_model(manifest.model_path), manifest.input_type["cpp"])
+    spec = spec_from_manifest(manifest)  # names, shapes and word types: no TF import needed
     fault_set = faults if isinstance(faults, FaultSet) else load_fault_set(faults, spec)
     pairs = [(s.name, f) for s in fault_set.scenarios for f in s.faults]
     if not pairs:
         raise ProjectError("the fault set flips no bits (every region drew 0 bits)")
-    triples = hardware_bits_of_faults(manifest, [f for _, f in pairs])
-    origins = []
-    for (name, fault) in pairs:
-        layer = manifest.layer(fault.layer)
-        arr = layer.kernel if fault.tensor == "kernel" else layer.bias
-        origins.append(FaultOrigin(scenario=name, layer=fault.layer, tensor=fault.tensor, lbi=int(fault.lbi),
-                                   flat_index=int(fault.flat_index), keras_index=_keras_index(arr, fault.flat_index),
-                                   bit=int(fault.bit), model_bit=int(model_bit_of(spec, fault))))
+    triples, origins = [], []
+    for (name, fault), hb in zip(pairs, map_faults(manifest, [f for _, f in pairs])):
+        if hb.array_bit is None:
+            raise AddressError(f"{fault.layer}.{fault.tensor} lbi {fault.lbi} has no bit in array {hb.array}: {hb.note}")
+        triples.append((hb.array, int(hb.element), int(hb.array_bit)))
+        origins.append(FaultOrigin(scenario=name, layer=hb.layer, tensor=hb.tensor, lbi=int(fault.lbi),
+                                   flat_index=int(hb.flat_index), keras_index=tuple(int(i) for i in hb.keras_index),
+                                   bit=int(fault.bit), model_bit=int(model_bit_of(spec, fault)),
+                                   memory_word=hb.memory_word, memory_bit=hb.memory_bit))
     source = {
         "fault_source": str(Path(faults).resolve()) if isinstance(faults, (str, Path)) else None,
         "seed": fault_set.seed,
