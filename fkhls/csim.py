@@ -25,7 +25,12 @@ from fkhls.manifest import Manifest
 from fkhls.templates import render
 
 CXX = os.environ.get("FKHLS_CXX", "g++")
-CXXFLAGS = ("-std=c++17", "-O2", "-w")
+CXXFLAGS = ("-std=c++17", "-w")
+
+
+def optimization_flag() -> str:
+    """-O2 unless $FKHLS_CXX_OPT says otherwise (tests that run few samples build faster at -O0)."""
+    return os.environ.get("FKHLS_CXX_OPT", "-O2")
 
 
 def cache_root() -> Path:
@@ -66,7 +71,7 @@ def compile_program(project: Path, source_text: str, name: str, extra_flags: tup
     compiler = find_compiler()
     project = project.resolve()
     weights_dir = project / "firmware" / "weights"
-    flags = (*CXXFLAGS, *extra_flags, f'-DWEIGHTS_DIR="{weights_dir}"', f"-I{project}", f"-I{project / 'firmware'}",
+    flags = (*CXXFLAGS, optimization_flag(), *extra_flags, f'-DWEIGHTS_DIR="{weights_dir}"', f"-I{project}", f"-I{project / 'firmware'}",
              f"-I{project / 'firmware' / 'ap_types'}")
     key = _source_digest(project, source_text + "\0".join(flags) + compiler)
     build_dir = cache_root() / "csim" / f"{name}-{key}"

@@ -122,10 +122,24 @@ def _hls_kind(layer) -> str | None:
     return kind
 
 
-def _match_layers(spec: ModelSpec, hls_model) -> list[tuple[LayerSpec, object | None]]:
-    """Pair every fkhls step with the hls4ml layer that computes it (None if hls4ml folded it away)."""
+@dataclass
+class _Match:
+    """A step, the hls4ml layer computing it (None if folded), and the layer whose output holds its value."""
+
+    step: LayerSpec
+    layer: object | None
+    holder: object | None
+
+
+def _match_layers(spec: ModelSpec, hls_model) -> list[_Match]:
+    """Pair every fkhls step with the hls4ml layer that computes it.
+
+    hls4ml folds some steps away: Flatten/linear (the value is unchanged) and a quantized_bits
+    activation (its type becomes the previous layer's output type, which is the same cast of
+    the exact accumulator). The folded step's value then lives in the previous layer's output.
+    """
     hls_layers = [layer for layer in hls_model.get_layers() if layer.class_name not in _PASS_THROUGH - {"Reshape"}]
-    matches: list[tuple[LayerSpec, object | None]] = []
+    matches: list[_Match] = []
     position = 0
     for step in spec.layers:
         candidate = hls_layers[position] if position < len(hls_layers) else None
@@ -141,10 +155,13 @@ def _match_layers(spec: ModelSpec, hls_model) -> list[tuple[LayerSpec, object | 
                     f"hls4ml built {candidate.name!r} as {candidate.get_attr('activation')!r} for {step.name!r}, "
                     "expected relu"
                 )
-            matches.append((step, candidate))
+            matches.append(_Match(step, candidate, candidate))
             position += 1
-        elif step.kind in ("flatten", "linear"):
-            matches.append((step, None))
+        elif step.kind in ("flatten", "linear") or (step.kind == "activation" and step.activation == "quantized_bits"):
+            previous = matches[-1]
+            matches.append(_Match(step, None, previous.holder))
+            if step.kind == "activation":
+                previous.holder = None  # the exact accumulator is no longer materialized
         else:
             got = f"{candidate.name!r} ({candidate.class_name})" if candidate is not None else "nothing"
             raise UnsupportedModelError(
@@ -154,6 +171,15 @@ def _match_layers(spec: ModelSpec, hls_model) -> list[tuple[LayerSpec, object | 
         extra = [f"{layer.name} ({layer.class_name})" for layer in hls_layers[position:]]
         raise UnsupportedModelError(f"hls4ml built layers fkhls cannot account for: {extra}")
     return matches
+
+
+def _output_types(matches: list[_Match]) -> dict[str, FixedPrecisionType]:
+    """The type each hls4ml layer's output must have: that of the last step whose value it holds."""
+    types: dict[str, FixedPrecisionType] = {}
+    for match in matches:
+        if match.holder is not None:
+            types[match.holder.name] = match.step.result_type
+    return types
 
 
 def _hw(ptype: FixedPrecisionType) -> FixedPrecisionType:
@@ -171,12 +197,14 @@ def _set_output_type(layer, ptype: FixedPrecisionType) -> None:
         layer.types["result_t"].precision = _hw(ptype)
 
 
-def _apply_types(spec: ModelSpec, matches, hls_model) -> None:
+def _apply_types(spec: ModelSpec, matches: list[_Match], hls_model) -> None:
     """Set every type on hls4ml's objects; pass-through layers inherit their input's type."""
-    for step, layer in matches:
+    output_types = _output_types(matches)
+    for match in matches:
+        step, layer = match.step, match.layer
         if layer is None:
             continue
-        _set_output_type(layer, step.result_type)
+        _set_output_type(layer, output_types[layer.name])
         if step.kind in WEIGHTED_KINDS:
             layer.get_weights("weight").update_precision(_hw(step.kernel.ptype))
             if "weight_t" in layer.types:
@@ -274,17 +302,20 @@ def _read_back(model, spec: ModelSpec, options: ExportOptions, matches, hls_mode
     parameters = (project / "firmware" / "parameters.h").read_text()
     records: list[LayerRecord] = []
     changed_rf: dict[str, int] = {}
-    for step, layer in matches:
+    for match in matches:
+        step, layer, holder = match.step, match.layer, match.holder
+        # The C variable that holds this step's value (None when hls4ml no longer materializes it).
+        out_var = holder.get_output_variable() if holder is not None else None
+        if out_var is not None:
+            _check_type(typedefs, out_var.type.name, step.result_type, f"the output of {step.name}")
         if layer is None:
             records.append(LayerRecord(name=step.name, keras_name=step.keras_name, kind=step.kind, hls_name=None,
-                                       hls_index=None, hls_class=None, output_var=None,
+                                       hls_index=None, hls_class=None, output_var=out_var.name if out_var else None,
                                        result_type=type_to_dict(step.result_type)))
             continue
-        out_var = layer.get_output_variable()
-        _check_type(typedefs, out_var.type.name, step.result_type, f"the output of {step.name}")
         fields = dict(name=step.name, keras_name=step.keras_name, kind=step.kind, hls_name=layer.name,
-                      hls_index=int(layer.index), hls_class=layer.class_name, output_var=out_var.name,
-                      result_type=type_to_dict(step.result_type))
+                      hls_index=int(layer.index), hls_class=layer.class_name,
+                      output_var=out_var.name if out_var else None, result_type=type_to_dict(step.result_type))
         if step.kind in WEIGHTED_KINDS:
             struct = _config_struct(parameters, layer)
             accum_name = struct.get("accum_t", layer.types["accum_t"].name)
@@ -304,8 +335,8 @@ def _read_back(model, spec: ModelSpec, options: ExportOptions, matches, hls_mode
             fields.update(accum_type=type_to_dict(step.accum_type), strategy=strategy, reuse_factor=reuse,
                           n_in=n_in, n_out=n_out, kernel=kernel, bias=bias)
         records.append(LayerRecord(**fields))
-    input_layer = matches[0][1]
-    output_layer = next(layer for _, layer in reversed(matches) if layer is not None)
+    input_layer = matches[0].layer
+    output_layer = matches[-1].holder
     return Manifest(
         project_dir=project, project_name=PROJECT_NAME, backend=options.backend, io_type=options.io_type,
         strategy=options.strategy, reuse_factor=options.reuse_factor,

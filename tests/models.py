@@ -1,0 +1,133 @@
+"""Small QKeras models for tests, built deterministically, with weights spread over each quantizer's grid.
+
+Every supported layer and quantizer appears in at least one model here: QDense, QConv1D,
+QConv2D (same/valid padding, strides), QActivation(quantized_relu / quantized_bits), an inline
+activation, Flatten, Activation('linear'), signed and unsigned (keep_negative=0) weights.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+
+def _spread_weights(model, seed: int) -> None:
+    """Give every kernel/bias values across (and just past) its quantizer's range, so words hit the extremes."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        new = []
+        for var, value in zip(layer.weights, layer.get_weights()):
+            quantizer = getattr(layer, "kernel_quantizer_internal" if "kernel" in var.name else "bias_quantizer_internal",
+                                None)
+            if quantizer is None:
+                new.append(value)
+                continue
+            cfg = quantizer.get_config()
+            top = 2.0 ** cfg.get("integer", 0)
+            low = -top if cfg.get("keep_negative", 1) else 0.0
+            new.append(rng.uniform(low * 1.05, top * 1.05, size=value.shape).astype(np.float32))
+        if new:
+            layer.set_weights(new)
+
+
+def grid_inputs(shape: tuple[int, ...], n: int, seed: int, fractional: int = 6, scale: float = 2.0) -> np.ndarray:
+    """Random inputs on the ap_fixed<16,6> grid, inside its range.
+
+    Six fractional bits by default keep every QKeras float32 sum of these small models exact
+    (< 24 significant bits), so golden parity with QKeras is a fair test of the hardware types.
+    """
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0.0, scale, size=(n, *shape))
+    x = np.clip(np.round(x * 2**fractional) / 2**fractional, -32.0, 32.0 - 2.0**-fractional)
+    return x.astype(np.float32)
+
+
+def dense_model(seed: int = 1):
+    """MLP with every activation kind: relu, quantized_bits activation, inline relu, linear."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(10,), name="x")
+    h = QDense(8, name="d1", kernel_quantizer=quantized_bits(8, 2, alpha=1), bias_quantizer=quantized_bits(8, 3, alpha=1))(x_in)
+    h = QActivation(quantized_relu(6, 2), name="r1")(h)
+    h = QDense(7, name="d2", kernel_quantizer=quantized_bits(5, 1, alpha=1), bias_quantizer=quantized_bits(6, 1, alpha=1),
+               activation=quantized_relu(5, 1))(h)
+    h = QDense(6, name="d3", kernel_quantizer=quantized_bits(4, 0, alpha=1), bias_quantizer=quantized_bits(4, 0, alpha=1))(h)
+    h = QActivation(quantized_bits(8, 3, alpha=1), name="qb")(h)
+    h = tf.keras.layers.Activation("linear", name="lin")(h)
+    out = QDense(3, name="out", kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="dense_test")
+    _spread_weights(model, seed)
+    return model
+
+
+def unsigned_model(seed: int = 2):
+    """Unsigned weights (keep_negative=0): hls4ml's default types them signed and loses a bit."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(9,), name="x")
+    h = QDense(6, name="u1", kernel_quantizer=quantized_bits(6, 0, keep_negative=0, alpha=1),
+               bias_quantizer=quantized_bits(6, 0, keep_negative=0, alpha=1))(x_in)
+    h = QActivation(quantized_relu(6, 1), name="r1")(h)
+    out = QDense(4, name="u2", kernel_quantizer=quantized_bits(7, 1, keep_negative=0, alpha=1),
+                 bias_quantizer=quantized_bits(6, 1, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="unsigned_test")
+    _spread_weights(model, seed)
+    return model
+
+
+def conv2d_model(seed: int = 3):
+    """QConv2D same + strided valid, Flatten, QDense."""
+    import tensorflow as tf
+    from qkeras import QActivation, QConv2D, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(6, 6, 2), name="img")
+    h = QConv2D(3, (3, 3), padding="same", name="c1", kernel_quantizer=quantized_bits(6, 1, alpha=1),
+                bias_quantizer=quantized_bits(6, 1, alpha=1))(x_in)
+    h = QActivation(quantized_relu(6, 2), name="r1")(h)
+    h = QConv2D(4, (2, 2), strides=(2, 2), padding="valid", name="c2", kernel_quantizer=quantized_bits(5, 0, alpha=1),
+                bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    h = QActivation(quantized_relu(5, 2), name="r2")(h)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    out = QDense(3, name="head", kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="conv2d_test")
+    _spread_weights(model, seed)
+    return model
+
+
+def conv1d_model(seed: int = 4):
+    """QConv1D valid, inline relu, Flatten, QDense."""
+    import tensorflow as tf
+    from qkeras import QConv1D, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(8, 3), name="seq")
+    h = QConv1D(4, 3, padding="valid", name="k1", kernel_quantizer=quantized_bits(6, 1, alpha=1),
+                bias_quantizer=quantized_bits(6, 1, alpha=1), activation=quantized_relu(6, 2))(x_in)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    out = QDense(2, name="head", kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="conv1d_test")
+    _spread_weights(model, seed)
+    return model
+
+
+BUILDERS = {"dense": dense_model, "unsigned": unsigned_model, "conv2d": conv2d_model, "conv1d": conv1d_model}
+
+
+def build(name: str):
+    return BUILDERS[name]()
+
+
+def inputs_for(model, n: int = 200, seed: int = 0) -> np.ndarray:
+    return grid_inputs(tuple(int(d) for d in model.inputs[0].shape[1:]), n, seed)
