@@ -336,6 +336,13 @@ def faulty_model_outputs(model, faults, x, *, spec: ModelSpec | None = None, met
 
 # Elementwise steps whose input word is at most this wide run as a table of all 2**W words.
 _TABLE_MAX_WIDTH = 20
+# Words (and exact accumulators) of types at most this wide are cached as int32: half the memory
+# traffic, and any difference of two such words still fits in int32.
+_NARROW_WIDTH = 30
+
+
+def _compact(words: np.ndarray, narrow: bool) -> np.ndarray:
+    return words.astype(np.int32) if narrow else words
 
 
 @dataclass
@@ -362,15 +369,20 @@ class _Golden:
         for index, layer in enumerate(spec.layers):
             in_types.append(in_type)
             if layer.kind in WEIGHTED_KINDS:
-                accs[index] = _accumulate(layer, in_type, x, weights)
-                x = _finish(layer, accs[index].acc, accs[index].frac).reshape(x.shape[0], *layer.output_shape)
+                acc = _accumulate(layer, in_type, x, weights)
+                x = _finish(layer, acc.acc, acc.frac).reshape(x.shape[0], *layer.output_shape)
+                narrow = acc.frac == layer.accum_type.fractional and layer.accum_type.width <= _NARROW_WIDTH
+                accs[index] = _Acc(_compact(acc.acc, narrow), acc.frac, acc.patches)
             else:
                 if layer.kind == "activation" and in_type.width <= _TABLE_MAX_WIDTH:
                     lo, hi = raw_bounds(in_type)
-                    tables[index] = (lo, _elementwise(layer, in_type, np.arange(lo, hi + 1, dtype=np.int64)))
+                    table = _elementwise(layer, in_type, np.arange(lo, hi + 1, dtype=np.int64))
+                    tables[index] = (lo, _compact(table, layer.result_type.width <= _NARROW_WIDTH))
                 x = _step(layer, in_type, x, weights)
-            outs.append(x)
+            outs.append(_compact(x, layer.result_type.width <= _NARROW_WIDTH))
             in_type = layer.result_type
+        for index, acc in accs.items():  # im2col of the compact inputs, for the cheap per-fault deltas
+            accs[index] = _Acc(acc.acc, acc.frac, acc.patches.astype(outs[index - 1].dtype))
         return cls(spec, weights, outs, in_types, accs, tables)
 
     @property
@@ -385,31 +397,49 @@ class _Golden:
         return _step(self.spec.layers[index], self.in_types[index], x, self.weights)
 
 
-def _dense_table(g: _Golden, index: int, rows: np.ndarray) -> np.ndarray | None:
-    """Dense step ``index`` fused with the table activation after it, in exact float64; None if not applicable.
+def _float_dtype(layer: LayerSpec, in_type: FixedPrecisionType):
+    """The narrowest float type in which the layer's sums, bias and table offset are exact, or None.
 
-    Words stay exact: the product sums are proven below 2**53 (``float64_is_exact``), the
-    accumulator width (<= 53 here) bounds the aligned sum plus bias, and the table index is an
-    integer. One BLAS call, one add, one cast, one gather per row.
+    float32 holds every integer up to 2**24, float64 up to 2**53: the product-sum bound of the
+    types and the accumulator width (which bounds the aligned sum plus bias) must both fit.
+    """
+    x_lo, x_hi = raw_bounds(in_type)
+    w_lo, w_hi = raw_bounds(layer.kernel.ptype)
+    bound = layer.n_terms * max(-x_lo, x_hi) * max(-w_lo, w_hi)
+    width = layer.accum_type.width + 1  # + 1: the table offset may double the magnitude
+    if bound <= 2**24 and width <= 24:
+        return np.float32
+    if bound <= _FLOAT64_EXACT and width <= 53:
+        return np.float64
+    return None
+
+
+def _dense_table(g: _Golden, index: int, rows: np.ndarray) -> np.ndarray | None:
+    """Dense step ``index`` fused with the table activation after it, in exact floats; None if not applicable.
+
+    Words stay exact (``_float_dtype``): every product, partial sum, bias and table index is an
+    integer the float type represents. One BLAS call, one add, one cast, one gather per row.
     """
     layer = g.spec.layers[index]
-    if (layer.kind != "dense" or index + 1 not in g.tables or layer.accum_type.width > 53
-            or not float64_is_exact(layer, g.in_types[index]) or layer.result_type != layer.accum_type
+    if (layer.kind != "dense" or index + 1 not in g.tables or layer.result_type != layer.accum_type
             or layer.accum_type.fractional != g.accs[index].frac):
         return None
     cache = g.fused.get(index)
     if cache is None:
+        dtype = _float_dtype(layer, g.in_types[index])
+        if dtype is None:
+            return None
         acc = g.accs[index]
         frac_p = g.in_types[index].fractional + layer.kernel.ptype.fractional
-        kernel = g.weights[(layer.name, "kernel")].astype(np.float64) * 2.0 ** (acc.frac - frac_p)
-        offset = np.zeros(kernel.shape[-1]) - g.tables[index + 1][0]
+        kernel = g.weights[(layer.name, "kernel")] << (acc.frac - frac_p)
+        offset = np.zeros(kernel.shape[-1], dtype=np.int64) - g.tables[index + 1][0]
         if layer.bias is not None:
-            offset += g.weights[(layer.name, "bias")] * 2.0 ** (acc.frac - layer.bias.ptype.fractional)
-        cache = g.fused[index] = (kernel, offset)
+            offset += g.weights[(layer.name, "bias")] << (acc.frac - layer.bias.ptype.fractional)
+        cache = g.fused[index] = (kernel.astype(dtype), offset.astype(dtype))
     kernel, offset = cache
-    summed = rows.astype(np.float64) @ kernel
+    summed = rows.astype(kernel.dtype) @ kernel
     summed += offset
-    return g.tables[index + 1][1][summed.astype(np.int64)]
+    return g.tables[index + 1][1][summed.astype(np.int32)]
 
 
 def _propagate(g: _Golden, start: int, rows: np.ndarray, samples: np.ndarray, ids: np.ndarray):
@@ -442,7 +472,7 @@ def _fault_deltas(g: _Golden, index: int, tensor: str, faults: Sequence[BitFault
     old = raw[flat]
     new = flip_bits(tspec.ptype, old, np.left_shift(np.int64(1), bit))
     in_frac = g.in_types[index].fractional if tensor == "kernel" else 0
-    delta = (new - old) << (g.accs[index].frac - (tspec.ptype.fractional + in_frac))
+    delta = ((new - old) << (g.accs[index].frac - (tspec.ptype.fractional + in_frac))).astype(g.accs[index].acc.dtype)
     n_out = layer.kernel.shape[-1]
     if tensor == "kernel":
         return flat % n_out, flat // n_out, delta
@@ -475,15 +505,22 @@ def _unique_states(samples: np.ndarray, channel: np.ndarray, values: np.ndarray)
     """Group pairs whose faulty state (sample, channel, word) is identical: downstream results are equal.
 
     Returns (representative pair index per state, state of each pair), or None when the key
-    would not fit in int64.
+    would not fit in int64. Small key spaces use a direct table instead of a sort.
     """
     v_lo = int(values.min())
     spans = [int(samples.max()) + 1, int(channel.max()) + 1, int(values.max()) - v_lo + 1]
-    if float(spans[0]) * spans[1] * spans[2] >= 2.0**62:
+    space = float(spans[0]) * spans[1] * spans[2]
+    if space >= 2.0**62:
         return None
     key = (samples * spans[1] + channel) * spans[2] + (values - v_lo)
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    return first, inverse
+    if space > max(1 << 24, 8 * len(key)):
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        return first, inverse
+    owner = np.full(int(space), -1, dtype=np.int64)
+    owner[key] = np.arange(len(key))  # any pair of a key represents it: they are the same state
+    used = owner >= 0
+    state_of_key = np.cumsum(used) - 1
+    return owner[used], state_of_key[key]
 
 
 def _downstream(g: _Golden, step: int, channel: np.ndarray, samples: np.ndarray, values: np.ndarray,
@@ -500,13 +537,14 @@ def _downstream(g: _Golden, step: int, channel: np.ndarray, samples: np.ndarray,
     if nxt.kind == "dense" and values.shape[1] == 1 and g.outs[step].ndim == 2:
         # Rank-1 update: only input column `channel` differs, so the next dense's exact accumulator
         # moves by (new - old) * W[channel, :] (integers): no full matmul.
+        # Every term is a difference of two accumulators of the type, so the accumulator's dtype holds it.
         nacc = g.accs[step + 1]
         shift = nacc.frac - (g.in_types[step + 1].fractional + nxt.kernel.ptype.fractional)
-        w = g.weights[(nxt.name, "kernel")]
-        diff = values[:, 0] - golden[:, 0]
-        rows = _finish(nxt, nacc.acc[samples, 0] + ((diff[:, None] * w[channel]) << shift), nacc.frac)
-        keep = (rows != g.outs[step + 1][samples]).any(axis=1)
-        rows, _, ids = _propagate(g, step + 2, rows[keep], samples[keep], ids[keep])
+        w = (g.weights[(nxt.name, "kernel")] << shift).astype(nacc.acc.dtype)
+        diff = (values[:, 0] - golden[:, 0]).astype(nacc.acc.dtype)
+        rows = nacc.acc[samples, 0]
+        rows += diff[:, None] * w[channel]
+        rows, _, ids = _propagate(g, step + 2, _finish(nxt, rows, nacc.frac), samples, ids)
         return rows, ids
     rows = g.outs[step][samples].reshape(len(samples), -1, n_chan).copy()
     rows[ids, :, channel] = values
@@ -619,6 +657,17 @@ class FaultSummary:
     outputs: dict[int, np.ndarray] = field(default_factory=dict)
 
 
+def _max_at(target: np.ndarray, index: np.ndarray, values: np.ndarray) -> None:
+    """target[index] = max(target[index], values), fast when ``index`` is sorted (it is, per chunk)."""
+    if not len(index):
+        return
+    if np.all(index[1:] >= index[:-1]):
+        starts = np.concatenate(([0], np.nonzero(index[1:] != index[:-1])[0] + 1))
+        np.maximum.at(target, index[starts], np.maximum.reduceat(values, starts))
+    else:
+        np.maximum.at(target, index, values)
+
+
 def summarize_single_bit_faults(
     spec: ModelSpec, weights: Weights, x_raw, faults: Sequence[BitFault], keep_outputs: Sequence[int] = ()
 ) -> FaultSummary:
@@ -640,7 +689,7 @@ def summarize_single_bit_faults(
         f, r = e.faults[hit], e.row[hit]
         samples_changed += np.bincount(f, minlength=n_faults)
         outputs_changed += np.bincount(f, weights=(diff != 0).sum(axis=1)[r], minlength=n_faults).astype(np.int64)
-        np.maximum.at(max_err, f, diff.max(axis=1, initial=0)[r])
+        _max_at(max_err, f, diff.max(axis=1, initial=0)[r])
         moved = flat.argmax(axis=1) != golden_arg[e.row_samples] if len(flat) else np.zeros(0, bool)
         arg_changed += np.bincount(f, weights=moved[r], minlength=n_faults).astype(np.int64)
         for k in keep:
