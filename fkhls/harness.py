@@ -127,9 +127,11 @@ def encode_scenarios(manifest: Manifest, scenarios: Iterable[Iterable]) -> Encod
 
 def split_range(n: int, parts: int) -> list[tuple[int, int]]:
     """``n`` items in at most ``parts`` contiguous, nearly equal, non-empty slices (start, stop)."""
-    parts = max(1, min(int(parts), n)) if n else 1
+    if n <= 0:
+        return []
+    parts = max(1, min(int(parts), n))
     edges = np.linspace(0, n, parts + 1).round().astype(int)
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a or n == 0]
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
 def open_results(path: str | Path, n_scenarios: int, n_samples: int, n_out: int, mode: str = "r") -> np.memmap:
@@ -203,7 +205,7 @@ def run_fault_harness(manifest: Manifest, x_raw, scenarios: Sequence[Sequence] |
             return np.zeros((0, job.n_samples, job.n_out), dtype=np.int64)
         slices = split_range(job.n_scenarios, workers)
         procs = [(subprocess.Popen(_command(job, a, b), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
-                  a, b) for a, b in slices if b > a]
+                  a, b) for a, b in slices]
         errors = []
         for proc, a, b in procs:
             _, err = proc.communicate()
