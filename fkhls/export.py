@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,8 @@ from fkhls.errors import ProjectError, UnsupportedModelError
 from fkhls.files import staged_directory
 from fkhls.fixedpoint import FixedPrecisionType, cpp_type, parse_type, to_raw, type_to_dict
 from fkhls.manifest import MODEL_COPY_NAME, ArrayRecord, LayerRecord, Manifest
+from fkhls.project_types import config_struct as _config_struct
+from fkhls.project_types import read_typedefs as _typedefs
 from fkhls.model_spec import (
     DEFAULT_INPUT_TYPE,
     WEIGHTED_KINDS,
@@ -220,37 +221,6 @@ def _apply_types(spec: ModelSpec, matches: list[_Match], hls_model) -> None:
             source = layer.get_input_variable().type.precision
             if isinstance(source, FixedPrecisionType):
                 _set_output_type(layer, source)
-
-
-_TYPEDEF_RE = re.compile(r"^typedef\s+(?P<type>.+?)\s+(?P<name>\w+);\s*$", re.M)
-_ARRAY_RE = re.compile(r"^nnet::array<\s*(?P<inner>.+)\s*,\s*[\w*\s]+>$")
-
-
-def _typedefs(project: Path) -> dict[str, FixedPrecisionType | str]:
-    """Every typedef of defines.h, the element type parsed where it is a fixed-point type."""
-    out: dict[str, FixedPrecisionType | str] = {}
-    for match in _TYPEDEF_RE.finditer((project / "firmware" / "defines.h").read_text()):
-        text = match["type"].strip()
-        array = _ARRAY_RE.match(text)
-        inner = array["inner"] if array else text
-        try:
-            out[match["name"]] = parse_type(inner)
-        except Exception:
-            out[match["name"]] = text
-    return out
-
-
-def _config_struct(parameters: str, layer) -> dict[str, str]:
-    """The ``static const`` members of the layer's config struct in parameters.h."""
-    index = layer.index
-    values: dict[str, str] = {}
-    pattern = re.compile(rf"struct\s+(\w*config{index})\s*:[^{{]*\{{(?P<body>.*?)\n\}};", re.S)
-    for match in pattern.finditer(parameters):
-        for member in re.finditer(r"static const (?:unsigned|bool|int) (\w+) = ([^;]+);", match["body"]):
-            values.setdefault(member.group(1), member.group(2).strip())
-        for typedef in re.finditer(r"typedef (\w+) (\w+);", match["body"]):
-            values.setdefault(typedef.group(2), typedef.group(1))
-    return values
 
 
 def _same(a: FixedPrecisionType, b: FixedPrecisionType) -> bool:
