@@ -9,6 +9,21 @@ scripts (``render_project_scripts``). The golden project is only read.
 
 A fault file's scenarios are all applied to the one faulty project (that is what a user
 synthesizes); a bit named by several scenarios is flipped once, and keeps every origin.
+
+``faults.json`` (schema ``FAULTS_SCHEMA``)::
+
+    {"schema": 1, "fkhls_version", "golden_project", "golden_manifest_sha256", "model_name", "model_hash",
+     "fault_source": path | null, "seed": int, "scenarios": [{"name", "n_bits"}],   # when made by inject()
+     "n_words", "n_bits",
+     "changed_files": [{"path", "sha256_golden", "sha256_faulty"}],
+     "words": [{"array", "element", "bits": [bit from LSB, ...], "type": "ap_fixed<6,1>",
+                "raw_before", "raw_after", "value_before", "value_after", "literal_before", "literal_after",
+                "layer", "tensor", "flat_index", "keras_index",
+                "origins": [{"scenario", "layer", "tensor", "lbi", "flat_index", "keras_index", "bit",
+                             "model_bit", "memory_word", "memory_bit"}]}]}
+
+Build outputs of the golden project (``*_prj``, ``*.so``, ``*.o``) and a previous ``faults.json``
+are not copied: they describe the golden weights.
 """
 
 from __future__ import annotations
@@ -17,7 +32,7 @@ import hashlib
 import json
 import re
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -107,7 +122,6 @@ class InjectResult:
     changes: tuple[WordChange, ...]
     changed_files: tuple[str, ...]  # relative to project_dir
     faults_json: Path
-    extra: dict = field(default_factory=dict, compare=False)
 
     @property
     def n_bits(self) -> int:
