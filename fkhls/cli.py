@@ -105,7 +105,7 @@ def verify(project, inputs, model) -> None:
 
 
 # Commands owned by other modules register here; a module that is not present is skipped.
-for _module in ("fkhls.cli_faults", "fkhls.cli_addressing", "fkhls.cli_codegen", "fkhls.cli_campaign"):
+for _module in ("fkhls.cli_addressing", "fkhls.cli_codegen", "fkhls.cli_crosscheck", "fkhls.cli_campaign"):
     try:
         _commands = importlib.import_module(_module).COMMANDS
     except ModuleNotFoundError as _exc:
