@@ -31,6 +31,8 @@ them and ``cone_support`` says so.
 from __future__ import annotations
 
 import re
+import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -40,7 +42,9 @@ import numpy as np
 from fkhls.csim import CsimBinary, compile_program
 from fkhls.errors import ProjectError
 from fkhls.fixedpoint import SaturationMode, cpp_type, parse_type, type_from_dict
-from fkhls.harness import EncodedScenarios, run_fault_harness
+# The job layout, command line and result file are the reference harness's (the cone binary takes the same
+# arguments, plus an optional STEP PHASE), so a campaign can also drive it with harness.run_harness_slice.
+from fkhls.harness import EncodedScenarios, _check, _command, open_results, prepare_harness, run_fault_harness
 from fkhls.manifest import Manifest
 from fkhls.program import Program, read_program
 from fkhls.templates import render
@@ -51,6 +55,12 @@ __all__ = ["DeltaLayer", "ConePlan", "cone_plan", "cone_support", "render_cone_h
 _TYPEDEF_RE = re.compile(r"^\s*typedef\s+(?P<cpp>.+?)\s+(?P<name>\w+)\s*;", re.M)
 _CONFIG_RE = re.compile(r"struct\s+(?P<name>\w+)\s*:\s*nnet::\w+\s*\{(?P<body>.*?)\n\};", re.S)
 _DENSE_RE = re.compile(r"^nnet::dense<\s*(?P<data>\w+)\s*,\s*(?P<res>\w+)\s*,\s*(?P<config>\w+)\s*>$")
+_ELEMENTWISE_RE = re.compile(r"^(?P<head>nnet::(?P<name>\w+)<.*,\s*)(?P<config>\w+)\s*>$")
+_NUMBER_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?[fF]?$")
+# nnet_activation.h functions where res[i] depends on data[i] alone (loops over CONFIG_T::n_in; tables are static
+# per config, filled the same way for any n_in): the cone recomputes only the changed elements through them.
+ELEMENTWISE = frozenset({"relu", "relu_max", "linear", "sigmoid", "tanh", "hard_sigmoid", "hard_tanh", "softplus",
+                         "softsign", "binary_tanh", "ternary_tanh", "leaky_relu", "thresholded_relu", "elu"})
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,7 @@ class ConePlan:
     program: Program | None = None
     array_calls: tuple[int, ...] = ()  # manifest array id -> index of the call that reads it
     delta: tuple[DeltaLayer, ...] = ()
+    elementwise: tuple[int, ...] = ()  # calls of ELEMENTWISE functions (recomputed element by element when few change)
     notes: tuple[str, ...] = ()  # why a weighted Dense layer has no neuron delta
 
 
@@ -155,6 +166,15 @@ def _delta_layer(manifest: Manifest, program: Program, index: int, typedefs: dic
                       i_stride=strides[position[0]], j_stride=strides[position[1]]), None
 
 
+def _is_elementwise(call, program: Program, names: set[str]) -> bool:
+    match = _ELEMENTWISE_RE.match(call.function)
+    if not match or match["name"] not in ELEMENTWISE:
+        return False
+    variables = [arg for arg in call.args if program.resolve(arg) in names]
+    return (len(variables) == 2 and variables == [call.args[0], call.args[-1]]
+            and program.resolve(call.args[0]) != program.resolve(call.args[-1]))
+
+
 def cone_plan(manifest: Manifest) -> ConePlan:
     """Read the project and decide, per weighted call, cone + skip or neuron delta; explain every refusal."""
     if manifest.io_type != "io_parallel":
@@ -171,9 +191,9 @@ def cone_plan(manifest: Manifest) -> ConePlan:
         for arg in call.args:
             if arg in users:
                 users[arg].append(index)
-            elif program.resolve(arg) not in names:
-                return ConePlan(False, f"call {call.layer} passes {arg!r}, neither a variable of the top function nor a "
-                                       "weight array; this project runs the reference harness")
+            elif program.resolve(arg) not in names and not _NUMBER_RE.match(arg):
+                return ConePlan(False, f"call {call.layer} passes {arg!r}, neither a variable of the top function, a "
+                                       "weight array nor a number; this project runs the reference harness")
     for array, calls in users.items():
         if len(calls) != 1:
             return ConePlan(False, f"weight array {array} is read by {len(calls)} calls (expected 1); this project runs "
@@ -186,11 +206,13 @@ def cone_plan(manifest: Manifest) -> ConePlan:
             delta.append(layer)
         else:
             notes.append(note)
+    elementwise = tuple(index for index, call in enumerate(program.calls) if _is_elementwise(call, program, names))
     reason = "cone + skip on every weighted call; neuron delta on " + (
         ", ".join(d.layer for d in delta) if delta else "no layer")
     if notes:
         reason += "; cone + skip only: " + "; ".join(notes)
-    return ConePlan(True, reason, program, tuple(users[a][0] for a in arrays), tuple(delta), tuple(notes))
+    return ConePlan(True, reason, program, tuple(users[a][0] for a in arrays), tuple(delta), elementwise,
+                    tuple(notes))
 
 
 def cone_support(manifest: Manifest) -> tuple[bool, str]:
@@ -213,11 +235,20 @@ def render_cone_harness(manifest: Manifest, plan: ConePlan | None = None) -> str
     for call in program.calls:
         args = [arg if arg in array_names else f"a.{program.resolve(arg)}" for arg in call.args]
         touched = sorted({var_id[program.resolve(arg)] for arg in call.args if arg not in array_names})
-        calls.append(dict(layer=call.layer, function=call.function, args=args,
+        calls.append(dict(layer=call.layer, function=call.function, args=args, dense=None, elementwise=None,
                           vars=[dict(id=k, name=variables[k].name) for k in touched]))
     ids = {a.array: k for k, a in enumerate(arrays)}
     delta = [dict(d.__dict__, kernel_id=ids[d.kernel], bias_id=ids[d.bias] if d.bias else -1,
                   output_id=var_id[d.output]) for d in plan.delta]
+    for d in delta:
+        calls[d["call"]]["dense"] = d
+    for index in plan.elementwise:
+        call = program.calls[index]
+        match = _ELEMENTWISE_RE.match(call.function)
+        inp, out = program.resolve(call.args[0]), program.resolve(call.args[-1])
+        calls[index]["elementwise"] = dict(
+            config=match["config"], function=f"{match['head']}{match['config']}_one_{index}>", input=inp, output=out,
+            args=[f"&a.{inp}[i]", *call.args[1:-1], f"&a.{out}[i]"])
     out_type = type_from_dict(manifest.output_type)
     return render("cone_harness.cpp.j2", project_name=manifest.project_name, io_type=manifest.io_type,
                   n_in=int(np.prod(manifest.input_shape)), n_out=int(np.prod(manifest.output_shape)),
@@ -239,12 +270,31 @@ def run_cone_harness(manifest: Manifest, x_raw, scenarios: Sequence[Sequence] | 
                      binary: CsimBinary | None = None) -> np.ndarray:
     """Same contract and results as ``harness.run_fault_harness``, computed by the cone harness.
 
-    (n_scenarios, n_samples, n_outputs) int64 sign-extended raw output words. Projects the cone
-    harness does not replay (``cone_support`` False: io_stream) run the reference harness.
+    (n_scenarios, n_samples, n_outputs) int64 sign-extended raw output words; ``out_path``: the
+    results stay in that file and a read-only memmap is returned. Projects the cone harness does
+    not replay (``cone_support`` False: io_stream) run the reference harness. ``workers`` > 1
+    processes take interleaved scenarios (s % workers), not contiguous slices: fault costs
+    differ by layer by 10x and exhaustive lists are ordered by layer.
     """
     if binary is None:
-        plan = cone_plan(manifest)
-        binary = build_cone_harness(manifest) if plan.supported else None
-        if binary is None:  # the documented fall back: the reference harness builds its own binary
+        if not cone_plan(manifest).supported:  # the documented fall back: the reference harness, its own binary
             return run_fault_harness(manifest, x_raw, scenarios, out_path=out_path, workers=workers)
-    return run_fault_harness(manifest, x_raw, scenarios, out_path=out_path, workers=workers, binary=binary)
+        binary = build_cone_harness(manifest)
+    with tempfile.TemporaryDirectory(prefix="fkhls-cone-") as tmp:
+        results = Path(out_path) if out_path is not None else Path(tmp) / "results.bin"
+        job = prepare_harness(manifest, x_raw, scenarios, results, tmp, binary)
+        if job.n_scenarios == 0:
+            return np.zeros((0, job.n_samples, job.n_out), dtype=np.int64)
+        step = max(1, min(int(workers), job.n_scenarios))
+        procs = [subprocess.Popen([*_command(job, 0, job.n_scenarios), str(step), str(phase)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for phase in range(step)]
+        failures = []
+        for proc in procs:
+            _, err = proc.communicate()
+            if proc.returncode != 0:
+                failures.append((proc.returncode, err))
+        for code, err in failures:
+            _check(code, err, 0, job.n_scenarios)
+        if out_path is not None:
+            return open_results(results, job.n_scenarios, job.n_samples, job.n_out)
+        return np.array(open_results(results, job.n_scenarios, job.n_samples, job.n_out))
