@@ -61,11 +61,15 @@ __all__ = [
     "fault_metrics",
     "engine_agreement",
     "csim_engine",
+    "default_shard_size",
 ]
 
 ENGINES = ("tf", "csim", "both")
 SCHEMA = 1
-DEFAULT_SHARD_SIZE = 1024
+# Default shard: the most scenarios (a power of two, at most 4096) whose faulty output words stay
+# under ~16 M per engine (~128 MB of int64), so a worker's memory is bounded for any model, and
+# the engines' per-call set-up (golden pass, process start) is paid rarely.
+SHARD_WORDS = 1 << 24
 CAMPAIGN_JSON = "campaign.json"
 GOLDEN_NPZ = "golden.npz"
 SHARD_DIR = "shards"
@@ -110,12 +114,12 @@ class CampaignConfig:
     engine: str  # tf | csim | both
     selection: Selection
     labels: Path | None = None
-    shard_size: int = DEFAULT_SHARD_SIZE
+    shard_size: int | None = None  # None: ``default_shard_size`` of the inputs and outputs
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise FkhlsError(f"engine {self.engine!r} is not valid; valid engines: {list(ENGINES)}")
-        if self.shard_size < 1:
+        if self.shard_size is not None and self.shard_size < 1:
             raise FkhlsError(f"shard size {self.shard_size} must be >= 1")
 
     @property
@@ -190,6 +194,12 @@ _IDENTITY_KEYS = ("schema", "project_hash", "inputs_hash", "labels_hash", "n_sam
 def _differences(old: dict, new: dict) -> list[str]:
     return [f"{key}: on disk {old.get(key)!r}, asked {new.get(key)!r}" for key in _IDENTITY_KEYS
             if old.get(key) != new.get(key)]
+
+
+def default_shard_size(n_samples: int, n_outputs: int) -> int:
+    """Scenarios per shard when none is given: a function of the data only, so resuming finds the same shards."""
+    fits = max(1, SHARD_WORDS // max(1, n_samples * n_outputs))
+    return int(min(4096, 1 << (fits.bit_length() - 1)))
 
 
 def campaign_scenarios(spec, selection: Selection) -> list[FaultScenario]:
@@ -457,11 +467,15 @@ def run_campaign(config: CampaignConfig, results_dir: str | Path, *, workers: in
     scenarios = campaign_scenarios(spec_from_manifest(manifest), config.selection)
     if not scenarios:
         raise FkhlsError("the fault selection is empty: no scenario to run")
+    if config.shard_size is None:
+        config = replace(config, shard_size=default_shard_size(x_raw.shape[0], int(np.prod(manifest.output_shape))))
     identity = campaign_identity(config, manifest, x_raw.shape[0], len(scenarios))
     _prepare_dir(results_dir, identity, force)
     shard_dir = results_dir / SHARD_DIR
     n_shards = identity["n_shards"]
     pending = [i for i in range(n_shards) if not shard_path(shard_dir, i).is_file()]
+    done_before = len(scenarios) - sum(min(config.shard_size, len(scenarios) - i * config.shard_size)
+                                       for i in pending)
 
     timings: dict[str, float] = {}
     state = _State(Path(config.project_dir).resolve(), config.engines, scenarios, config.shard_size, shard_dir,
@@ -482,8 +496,6 @@ def run_campaign(config: CampaignConfig, results_dir: str | Path, *, workers: in
         pending = pending[:max_shards]
     workers = max(1, int(workers or os.cpu_count() or 1))
     t0 = time.perf_counter()
-    done_before = sum(min(config.shard_size, len(scenarios) - i * config.shard_size) for i in range(n_shards)
-                      if i not in set(pending) and shard_path(shard_dir, i).is_file())
     with _progress(len(scenarios), done_before, quiet) as bar:
         for _, count, mismatching, _ in _execute(state, pending, workers):
             bar.update(count)

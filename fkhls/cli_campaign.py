@@ -38,8 +38,9 @@ def _csv_list(value: str | None, what: str, cast=str) -> tuple | None:
 @click.option("--bits", help="Exhaustive: only these bit positions (from the LSB, comma-separated).")
 @click.option("-o", "--output", "results_dir", type=click.Path(file_okay=False),
               help="Results directory [default: PROJECT/campaign].")
-@click.option("--shard-size", type=click.IntRange(min=1), default=1024, show_default=True,
-              help="Faults per shard (unit of work, storage and resume).")
+@click.option("--shard-size", type=click.IntRange(min=1),
+              help="Faults per shard (unit of work, storage and resume) [default: up to 4096, sized so a shard's "
+                   "output words stay under 16 M].")
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes [default: all cores].")
 @click.option("--force", is_flag=True, help="Discard a different (or unfinished) campaign in the results directory.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
