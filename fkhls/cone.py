@@ -14,7 +14,12 @@ Per scenario and sample it then
 2. *neuron delta* (single-bit scenarios in an eligible Dense call): updates only the one
    output the flipped weight feeds, ``golden + (accum_t)(x*w_new) - (accum_t)(x*w_old)``
    (bias: ``+ (accum_t)b_new - (accum_t)b_old``) in the layer's ``accum_t`` with its own
-   ``product``, then continues as in 1 from the next call.
+   ``product``, then continues as in 1 from the next call;
+3. *sparse inputs*: inside the cone, an eligible Dense call whose input differs from golden in
+   fewer than half its elements is updated the same way for each changed input (every output:
+   ``+ (accum_t)(x_new*w) - (accum_t)(x_old*w)``), and an elementwise activation
+   (``ELEMENTWISE``) runs its own ``nnet::`` function, instantiated for one element, on the
+   changed elements only; otherwise the call runs whole.
 
 The delta is exact when the sum is modular in ``accum_t`` and nothing rounds it afterwards:
 the call's result type *is* its ``accum_t`` (so ``cast`` is the identity), ``accum_t`` is an

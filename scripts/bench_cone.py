@@ -1,0 +1,149 @@
+"""Per-fault cost of the cone harness vs the reference harness vs a per-fault recompile, in one run.
+
+    .venv/bin/python scripts/bench_cone.py [--samples 1000] [--recompiles 2] [--reference-faults 100]
+                                           [--workers 2] [--no-emulate]
+
+On the demo model (16-64-32-32-5, 6-bit weights), fresh build cache so every g++ run is real:
+  (a) naive: `inject` a faulty copy + g++ build of its C-sim + run, for a couple of faults;
+  (b) reference harness (fkhls.harness): one binary, full top function per fault, a seeded sample;
+  (c) cone harness (fkhls.cone): all 26,334 single-bit faults (every bit of every weight and
+      bias), ``--workers`` processes;
+  (d) unless --no-emulate: the exact emulator's batched engine on the same 26,334 faults, and the
+      cross-check of the whole campaign (cone == emulator, every word).
+The cone rows are also checked against (a) and (b). Prints wall time, CPU time of the harness
+processes, ms per fault, fault x samples per second and the ratios against the naive way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+DATA = Path(__file__).resolve().parent.parent / "fkhls" / "data"
+
+
+def child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=1000, help="inputs per fault")
+    parser.add_argument("--recompiles", type=int, default=2, help="faults timed through inject + g++ build + run")
+    parser.add_argument("--reference-faults", type=int, default=100, help="faults run through the reference harness")
+    parser.add_argument("--workers", type=int, default=2, help="cone harness processes")
+    parser.add_argument("--no-emulate", action="store_true", help="skip the emulator engine and full cross-check")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="fkhls-bench-cone-") as tmp:
+        tmp = Path(tmp)
+        os.environ["FKHLS_CACHE_DIR"] = str(tmp / "cache")  # every build below really compiles
+        from fkhls import csim
+        from fkhls.addressing import map_faults, spec_from_manifest
+        from fkhls.codegen import inject_bits
+        from fkhls.cone import build_cone_harness, cone_support, run_cone_harness
+        from fkhls.export import ExportOptions, export_model
+        from fkhls.faults import BitFault
+        from fkhls.harness import build_harness, run_fault_harness
+        from fkhls.manifest import load_manifest
+
+        manifest = export_model(DATA / "demo_model.h5", tmp / "golden", ExportOptions())
+        x = np.load(DATA / "demo_inputs.npy")
+        x = np.resize(x, (args.samples, x.shape[1]))
+        x_raw = csim.input_words(manifest, x)
+        # Every bit of every kernel and bias, in FKeras model-bit order, and its hardware coordinate.
+        faults = [BitFault(t.layer, t.tensor, lbi, t.width) for t in spec_from_manifest(manifest).tensors()
+                  for lbi in range(t.n_bits)]
+        scenarios = [[(h.array, h.element, h.array_bit)] for h in map_faults(manifest, faults)]
+        n_faults = len(scenarios)
+        support = cone_support(manifest)[1]
+        rng = np.random.default_rng(0)
+        sample = np.sort(rng.choice(n_faults, size=min(args.reference_faults, n_faults), replace=False))
+
+        # (c) cone harness, every fault
+        t0 = time.perf_counter()
+        cone_binary = build_cone_harness(manifest)
+        t_cone_build = time.perf_counter() - t0
+        cpu0, t0 = child_cpu(), time.perf_counter()
+        y = run_cone_harness(manifest, x_raw, scenarios, binary=cone_binary, workers=args.workers,
+                             out_path=tmp / "cone.bin")
+        t_cone, cpu_cone = time.perf_counter() - t0, child_cpu() - cpu0
+
+        # (b) reference harness on a sample
+        t0 = time.perf_counter()
+        reference_binary = build_harness(manifest)
+        t_ref_build = time.perf_counter() - t0
+        cpu0, t0 = child_cpu(), time.perf_counter()
+        y_ref = run_fault_harness(manifest, x_raw, [scenarios[i] for i in sample], binary=reference_binary)
+        t_ref, cpu_ref = time.perf_counter() - t0, child_cpu() - cpu0
+        t0 = time.perf_counter()
+        run_fault_harness(manifest, x_raw, [[]], binary=reference_binary)
+        t_ref_overhead = time.perf_counter() - t0  # process start, weight load, one golden pass
+        assert np.array_equal(np.asarray(y[sample]), y_ref), "cone and reference harness disagree"
+
+        # (a) naive: inject + recompile + run, a couple of faults
+        t_naive = []
+        for k, index in enumerate(sample[: args.recompiles]):
+            t0 = time.perf_counter()
+            faulty = inject_bits(manifest.project_dir, tmp / f"faulty{k}", scenarios[index])
+            words = csim.run_csim(load_manifest(faulty.project_dir), x)
+            t_naive.append(time.perf_counter() - t0)
+            assert np.array_equal(words, y[index]), f"cone harness and inject+csim disagree on {scenarios[index]}"
+        per_naive = float(np.mean(t_naive))
+
+        # (d) the other engine on the whole campaign, and the full cross-check
+        t_emulate = None
+        if not args.no_emulate:
+            from fkhls.emulate import evaluate_single_bit_faults, golden_weights
+            from fkhls.model_spec import describe_model, load_keras_model
+
+            model = load_keras_model(manifest.model_path)
+            spec = describe_model(model, manifest.input_type["cpp"])
+            weights = golden_weights(model, spec)
+            t0 = time.perf_counter()
+            y_emu = evaluate_single_bit_faults(spec, weights, x_raw.reshape(len(x_raw), *manifest.input_shape), faults)
+            t_emulate = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            mismatched = int((np.asarray(y) != y_emu.reshape(y.shape)).any(axis=(1, 2)).sum())
+            t_compare = time.perf_counter() - t0
+            assert mismatched == 0, f"{mismatched} faults differ between the cone harness and the emulator"
+
+    per_ref = (t_ref - t_ref_overhead) / len(sample)
+    per_cone = t_cone / n_faults
+    fs = n_faults * args.samples
+    print(f"demo model 16-64-32-32-5, {args.samples} samples, {n_faults:,} single-bit faults, {os.cpu_count()} cores")
+    print(f"cone support: {support}")
+    print(f"builds: cone harness {t_cone_build:.1f} s, reference harness {t_ref_build:.1f} s")
+    print(f"naive (inject + g++ + run), {len(t_naive)} faults:   {per_naive * 1e3:10.1f} ms/fault  "
+          f"{args.samples / per_naive:14,.0f} fault x samples/s")
+    print(f"reference harness, {len(sample)} faults:        {per_ref * 1e3:10.2f} ms/fault  "
+          f"{args.samples / per_ref:14,.0f} fault x samples/s  ({cpu_ref:.1f} s CPU, "
+          f"{t_ref_overhead:.2f} s start-up excluded)")
+    print(f"cone harness, all faults, {args.workers} workers:  {per_cone * 1e3:10.3f} ms/fault  "
+          f"{fs / t_cone:14,.0f} fault x samples/s  (wall {t_cone:.1f} s, CPU {cpu_cone:.1f} s = "
+          f"{cpu_cone / n_faults * 1e3:.2f} ms/fault per core)")
+    print(f"ratio naive / reference harness:  {per_naive / per_ref:10.0f} x")
+    print(f"ratio naive / cone harness:       {per_naive / per_cone:10.0f} x  (per core: "
+          f"{per_naive / (cpu_cone / n_faults):.0f} x)")
+    print(f"ratio reference / cone harness:   {per_ref / per_cone:10.1f} x")
+    print(f"campaign at these rates: naive {per_naive * n_faults / 3600:.1f} h, reference {per_ref * n_faults:.0f} s, "
+          f"cone {t_cone:.0f} s")
+    if t_emulate is not None:
+        print(f"emulator engine, all faults:      {t_emulate:10.1f} s; full cross-check cone == emulator on "
+              f"{n_faults:,} x {args.samples} x 5 words: yes ({t_compare:.1f} s)")
+        print(f"whole campaign through both engines, cross-checked: {t_cone + t_emulate + t_compare:.0f} s "
+              "(builds excluded)")
+    print("cone == reference harness on the sampled faults, == inject + csim on the recompiled ones: yes")
+
+
+if __name__ == "__main__":
+    main()
