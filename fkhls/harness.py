@@ -185,8 +185,8 @@ def run_harness_slice(job: HarnessJob, start: int, stop: int) -> None:
     _check(result.returncode, result.stderr or result.stdout, start, stop)
 
 
-# Where the campaign issue's cone-only recomputation will plug in: a second kind of binary that
-# reuses golden activations before the first faulted layer; run_fault_harness stays its reference.
+# The reference: whole top function per sample. fkhls.cone is the fast, exact alternative (golden
+# activations, downstream cone only) and is tested against this one.
 def run_fault_harness(manifest: Manifest, x_raw, scenarios: Sequence[Sequence] | EncodedScenarios, *,
                       out_path: str | Path | None = None, workers: int = 1,
                       binary: CsimBinary | None = None) -> np.ndarray:
