@@ -42,7 +42,7 @@ import numpy as np
 
 from fkhls import __version__
 from fkhls.errors import FkhlsError, ProjectError
-from fkhls.faults import TENSORS, BitFault, FaultScenario, exhaustive_faults, model_bit_of, random_ber_scenarios
+from fkhls.faults import TENSORS, FaultScenario, exhaustive_faults, model_bit_of, random_ber_scenarios
 from fkhls.files import atomic_write_text
 from fkhls.manifest import MANIFEST_NAME, Manifest, load_manifest
 from fkhls.report import FaultTable, write_report
@@ -62,6 +62,7 @@ __all__ = [
     "engine_agreement",
     "csim_engine",
     "default_shard_size",
+    "engine_seconds",
 ]
 
 ENGINES = ("tf", "csim", "both")
@@ -642,7 +643,9 @@ def load_results(results_dir: str | Path) -> FaultTable:
                       {"widths": widths, "golden_correct": golden_correct})
 
 
-def _shard_seconds(results_dir: Path) -> dict[str, float]:
+def engine_seconds(results_dir: str | Path) -> dict[str, float]:
+    """Seconds each engine spent on the shards on disk (summed over shards: one-core seconds)."""
+    results_dir = Path(results_dir)
     totals: dict[str, float] = {}
     for path in sorted((results_dir / SHARD_DIR).glob("shard-*.npz")):
         with np.load(path) as data:
@@ -657,7 +660,9 @@ def report_campaign(results_dir: str | Path, table: FaultTable | None = None, ti
     results_dir = Path(results_dir)
     table = table or load_results(results_dir)
     identity = json.loads((results_dir / CAMPAIGN_JSON).read_text())
-    engine_seconds = _shard_seconds(results_dir)
+    per_engine = engine_seconds(results_dir)
+    if timings is None and (results_dir / "summary.json").is_file():  # re-rendering: keep the run's own timings
+        timings = json.loads((results_dir / "summary.json").read_text()).get("timings", {})
     info = {
         "project": identity["project"],
         "mode": identity["selection"]["mode"],
@@ -666,9 +671,9 @@ def report_campaign(results_dir: str | Path, table: FaultTable | None = None, ti
         "campaign": identity,
         "golden_accuracy": {e: c / table.n_samples for e, c in table.notes.get("golden_correct", {}).items()},
         "timings": {**{k: v for k, v in (timings or {}).items()},
-                    **{f"{e}_engine_seconds": s for e, s in engine_seconds.items()},
+                    **{f"{e}_engine_seconds": s for e, s in per_engine.items()},
                     **{f"{e}_fault_samples_per_second": len(table) * table.n_samples / s
-                       for e, s in engine_seconds.items() if s > 0}},
+                       for e, s in per_engine.items() if s > 0}},
     }
     title = f"{Path(identity['project']).name}, {identity['selection']['mode']}, engine {identity['engine']}"
     return write_report(results_dir, table, info, title)

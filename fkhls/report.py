@@ -19,7 +19,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import jinja2
 import numpy as np
@@ -302,6 +302,12 @@ Mean fraction of samples whose top-1 class changed:
 
 ![histograms](histograms.png)
 
+{% if timings %}
+## Timings
+
+{{ timings }}
+
+{% endif %}
 {{ footer }}
 """
 
@@ -325,7 +331,7 @@ def render_markdown(table: FaultTable, summary: Mapping[str, Any], title: str = 
     primary = table.primary
     facts = [("faults (scenarios)", f"{len(table):,}"), ("samples", f"{table.n_samples:,}"),
              ("outputs per sample", table.n_outputs), ("engines", ", ".join(table.engines))]
-    for key in ("mode", "selection", "seeds", "timings"):
+    for key in ("mode", "selection", "seeds"):
         if key in summary and summary[key] not in (None, {}):
             facts.append((key, _fmt_mapping(summary[key])))
     totals = summary.get("totals", {}).get(primary, {})
@@ -363,7 +369,9 @@ def render_markdown(table: FaultTable, summary: Mapping[str, Any], title: str = 
     return env.from_string(_REPORT_MD).render(
         title=title or summary.get("project", "campaign"), facts=facts, agreement=agree, engines=" vs ".join(
             table.engines), sens_outputs=sens_outputs, sens_top1=sens_top1, primary=primary, n_worst=n_worst,
-        worst=worst, footer=f"Full per-fault rows: `results.csv`; machine-readable summary: `summary.json`.")
+        worst=worst, timings=tabulate([[k, _fmt(v)] for k, v in summary.get("timings", {}).items()],
+                                      headers=["", ""], tablefmt="github", disable_numparse=True)
+        if summary.get("timings") else "", footer=f"Full per-fault rows: `results.csv`; machine-readable summary: `summary.json`.")
 
 
 def _fmt_mapping(value: Any) -> str:

@@ -24,7 +24,6 @@ from fkhls.campaign import (
     fault_metrics,
     load_results,
     run_campaign,
-    shard_path,
 )
 from fkhls.errors import FkhlsError
 from fkhls.export import ExportOptions, export_model
