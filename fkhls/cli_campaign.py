@@ -36,8 +36,8 @@ def _csv_list(value: str | None, what: str, cast=str) -> tuple | None:
 @click.option("--layers", help="Comma-separated layers to fault (default: every quantized layer).")
 @click.option("--tensors", default="kernel,bias", show_default=True, help="kernel, bias or both.")
 @click.option("--bits", help="Exhaustive: only these bit positions (from the LSB, comma-separated).")
-@click.option("-o", "--output", "results_dir", type=click.Path(file_okay=False),
-              help="Results directory [default: PROJECT/campaign].")
+@click.option("-o", "--output", "results_dir", required=True, type=click.Path(file_okay=False),
+              help="Results directory (kept outside the project: the golden project is only read).")
 @click.option("--shard-size", type=click.IntRange(min=1),
               help="Faults per shard (unit of work, storage and resume) [default: up to 4096, sized so a shard's "
                    "output words stay under 16 M].")
@@ -63,7 +63,7 @@ def campaign(project, inputs, labels, engine, exhaustive, ber, trials, seed, lay
         seed=seed)
     config = CampaignConfig(Path(project), Path(inputs), engine, selection, Path(labels) if labels else None,
                             shard_size)
-    results_dir = Path(results_dir) if results_dir else Path(project) / "campaign"
+    results_dir = Path(results_dir)
     result = run_campaign(config, results_dir, workers=workers, force=force, quiet=quiet)
     table = result.table
     rows = [["faults", f"{len(table):,}"], ["samples", f"{table.n_samples:,}"],

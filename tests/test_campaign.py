@@ -247,7 +247,8 @@ def test_cli_campaign_and_report(project, tmp_path):
     assert summary["faults"] == (18 + 3) * 2 and summary["selection"]["bits"] == [5, 0]
     again = runner.invoke(main, ["campaign-report", str(out)])
     assert again.exit_code == 0 and "heatmap" in again.output
-    bad = runner.invoke(main, ["campaign", str(project_dir), "--inputs", str(x), "--exhaustive", "--ber", "0.1"])
+    bad = runner.invoke(main, ["campaign", str(project_dir), "--inputs", str(x), "--exhaustive", "--ber", "0.1",
+                               "-o", str(tmp_path / "both")])
     assert bad.exit_code == 2 and "exactly one of --exhaustive or --ber" in bad.output
     bad = runner.invoke(main, ["campaign", str(project_dir), "--inputs", str(x), "--engine", "tf", "--exhaustive",
                                "--layers", "nope", "-o", str(tmp_path / "n")])
