@@ -141,7 +141,12 @@ def load_keras_model(path: str | Path):
     try:
         return tf.keras.models.load_model(path, custom_objects=custom_objects, compile=False)
     except Exception as exc:  # TF raises many types for unreadable files
-        raise ProjectError(f"cannot load Keras model {str(path)!r}: {exc}") from exc
+        hint = ""
+        if path.suffix == ".keras":
+            # Measured with TF 2.15.1 + QKeras 0.9.0: QKeras layers saved in the Keras v3 format do not deserialize.
+            hint = (" (QKeras models saved in the .keras format do not load back under TF 2.15; save with "
+                    "model.save('model.h5') or as a SavedModel directory)")
+        raise ProjectError(f"cannot load Keras model {str(path)!r}: {exc}{hint}") from exc
 
 
 def quiet_tensorflow() -> None:
