@@ -11,8 +11,9 @@ Three layers of API, from FKeras-compatible to fast:
   are the ModelSpec's (exact accumulators, as fkhls exports them). ``faulty_model_outputs``
   applies a fault scenario with it (or, for FKeras parity, through TF and ``model.predict``).
 * ``evaluate_single_bit_faults`` / ``summarize_single_bit_faults`` -- many single-bit faults at
-  once, reusing golden activations: exact, and ~3 orders of magnitude faster than one
-  ``model.predict`` per fault.
+  once, reusing golden accumulators: exact, and ~3 orders of magnitude faster than one
+  ``model.predict`` per fault. How, and why it stays exact, is written above the engine below
+  (bands, fault entry, rank-1 updates, float sums, integer widths).
 
 Exactness of the integer path: every weighted layer sums integer products. The sum is done in
 float64 BLAS when ``n_terms * max|x word| * max|w word| <= 2**53`` for the *types* (so it holds
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import Iterator, Sequence
 
 import numpy as np
+from hls4ml.model.types import SaturationMode
 
 from fkhls.errors import FaultSpecError, OffGridError, UnsupportedModelError
 from fkhls.faults import BitFault, FaultScenario, FaultSet, FaultyLayerBitRegion, check_region, region_bits
@@ -332,34 +334,167 @@ def faulty_model_outputs(model, faults, x, *, spec: ModelSpec | None = None, met
 
 
 # ----------------------------------------------------------------------------- batched single-bit engine
+#
+# The engine works on *blocks*: a weighted step plus the non-weighted steps after it up to the next
+# weighted step (elementwise activations, flatten). A block maps accumulator words to its output
+# words by an elementwise function ``f``; a fault's effect is carried from block to block as exact
+# accumulator rows, and a row leaves the computation as soon as its block output equals golden
+# (every later step is deterministic in its input, so its final output is golden).
+#
+# Bands. When ``f`` is monotone non-decreasing (below), the accumulator words with the same
+# output word as a golden word ``a`` form an interval [lo(a), hi(a)]; it is found exactly by
+# integer bisection with ``f`` itself, once per distinct golden output word. Then
+# ``f(a') == f(a)`` iff ``lo(a) <= a' <= hi(a)``: two integer comparisons decide whether a faulty
+# accumulator word changes the block output, and ``f`` is evaluated only where it does.
+# ``f`` is monotone when the accumulator -> result cast is the identity and every activation is
+# relu / quantized_bits / linear whose result type saturates (SAT, SAT_SYM): max(x, 0), every
+# ap_fixed rounding mode (a floor or a round-to-nearest with a tie rule) and clipping are
+# monotone, and so is their composition. Otherwise (WRAP or SAT_ZERO activations, a real
+# accumulator cast) there are no bands and block outputs are compared with golden instead.
+#
+# Fault entry. A single-bit fault of weight w[i, c] (or bias b[c]) of a weighted step moves
+# accumulator channel ``c`` by the exact integer ``d * x[:, i]`` (``d * 1`` for a bias), where
+# ``d = (new - old) << shift`` aligns the word difference to the accumulator's fraction: the sum
+# is linear in every weight. With bands, (fault, sample) pairs are kept where that move leaves
+# the band: ``d * x < lo - a`` or ``d * x > hi - a``, with the slack ``lo - a``, ``hi - a``
+# cached per (channel, sample). A bias is a weight whose input word is the constant 1 (at
+# fraction 0), so kernel and bias faults share this code. Pairs of one dense layer whose new
+# output word (sample, c, word) is equal have equal downstream results and are propagated once;
+# a layer's faults are chunked in channel order so that a chunk holds all faults of a channel.
+#
+# Downstream, a row's accumulator words inside their band give golden output words, so only the
+# words outside it are mapped through ``f`` and written over the golden outputs of the block.
+#
+# Next block. After a dense block whose one output word changed, the next dense accumulator
+# moves by ``(new - old) * W'[c, :]`` (W' the aligned kernel): a rank-1 update in integers.
+# Otherwise the next accumulator is a full product, in float32 / float64 BLAS when
+# ``n_terms * max|x| * max|w| << shift  +  max|b| << shift_b`` is at most 2**24 / 2**53 (every
+# product, partial sum and the biased sum is then an integer the float represents, whatever the
+# summation order), else in int64.
+#
+# Integer widths. Accumulators and words of types at most ``_NARROW_WIDTH`` (30) bits wide are
+# held in int32: a word difference, a slack or a faulty accumulator (an accumulator of the
+# faulty weights, which the accumulator type bounds for any weight words) stays below 2**31.
 
 
-# Elementwise steps whose input word is at most this wide run as a table of all 2**W words.
+# A block whose accumulator type is at most this wide maps words through a table of all 2**W words.
 _TABLE_MAX_WIDTH = 20
-# Words (and exact accumulators) of types at most this wide are cached as int32: half the memory
-# traffic, and any difference of two such words still fits in int32.
+# Words (and exact accumulators) of types at most this wide are held as int32.
 _NARROW_WIDTH = 30
+_MONOTONE_SATURATION = (SaturationMode.SAT, SaturationMode.SAT_SYM)
+# Largest (sample, channel, word) key space deduplicated through a direct table (int32: 128 MiB).
+_STATE_TABLE = 1 << 25
 
 
 def _compact(words: np.ndarray, narrow: bool) -> np.ndarray:
     return words.astype(np.int32) if narrow else words
 
 
+def _sum_dtype(layer: LayerSpec, in_type: FixedPrecisionType, frac: int):
+    """float32 / float64 when the layer's sums are exact in that float (see above), else None (int64).
+
+    The bound covers every aligned product, partial sum and biased sum, and a rank-1 move
+    ``(new - old) * w`` of one input word (at most twice one product).
+    """
+    x_lo, x_hi = raw_bounds(in_type)
+    w_lo, w_hi = raw_bounds(layer.kernel.ptype)
+    shift = frac - in_type.fractional - layer.kernel.ptype.fractional
+    bound = max(layer.n_terms, 2) * max(-x_lo, x_hi) * max(-w_lo, w_hi) << shift
+    if layer.bias is not None:
+        b_lo, b_hi = raw_bounds(layer.bias.ptype)
+        bound += max(-b_lo, b_hi) << (frac - layer.bias.ptype.fractional)
+    if bound <= 2**24:
+        return np.float32
+    if bound <= _FLOAT64_EXACT:
+        return np.float64
+    return None
+
+
+@dataclass(frozen=True)
+class _Block:
+    """Steps ``start`` (weighted) .. ``stop``: accumulator words at scale 2**-frac -> output words.
+
+    Accumulators are held in ``dtype``: the exact float type of a dense block's sums, else the
+    integer ``idtype`` (int32 when narrow). ``lo`` / ``hi`` (N, P*C): per golden accumulator
+    word, the interval of words with the same output word (None without bands). ``table``:
+    (first word, output word of every word) or None. ``feed`` (N, P*C): golden output words in
+    the dtype the next block consumes.
+    """
+
+    start: int
+    stop: int
+    frac: int
+    dtype: type
+    idtype: type
+    acc: np.ndarray  # (N, P, C) golden accumulator words
+    lo: np.ndarray | None
+    hi: np.ndarray | None
+    table: tuple[int, np.ndarray] | None
+    feed: np.ndarray
+
+
+def _block_function(spec: ModelSpec, in_types: list, start: int, stop: int, frac: int):
+    """The block's map on a 1-D array of accumulator words (flatten only reshapes, so it is skipped)."""
+    layers = spec.layers
+
+    def f(words: np.ndarray) -> np.ndarray:
+        x = _finish(layers[start], np.asarray(words, dtype=np.int64), frac)
+        for k in range(start + 1, stop + 1):
+            if layers[k].kind in _ELEMENTWISE:
+                x = _elementwise(layers[k], in_types[k], x)
+        return x
+
+    return f
+
+
+def _is_monotone(spec: ModelSpec, start: int, stop: int, frac: int) -> bool:
+    """True when the block's map is monotone non-decreasing on accumulator words (see above)."""
+    layer = spec.layers[start]
+    if layer.accum_type.fractional != frac or layer.result_type != layer.accum_type:
+        return False
+    return all(spec.layers[k].kind != "activation"
+               or spec.layers[k].result_type.saturation_mode in _MONOTONE_SATURATION
+               for k in range(start + 1, stop + 1))
+
+
+def _bands(f, acc: np.ndarray, out: np.ndarray, d_lo: int, d_hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """[lo, hi] per golden word of the words in [d_lo, d_hi] that ``f`` (monotone) maps to its output.
+
+    One integer bisection per distinct output word; checked at both ends.
+    """
+    levels, first, inverse = np.unique(out.reshape(-1), return_index=True, return_inverse=True)
+    a0 = acc.reshape(-1)[first].astype(np.int64)
+    lo, top = np.full_like(a0, d_lo), a0.copy()
+    while np.any(lo < top):  # smallest word mapping to the level: f < level below it
+        mid = (lo + top) >> 1
+        same = f(mid) == levels
+        top, lo = np.where(same, mid, top), np.where(same, lo, mid + 1)
+    bottom, hi = a0.copy(), np.full_like(a0, d_hi)
+    while np.any(bottom < hi):  # largest word mapping to the level
+        mid = (bottom + hi + 1) >> 1
+        same = f(mid) == levels
+        bottom, hi = np.where(same, mid, bottom), np.where(same, hi, mid - 1)
+    if not (np.array_equal(f(lo), levels) and np.array_equal(f(hi), levels)):
+        raise AssertionError("band bisection: the block map is not monotone")  # unreachable by the proof
+    return lo[inverse].reshape(acc.shape[0], -1), hi[inverse].reshape(acc.shape[0], -1)
+
+
 @dataclass
 class _Golden:
-    """Golden words of every step, the accumulators and im2col inputs of weighted steps.
+    """Golden words of every step and, per weighted step, its block (accumulators, bands, table).
 
     Also holds, per elementwise step with a narrow input type, a table of its output for every
-    possible input word (built with the same ``cast_raw``), so faulty rows cost one gather.
+    possible input word (built with the same ``cast_raw``), for blocks without bands.
     """
 
     spec: ModelSpec
     weights: Weights
     outs: list[np.ndarray]  # outs[l] = output words of spec.layers[l], (N, *shape)
     in_types: list[FixedPrecisionType]
-    accs: dict[int, _Acc] = field(default_factory=dict)
-    tables: dict[int, tuple[int, np.ndarray]] = field(default_factory=dict)
-    fused: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    blocks: dict[int, _Block]
+    tables: dict[int, tuple[int, np.ndarray]]
+    kernels: dict[int, tuple] = field(default_factory=dict)
+    entry: dict[int, tuple] = field(default_factory=dict)
 
     @classmethod
     def run(cls, spec: ModelSpec, weights: Weights, x_raw: np.ndarray) -> "_Golden":
@@ -371,8 +506,7 @@ class _Golden:
             if layer.kind in WEIGHTED_KINDS:
                 acc = _accumulate(layer, in_type, x, weights)
                 x = _finish(layer, acc.acc, acc.frac).reshape(x.shape[0], *layer.output_shape)
-                narrow = acc.frac == layer.accum_type.fractional and layer.accum_type.width <= _NARROW_WIDTH
-                accs[index] = _Acc(_compact(acc.acc, narrow), acc.frac, acc.patches)
+                accs[index] = (acc.acc, acc.frac)
             else:
                 if layer.kind == "activation" and in_type.width <= _TABLE_MAX_WIDTH:
                     lo, hi = raw_bounds(in_type)
@@ -381,9 +515,34 @@ class _Golden:
                 x = _step(layer, in_type, x, weights)
             outs.append(_compact(x, layer.result_type.width <= _NARROW_WIDTH))
             in_type = layer.result_type
-        for index, acc in accs.items():  # im2col of the compact inputs, for the cheap per-fault deltas
-            accs[index] = _Acc(acc.acc, acc.frac, acc.patches.astype(outs[index - 1].dtype))
-        return cls(spec, weights, outs, in_types, accs, tables)
+        g = cls(spec, weights, outs, in_types, {}, tables)
+        starts = sorted(accs)
+        stops = [s - 1 for s in starts[1:]] + [len(spec.layers) - 1]
+        dtypes = [(_sum_dtype(spec.layers[s], in_types[s], accs[s][1]) if spec.layers[s].kind == "dense" else None)
+                  for s in starts]
+        for k, (start, stop) in enumerate(zip(starts, stops)):
+            for step in range(start + 1, stop + 1):
+                if spec.layers[step].kind not in (*_ELEMENTWISE, "flatten"):
+                    raise UnsupportedModelError(f"layer {spec.layers[step].name!r}: kind {spec.layers[step].kind!r} "
+                                                "after a weighted layer is not supported")
+            acc, frac = accs[start]
+            layer = spec.layers[start]
+            narrow = frac == layer.accum_type.fractional and layer.accum_type.width <= _NARROW_WIDTH
+            idtype = np.int32 if narrow else np.int64
+            dtype = dtypes[k] or idtype
+            f = _block_function(spec, in_types, start, stop, frac)
+            d_lo, d_hi = raw_bounds(layer.accum_type)
+            lo = hi = table = None
+            if _is_monotone(spec, start, stop, frac):
+                lo, hi = (band.astype(dtype) for band in _bands(f, acc, outs[stop], d_lo, d_hi))
+            if layer.accum_type.fractional == frac and layer.accum_type.width <= _TABLE_MAX_WIDTH:
+                words = f(np.arange(d_lo, d_hi + 1, dtype=np.int64))
+                table = (d_lo, _compact(words, spec.layers[stop].result_type.width <= _NARROW_WIDTH))
+            feed = outs[stop].reshape(len(x), -1)
+            if k + 1 < len(starts) and dtypes[k + 1] is not None:
+                feed = feed.astype(dtypes[k + 1])
+            g.blocks[start] = _Block(start, stop, frac, dtype, idtype, acc.astype(dtype), lo, hi, table, feed)
+        return g
 
     @property
     def final(self) -> np.ndarray:
@@ -396,116 +555,134 @@ class _Golden:
             return table[x - lo]
         return _step(self.spec.layers[index], self.in_types[index], x, self.weights)
 
+    def next_block(self, block: _Block) -> _Block | None:
+        return self.blocks.get(block.stop + 1)
 
-def _float_dtype(layer: LayerSpec, in_type: FixedPrecisionType):
-    """The narrowest float type in which the layer's sums, bias and table offset are exact, or None.
+    def apply(self, block: _Block, acc: np.ndarray) -> np.ndarray:
+        """Block output words (R, *shape) of accumulator rows (R, P, C), every word computed."""
+        shape = (acc.shape[0], *self.outs[block.stop].shape[1:])
+        acc = acc.astype(np.int64)
+        if block.table is not None:
+            first, table = block.table
+            return table[acc - first].reshape(shape)
+        layer = self.spec.layers[block.start]
+        x = _finish(layer, acc, block.frac).reshape(acc.shape[0], *layer.output_shape)
+        for k in range(block.start + 1, block.stop + 1):
+            x = self.step(k, x)
+        return x.reshape(shape)
 
-    float32 holds every integer up to 2**24, float64 up to 2**53: the product-sum bound of the
-    types and the accumulator width (which bounds the aligned sum plus bias) must both fit.
-    """
-    x_lo, x_hi = raw_bounds(in_type)
-    w_lo, w_hi = raw_bounds(layer.kernel.ptype)
-    bound = layer.n_terms * max(-x_lo, x_hi) * max(-w_lo, w_hi)
-    width = layer.accum_type.width + 1  # + 1: the table offset may double the magnitude
-    if bound <= 2**24 and width <= 24:
-        return np.float32
-    if bound <= _FLOAT64_EXACT and width <= 53:
-        return np.float64
-    return None
+    def words(self, block: _Block, acc: np.ndarray) -> np.ndarray:
+        """Block output words of accumulator words (any shape): the block's map is elementwise."""
+        acc = acc.astype(np.int64)
+        if block.table is not None:
+            first, table = block.table
+            return table.take(acc - first)
+        f = _block_function(self.spec, self.in_types, block.start, block.stop, block.frac)
+        return f(acc.reshape(-1)).reshape(acc.shape)
+
+    def kernel(self, index: int):
+        """The aligned kernel and bias of dense step ``index`` in its block's dtype (exact, see above)."""
+        cached = self.kernels.get(index)
+        if cached is None:
+            layer, block = self.spec.layers[index], self.blocks[index]
+            in_type = self.in_types[index]
+            kernel = self.weights[(layer.name, "kernel")].reshape(-1, layer.kernel.shape[-1])
+            kernel = kernel << (block.frac - in_type.fractional - layer.kernel.ptype.fractional)
+            offset = np.zeros(kernel.shape[-1], dtype=np.int64)
+            if layer.bias is not None:
+                offset += self.weights[(layer.name, "bias")] << (block.frac - layer.bias.ptype.fractional)
+            cached = self.kernels[index] = (kernel.astype(block.dtype), offset.astype(block.dtype))
+        return cached
+
+    def accumulate(self, block: _Block, rows: np.ndarray) -> np.ndarray:
+        """Exact accumulator rows (R, P, C) of ``block`` for its input rows (R, *input_shape)."""
+        layer = self.spec.layers[block.start]
+        if layer.kind == "dense":
+            kernel, offset = self.kernel(block.start)
+            summed = rows.astype(kernel.dtype, copy=False) @ kernel
+            summed += offset
+            return summed[:, None, :]
+        return _accumulate(layer, self.in_types[block.start], rows, self.weights).acc.astype(block.dtype)
+
+    def fault_entry(self, index: int):
+        """Per weighted step: its inputs and a row of ones (for the bias) as (n_terms + 1, N, P) and, with bands, the slack ``lo - acc`` and
+        ``hi - acc`` as (C, N, P) -- layouts in which one fault's rows are contiguous -- in ``idtype``."""
+        cached = self.entry.get(index)
+        if cached is None:
+            layer, block = self.spec.layers[index], self.blocks[index]
+            x = self.outs[index - 1]
+            patches = x.reshape(x.shape[0], 1, -1) if layer.kind == "dense" else _patches(layer, x)
+            n, p, _ = block.acc.shape
+            x_t = np.empty((patches.shape[2] + 1, n, p), dtype=block.idtype)
+            x_t[:-1] = patches.transpose(2, 0, 1)
+            x_t[-1] = 1  # a bias is a weight whose input word is 1 at fraction 0
+            slack = None
+            if block.lo is not None:
+                c = block.acc.shape[2]
+                slack = tuple(np.ascontiguousarray((band.reshape(n, p, c) - block.acc).transpose(2, 0, 1))
+                              .astype(block.idtype) for band in (block.lo, block.hi))
+            cached = self.entry[index] = (x_t, slack)
+        return cached
 
 
-def _dense_table(g: _Golden, index: int, rows: np.ndarray) -> np.ndarray | None:
-    """Dense step ``index`` fused with the table activation after it, in exact floats; None if not applicable.
-
-    Words stay exact (``_float_dtype``): every product, partial sum, bias and table index is an
-    integer the float type represents. One BLAS call, one add, one cast, one gather per row.
-    """
+def _fault_deltas(g: _Golden, index: int, faults: Sequence[BitFault]):
+    """Per fault: output channel, input row (``n_terms`` for a bias: its input is the constant 1) and
+    the accumulator delta per unit input word, ``(new - old) << shift`` (module notes)."""
     layer = g.spec.layers[index]
-    if (layer.kind != "dense" or index + 1 not in g.tables or layer.result_type != layer.accum_type
-            or layer.accum_type.fractional != g.accs[index].frac):
-        return None
-    cache = g.fused.get(index)
-    if cache is None:
-        dtype = _float_dtype(layer, g.in_types[index])
-        if dtype is None:
-            return None
-        acc = g.accs[index]
-        frac_p = g.in_types[index].fractional + layer.kernel.ptype.fractional
-        kernel = g.weights[(layer.name, "kernel")] << (acc.frac - frac_p)
-        offset = np.zeros(kernel.shape[-1], dtype=np.int64) - g.tables[index + 1][0]
-        if layer.bias is not None:
-            offset += g.weights[(layer.name, "bias")] << (acc.frac - layer.bias.ptype.fractional)
-        cache = g.fused[index] = (kernel.astype(dtype), offset.astype(dtype))
-    kernel, offset = cache
-    summed = rows.astype(kernel.dtype) @ kernel
-    summed += offset
-    return g.tables[index + 1][1][summed.astype(np.int32)]
-
-
-def _propagate(g: _Golden, start: int, rows: np.ndarray, samples: np.ndarray, ids: np.ndarray):
-    """Run steps ``start..`` on faulty rows, dropping rows equal to golden after activations and at the end.
-
-    A dropped row's final output is golden (all later steps are deterministic in their input).
-    """
-    layers = g.spec.layers
-    index = start
-    while index < len(layers) and rows.shape[0]:
-        fused = _dense_table(g, index, rows)
-        if fused is not None:
-            rows, index = fused, index + 1
-        else:
-            rows = g.step(index, rows)
-        if layers[index].kind not in WEIGHTED_KINDS or index + 1 == len(layers):
-            keep = (rows != g.outs[index][samples]).reshape(rows.shape[0], -1).any(axis=1)
-            rows, samples, ids = rows[keep], samples[keep], ids[keep]
-        index += 1
-    return rows, samples, ids
-
-
-def _fault_deltas(g: _Golden, index: int, tensor: str, faults: Sequence[BitFault]):
-    """Per fault: output channel, kernel row (-1 for a bias) and the accumulator delta per unit input word."""
-    layer = g.spec.layers[index]
-    tspec = layer.kernel if tensor == "kernel" else layer.bias
-    raw = g.weights[(layer.name, tensor)].reshape(-1)
-    lbis = np.array([f.lbi for f in faults], dtype=np.int64)
-    flat, bit = lbis // tspec.width, tspec.width - 1 - lbis % tspec.width
-    old = raw[flat]
-    new = flip_bits(tspec.ptype, old, np.left_shift(np.int64(1), bit))
-    in_frac = g.in_types[index].fractional if tensor == "kernel" else 0
-    delta = ((new - old) << (g.accs[index].frac - (tspec.ptype.fractional + in_frac))).astype(g.accs[index].acc.dtype)
+    block = g.blocks[index]
+    channel = np.empty(len(faults), dtype=np.int64)
+    row = np.empty(len(faults), dtype=np.int64)
+    delta = np.empty(len(faults), dtype=block.idtype)
+    is_bias = np.fromiter((f.tensor == "bias" for f in faults), dtype=bool, count=len(faults))
+    lbis = np.fromiter((f.lbi for f in faults), dtype=np.int64, count=len(faults))
     n_out = layer.kernel.shape[-1]
-    if tensor == "kernel":
-        return flat % n_out, flat // n_out, delta
-    return flat, np.full(flat.shape, -1), delta
+    for tensor, mine in (("kernel", ~is_bias), ("bias", is_bias)):
+        if not mine.any():
+            continue
+        tspec = layer.kernel if tensor == "kernel" else layer.bias
+        flat, bit = lbis[mine] // tspec.width, tspec.width - 1 - lbis[mine] % tspec.width
+        old = g.weights[(layer.name, tensor)].reshape(-1)[flat]
+        new = flip_bits(tspec.ptype, old, np.left_shift(np.int64(1), bit))
+        in_frac = g.in_types[index].fractional if tensor == "kernel" else 0
+        delta[mine] = (new - old) << (block.frac - (tspec.ptype.fractional + in_frac))
+        channel[mine] = flat % n_out
+        row[mine] = flat // n_out if tensor == "kernel" else layer.n_terms
+    return channel, row, delta
 
 
-def _channel_values(g: _Golden, index: int, tensor: str, faults: Sequence[BitFault]):
-    """Faulty words of the one output channel each fault touches, (F, N, positions), carried through
-    the elementwise steps that follow; returns (last step index, channel, faulty, golden)."""
-    layers = g.spec.layers
-    layer = layers[index]
-    channel, row, delta = _fault_deltas(g, index, tensor, faults)
-    acc = g.accs[index]
-    values = acc.acc[:, :, channel].transpose(2, 0, 1)  # golden accumulators (F, N, P)
-    if tensor == "kernel":
-        values = values + delta[:, None, None] * acc.patches[:, :, row].transpose(2, 0, 1)
+def _changed_pairs(g: _Golden, index: int, faults: Sequence[BitFault]):
+    """The (fault, sample) pairs whose block output changes, with the changed channel's new output
+    words: (positions in ``faults``, samples, channel per pair, words (pairs, P)), sorted by fault."""
+    block = g.blocks[index]
+    channel, row, delta = _fault_deltas(g, index, faults)
+    x_t, slack = g.fault_entry(index)
+    n, p, c = block.acc.shape
+    moved = delta[:, None, None] * x_t[row]  # (F, N, P) accumulator moves
+    if slack is not None:
+        changed = (moved < slack[0][channel]) | (moved > slack[1][channel])
     else:
-        values = values + delta[:, None, None]
-    values = _finish(layer, values, acc.frac)
-    step = index
-    while step + 1 < len(layers) and layers[step + 1].kind in _ELEMENTWISE:
-        step += 1
-        values = g.step(step, values)
-    n = g.outs[0].shape[0]
-    golden = g.outs[step].reshape(n, -1, layer.kernel.shape[-1])[:, :, channel].transpose(2, 0, 1)
-    return step, channel, values, golden
+        words = g.words(block, block.acc[:, :, channel].transpose(2, 0, 1).astype(np.int64) + moved)
+        changed = words != g.outs[block.stop].reshape(n, p, -1)[:, :, channel].transpose(2, 0, 1)
+    if p == 1:
+        where = np.flatnonzero(changed)
+        fpos = where // n
+        samples = where - fpos * n
+        chan = channel.take(fpos)
+        acc = block.acc.reshape(-1).take(samples * c + chan).astype(np.int64) + moved.reshape(-1).take(where)
+        acc = acc[:, None]
+    else:
+        fpos, samples = np.nonzero(changed.any(axis=2))
+        chan = channel[fpos]
+        acc = block.acc[samples, :, chan].astype(np.int64) + moved[fpos, samples]  # (pairs, P)
+    return fpos, samples, chan, g.words(block, acc)
 
 
 def _unique_states(samples: np.ndarray, channel: np.ndarray, values: np.ndarray):
     """Group pairs whose faulty state (sample, channel, word) is identical: downstream results are equal.
 
     Returns (representative pair index per state, state of each pair), or None when the key
-    would not fit in int64. Small key spaces use a direct table instead of a sort.
+    would not fit in int64. Key spaces up to ``_STATE_TABLE`` use a direct table, touched only
+    where keys land (O(pairs), no sort); larger ones a sort.
     """
     v_lo = int(values.min())
     spans = [int(samples.max()) + 1, int(channel.max()) + 1, int(values.max()) - v_lo + 1]
@@ -513,42 +690,77 @@ def _unique_states(samples: np.ndarray, channel: np.ndarray, values: np.ndarray)
     if space >= 2.0**62:
         return None
     key = (samples * spans[1] + channel) * spans[2] + (values - v_lo)
-    if space > max(1 << 24, 8 * len(key)):
+    if space > max(_STATE_TABLE, 8 * len(key)):
         _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
         return first, inverse
-    owner = np.full(int(space), -1, dtype=np.int64)
-    owner[key] = np.arange(len(key))  # any pair of a key represents it: they are the same state
-    used = owner >= 0
-    state_of_key = np.cumsum(used) - 1
-    return owner[used], state_of_key[key]
+    owner = np.empty(int(space), dtype=np.int32 if len(key) < 2**31 else np.int64)  # read only where written
+    pairs = np.arange(len(key), dtype=owner.dtype)
+    owner[key] = pairs  # any pair of a key represents it: they are the same state
+    rep = owner[key]
+    is_rep = rep == pairs
+    state = np.cumsum(is_rep) - 1
+    return np.nonzero(is_rep)[0], state[rep]
 
 
-def _downstream(g: _Golden, step: int, channel: np.ndarray, samples: np.ndarray, values: np.ndarray,
-                golden: np.ndarray):
-    """Final rows of faulty states whose channel words differ after ``step``; returns (rows, kept indices)."""
-    layers = g.spec.layers
+def _run_blocks(g: _Golden, block: _Block, acc: np.ndarray, samples: np.ndarray, ids: np.ndarray):
+    """Carry accumulator rows of ``block`` to the model output, dropping rows whose block output is golden.
+
+    With bands only the words outside their band are mapped; the others are golden. Returns
+    (final rows, their samples, their ids); every returned row differs from golden.
+    """
+    while len(samples):
+        n = len(samples)
+        if block.lo is not None:
+            flat = acc.reshape(n, -1)
+            width = flat.shape[1]
+            outside = (flat < block.lo.take(samples, axis=0)) | (flat > block.hi.take(samples, axis=0))
+            where = np.flatnonzero(outside)  # changed words of kept rows, row by row
+            row = where // width
+            new_row = np.ones(len(row), dtype=bool)
+            np.not_equal(row[1:], row[:-1], out=new_row[1:])
+            kept = row.compress(new_row)
+            samples, ids = samples.take(kept), ids.take(kept)
+            words = g.words(block, flat.reshape(-1).take(where))
+            rows = block.feed.take(samples, axis=0)
+            shift = np.cumsum(new_row)  # kept rows so far: the word moves up by the rows dropped before it
+            shift -= 1
+            shift -= row
+            shift *= width
+            shift += where
+            rows.reshape(-1)[shift] = words
+            rows = rows.reshape(len(samples), *g.outs[block.stop].shape[1:])
+        else:
+            rows = g.apply(block, acc)
+            keep = (rows != g.outs[block.stop][samples]).reshape(n, -1).any(axis=1)
+            rows, samples, ids = rows[keep], samples[keep], ids[keep]
+        nxt = g.next_block(block)
+        if nxt is None:
+            return rows, samples, ids
+        acc, block = g.accumulate(nxt, rows), nxt
+    return np.empty((0, *g.final.shape[1:]), dtype=g.final.dtype), samples, ids
+
+
+def _downstream(g: _Golden, block: _Block, channel: np.ndarray, samples: np.ndarray, words: np.ndarray):
+    """Final rows of faulty states (sample, channel, new block output words (R, P)) that differ from
+    golden; returns (rows, kept indices)."""
     ids = np.arange(len(samples))
-    n_chan = layers[step].output_shape[-1] if layers[step].kind != "flatten" else golden.shape[-1]
-    if step + 1 == len(layers):
-        rows = g.outs[step][samples].reshape(len(samples), -1, n_chan).copy()
-        rows[ids, :, channel] = values
-        return rows.reshape(len(samples), *g.outs[step].shape[1:]), ids
-    nxt = layers[step + 1]
-    if nxt.kind == "dense" and values.shape[1] == 1 and g.outs[step].ndim == 2:
-        # Rank-1 update: only input column `channel` differs, so the next dense's exact accumulator
-        # moves by (new - old) * W[channel, :] (integers): no full matmul.
-        # Every term is a difference of two accumulators of the type, so the accumulator's dtype holds it.
-        nacc = g.accs[step + 1]
-        shift = nacc.frac - (g.in_types[step + 1].fractional + nxt.kernel.ptype.fractional)
-        w = (g.weights[(nxt.name, "kernel")] << shift).astype(nacc.acc.dtype)
-        diff = (values[:, 0] - golden[:, 0]).astype(nacc.acc.dtype)
-        rows = nacc.acc[samples, 0]
-        rows += diff[:, None] * w[channel]
-        rows, _, ids = _propagate(g, step + 2, _finish(nxt, rows, nacc.frac), samples, ids)
+    golden = g.outs[block.stop]
+    n, p, c = block.acc.shape
+    nxt = g.next_block(block)
+    if nxt is not None and p == 1 and golden.ndim == 2 and g.spec.layers[nxt.start].kind == "dense":
+        # Rank-1 update: only input column `channel` of the next dense changed (module notes).
+        kernel, _ = g.kernel(nxt.start)
+        diff = words[:, 0].astype(nxt.dtype) - block.feed[samples, channel]
+        acc = nxt.acc.take(samples, axis=0)
+        acc += diff[:, None, None] * kernel[channel][:, None, :]
+        rows, _, ids = _run_blocks(g, nxt, acc, samples, ids)
         return rows, ids
-    rows = g.outs[step][samples].reshape(len(samples), -1, n_chan).copy()
-    rows[ids, :, channel] = values
-    rows, _, ids = _propagate(g, step + 1, rows.reshape(len(samples), *g.outs[step].shape[1:]), samples, ids)
+    rows = golden[samples].reshape(len(samples), p, c).copy()
+    rows[ids, :, channel] = words
+    rows = rows.reshape(len(samples), *golden.shape[1:])
+    if nxt is None:
+        return rows, ids
+    rows, _, ids = _run_blocks(g, nxt, g.accumulate(nxt, rows), samples, ids)
     return rows, ids
 
 
@@ -557,7 +769,8 @@ class _Effects:
     """Faulty (fault, sample) pairs of one chunk and the distinct final rows they map to.
 
     Pair ``k`` is fault ``faults[k]`` on sample ``samples[k]``; its output is ``rows[row[k]]``,
-    or golden when ``row[k] == -1``. Pairs with equal downstream state share one row.
+    or golden when ``row[k] == -1``. Pairs with equal downstream state share one row. Pairs are
+    sorted by fault.
     """
 
     faults: np.ndarray
@@ -567,12 +780,12 @@ class _Effects:
     row_samples: np.ndarray  # (R,) the sample each row belongs to
 
 
-def _effects_of_group(g: _Golden, index: int, tensor: str, faults: Sequence[BitFault], max_rows: int):
-    """The effects (positions in ``faults``) of single-bit faults of one tensor on the outputs."""
-    step, channel, values, golden = _channel_values(g, index, tensor, faults)
-    fpos, samples = np.nonzero((values != golden).any(axis=2))
-    vals, gold, chan = values[fpos, samples], golden[fpos, samples], channel[fpos]
-    states = _unique_states(samples, chan, vals[:, 0]) if vals.shape[1] == 1 and len(fpos) else None
+def _effects_of_group(g: _Golden, index: int, faults: Sequence[BitFault], max_rows: int):
+    """The effects (positions in ``faults``) of single-bit faults of one weighted layer on the outputs."""
+    block = g.blocks[index]
+    fpos, samples, chan, words = _changed_pairs(g, index, faults)
+    dedup = words.shape[1] == 1 and len(fpos) and g.next_block(block) is not None
+    states = _unique_states(samples, chan, words[:, 0]) if dedup else None
     if states is None:
         first, inverse = np.arange(len(fpos)), np.arange(len(fpos))
     else:
@@ -581,12 +794,12 @@ def _effects_of_group(g: _Golden, index: int, tensor: str, faults: Sequence[BitF
     blocks, done = [], 0
     for lo in range(0, len(first), max_rows):
         rep = first[lo:lo + max_rows]
-        rows, kept = _downstream(g, step, chan[rep], samples[rep], vals[rep], gold[rep])
+        rows, kept = _downstream(g, block, chan[rep], samples[rep], words[rep])
         slot[lo + kept] = done + np.arange(len(kept))
         blocks.append((rows, samples[rep[kept]]))
         done += len(kept)
     out_shape = g.final.shape[1:]
-    rows = np.concatenate([b[0] for b in blocks]) if blocks else np.empty((0, *out_shape), dtype=np.int64)
+    rows = np.concatenate([b[0] for b in blocks]) if blocks else np.empty((0, *out_shape), dtype=g.final.dtype)
     row_samples = np.concatenate([b[1] for b in blocks]) if blocks else np.empty(0, dtype=np.int64)
     return _Effects(fpos, samples, slot[inverse], rows, row_samples)
 
@@ -607,36 +820,45 @@ def _check_faults(spec: ModelSpec, faults: Sequence[BitFault]) -> dict[tuple[str
 
 
 def _iter_effects(spec: ModelSpec, weights: Weights, x_raw, faults: Sequence[BitFault],
-                  chunk_elements: int = 1 << 22, max_rows: int = 1 << 17) -> Iterator:
-    """Yield the golden run, then (fault indices, samples, faulty final rows), chunked to bound memory."""
+                  chunk_elements: int = 1 << 22, max_rows: int = 1 << 14) -> Iterator:
+    """Yield the golden run, then one ``_Effects`` per chunk of faults, chunked to bound memory.
+
+    A layer's faults (kernel and bias) are taken in order of output channel, so a chunk holds
+    every fault of most of its channels and equal faulty states are propagated once.
+    """
     groups = _check_faults(spec, faults)
     g = _Golden.run(spec, weights, x_raw)
     yield g
     position = {layer.name: i for i, layer in enumerate(spec.layers)}
+    layers: dict[int, list[int]] = {}
+    for (name, _), members in groups.items():
+        layers.setdefault(position[name], []).extend(members)
     n = g.outs[0].shape[0]
-    for (name, tensor), members in groups.items():
-        index = position[name]
-        step = max(1, chunk_elements // max(n * g.accs[index].acc.shape[1], 1))
+    for index, members in layers.items():
+        layer = spec.layers[index]
+        members = np.asarray(members)
+        channel = np.array([faults[i].lbi // faults[i].width for i in members]) % layer.kernel.shape[-1]
+        members = members[np.argsort(channel, kind="stable")]
+        step = max(1, chunk_elements // max(n * g.blocks[index].acc.shape[1], 1))
         for lo in range(0, len(members), step):
-            chunk = np.asarray(members[lo:lo + step])
-            effects = _effects_of_group(g, index, tensor, [faults[i] for i in chunk], max_rows)
-            yield replace(effects, faults=chunk[effects.faults])
+            chunk = members[lo:lo + step]
+            yield chunk, _effects_of_group(g, index, [faults[i] for i in chunk], max_rows)
 
 
 def evaluate_single_bit_faults(spec: ModelSpec, weights: Weights, x_raw, faults: Sequence[BitFault]) -> np.ndarray:
     """Output words (F, N, *out) of the model with each fault applied alone, exactly as ``forward_raw``.
 
-    Golden activations are computed once; a fault changes one output channel of its layer by an
-    exact integer delta on the cached accumulator, and only samples whose words changed are
-    carried downstream. Memory is F*N*outputs int64: use ``summarize_single_bit_faults`` for
-    large campaigns.
+    Golden accumulators are computed once; a fault moves one accumulator channel of its layer by
+    an exact integer, and only (fault, sample) pairs whose block output changed are carried
+    downstream, each distinct faulty state once. Memory is F*N*outputs words: use
+    ``summarize_single_bit_faults`` for large campaigns.
     """
     effects = _iter_effects(spec, weights, x_raw, faults)
     g = next(effects)
     out = np.broadcast_to(g.final, (len(faults), *g.final.shape)).copy()
-    for e in effects:
+    for chunk, e in effects:
         hit = e.row >= 0
-        out[e.faults[hit], e.samples[hit]] = e.rows[e.row[hit]]
+        out[chunk[e.faults[hit]], e.samples[hit]] = e.rows[e.row[hit]]
     return out
 
 
@@ -657,17 +879,6 @@ class FaultSummary:
     outputs: dict[int, np.ndarray] = field(default_factory=dict)
 
 
-def _max_at(target: np.ndarray, index: np.ndarray, values: np.ndarray) -> None:
-    """target[index] = max(target[index], values), fast when ``index`` is sorted (it is, per chunk)."""
-    if not len(index):
-        return
-    if np.all(index[1:] >= index[:-1]):
-        starts = np.concatenate(([0], np.nonzero(index[1:] != index[:-1])[0] + 1))
-        np.maximum.at(target, index[starts], np.maximum.reduceat(values, starts))
-    else:
-        np.maximum.at(target, index, values)
-
-
 def summarize_single_bit_faults(
     spec: ModelSpec, weights: Weights, x_raw, faults: Sequence[BitFault], keep_outputs: Sequence[int] = ()
 ) -> FaultSummary:
@@ -682,17 +893,24 @@ def summarize_single_bit_faults(
     max_err = np.zeros(n_faults, dtype=np.int64)
     arg_changed = np.zeros(n_faults, dtype=np.int64)
     keep = {int(k): g.final.copy() for k in keep_outputs}
-    for e in effects:
-        flat = e.rows.reshape(e.rows.shape[0], -1)
+    wanted = np.zeros(n_faults, dtype=bool)
+    wanted[list(keep)] = True
+    for chunk, e in effects:
+        flat = e.rows.reshape(len(e.rows), golden.shape[1])
         diff = np.abs(flat - golden[e.row_samples])
         hit = e.row >= 0
-        f, r = e.faults[hit], e.row[hit]
-        samples_changed += np.bincount(f, minlength=n_faults)
-        outputs_changed += np.bincount(f, weights=(diff != 0).sum(axis=1)[r], minlength=n_faults).astype(np.int64)
-        _max_at(max_err, f, diff.max(axis=1, initial=0)[r])
+        f, r = e.faults[hit], e.row[hit]  # f: positions in the chunk, sorted
+        size = len(chunk)
+        samples_changed[chunk] += np.bincount(f, minlength=size)
+        outputs_changed[chunk] += np.bincount(f, weights=(diff != 0).sum(axis=1)[r], minlength=size).astype(np.int64)
+        if len(f):
+            starts = np.flatnonzero(np.concatenate(([True], f[1:] != f[:-1])))
+            worst = np.maximum.reduceat(diff.max(axis=1, initial=0)[r], starts)
+            max_err[chunk[f[starts]]] = np.maximum(max_err[chunk[f[starts]]], worst)
         moved = flat.argmax(axis=1) != golden_arg[e.row_samples] if len(flat) else np.zeros(0, bool)
-        arg_changed += np.bincount(f, weights=moved[r], minlength=n_faults).astype(np.int64)
-        for k in keep:
-            mine = np.nonzero(f == k)[0]
-            keep[k][e.samples[hit][mine]] = e.rows[r[mine]]
+        arg_changed[chunk] += np.bincount(f, weights=moved[r], minlength=size).astype(np.int64)
+        if keep:
+            mine = np.nonzero(wanted[chunk[f]])[0]
+            for k, s, row in zip(chunk[f[mine]].tolist(), e.samples[hit][mine], r[mine]):
+                keep[k][s] = e.rows[row]
     return FaultSummary(tuple(faults), g.final, samples_changed, outputs_changed, max_err, arg_changed, keep)

@@ -199,6 +199,63 @@ def test_engine_whole_layer_exhaustive(small):
         np.testing.assert_array_equal(batched[k], expected, err_msg=str(fault))
 
 
+def _expected_outputs(spec, weights, x_raw, faults):
+    return np.stack([emulate.forward_raw(spec, emulate.apply_faults(spec, weights, [f]), x_raw) for f in faults])
+
+
+@pytest.mark.parametrize("name", ["dense", "unsigned", "conv1d", "conv1d_same"])
+def test_engine_exhaustive_every_path(small, monkeypatch, name):
+    """Every single-bit fault of a small model (weights and biases) equals the full pass with the faulty weights.
+
+    Run three ways: the fast path (bands, tables, rank-1 updates, state sharing, channel-ordered
+    chunks); tiny chunks (faults of one channel split across chunks, rows across blocks of 7);
+    and the fallbacks (no bands: outputs computed and compared; no tables).
+    """
+    _, spec, weights, x = small[name]
+    x_raw = emulate.input_raw(spec, x)
+    faults = exhaustive_faults(spec)
+    expected = _expected_outputs(spec, weights, x_raw, faults)
+    golden = emulate.forward_raw(spec, weights, x_raw)
+
+    def check(label):
+        batched = emulate.evaluate_single_bit_faults(spec, weights, x_raw, faults)
+        bad = np.nonzero((batched != expected).reshape(len(faults), -1).any(axis=1))[0]
+        assert not len(bad), f"{name} [{label}]: {len(bad)} faults differ, first {faults[bad[0]]}"
+        summary = emulate.summarize_single_bit_faults(spec, weights, x_raw, faults, keep_outputs=[len(faults) // 2])
+        diff = np.abs(expected - golden[None]).reshape(len(faults), len(x), -1)
+        np.testing.assert_array_equal(summary.samples_changed, diff.any(axis=2).sum(axis=1), err_msg=label)
+        np.testing.assert_array_equal(summary.outputs_changed, (diff != 0).sum(axis=(1, 2)), err_msg=label)
+        np.testing.assert_array_equal(summary.max_abs_error_lsb, diff.max(axis=(1, 2)), err_msg=label)
+        moved = expected.reshape(len(faults), len(x), -1).argmax(axis=2) != golden.reshape(len(x), -1).argmax(axis=1)
+        np.testing.assert_array_equal(summary.argmax_changed, moved.sum(axis=1), err_msg=label)
+        np.testing.assert_array_equal(summary.outputs[len(faults) // 2], expected[len(faults) // 2], err_msg=label)
+
+    check("fast path")
+    monkeypatch.setattr(emulate._iter_effects, "__defaults__", (len(x) * 3, 7))
+    check("tiny chunks")
+    monkeypatch.setattr(emulate, "_is_monotone", lambda *args: False)
+    monkeypatch.setattr(emulate, "_TABLE_MAX_WIDTH", 0)
+    check("no bands, no tables")
+
+
+def test_bands_match_the_table(small):
+    """A band holds exactly the accumulator words whose block output equals the golden word's."""
+    _, spec, weights, x = small["dense"]
+    g = emulate._Golden.run(spec, weights, emulate.input_raw(spec, x))
+    checked = 0
+    for block in g.blocks.values():
+        if block.lo is None or block.table is None:
+            continue
+        first, table = block.table
+        acc = block.acc.reshape(len(x), -1).astype(np.int64)
+        for s, k in [(0, 0), (len(x) - 1, acc.shape[1] - 1), (len(x) // 2, acc.shape[1] // 2)]:
+            same = np.flatnonzero(table == table[acc[s, k] - first]) + first
+            assert (int(block.lo[s, k]), int(block.hi[s, k])) == (same[0], same[-1]), (block.start, s, k)
+            assert len(same) == same[-1] - same[0] + 1  # an interval: the map is monotone
+            checked += 1
+    assert checked
+
+
 def test_engine_refuses_foreign_faults(demo):
     _, spec, weights, x = demo
     with pytest.raises(FaultSpecError, match="0..6143"):
