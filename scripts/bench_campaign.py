@@ -31,29 +31,7 @@ import numpy as np  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent / "fkhls" / "data"
 
-
-def naive_tf(model, faults, x) -> tuple[np.ndarray, float]:
-    """FKeras's way, one fault at a time: faulty quantized tensor, assign, model.predict, restore."""
-    import tensorflow as tf
-
-    from fkhls.emulate import qkeras_forward, quantize_and_bitflip
-    from fkhls.faults import FaultyLayerBitRegion
-
-    qkeras_forward(model, x)  # warm-up (graph tracing) outside the timing
-    outputs = []
-    start = time.perf_counter()
-    for fault in faults:
-        layer = model.get_layer(fault.layer)
-        variable = layer.kernel if fault.tensor == "kernel" else layer.bias
-        quantizer = getattr(layer, f"{fault.tensor}_quantizer_internal")
-        saved = variable.numpy().copy()
-        try:
-            region = FaultyLayerBitRegion(fault.lbi, fault.lbi, 1.0)
-            variable.assign(quantize_and_bitflip(tf.convert_to_tensor(saved), quantizer, [region]))
-            outputs.append(qkeras_forward(model, x))
-        finally:
-            variable.assign(saved)
-    return np.stack(outputs), time.perf_counter() - start
+from naive import naive_tf_outputs  # noqa: E402  (scripts/naive.py)
 
 
 def naive_csim(manifest, hw_bits, x, workdir: Path) -> tuple[list[np.ndarray], float]:
@@ -134,7 +112,7 @@ def main() -> int:
 
         scenarios = campaign_scenarios(spec_from_manifest(manifest), Selection("exhaustive"))
         pick_tf = np.sort(rng.choice(n_faults, size=min(args.naive_tf, n_faults), replace=False))
-        naive_out, t_naive_tf = naive_tf(model, [scenarios[i].faults[0] for i in pick_tf], x)
+        naive_out, t_naive_tf = naive_tf_outputs(model, [scenarios[i].faults[0] for i in pick_tf], x)
         out_type = type_from_dict(manifest.output_type)
         golden = from_raw(out_type, np.load(tmp / "results" / "golden.npz")["golden_tf"])
         naive_changed = (naive_out.reshape(len(pick_tf), n, -1) != golden[None]).sum(axis=(1, 2))

@@ -26,28 +26,7 @@ import numpy as np  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent / "fkhls" / "data"
 
-
-def naive_outputs(model, spec, faults, x) -> tuple[np.ndarray, float]:
-    """FKeras's way, one fault at a time; returns (outputs (F, N, out) float32, seconds)."""
-    import tensorflow as tf
-
-    from fkhls.emulate import qkeras_forward, quantize_and_bitflip
-    from fkhls.faults import FaultyLayerBitRegion
-
-    outputs = []
-    start = time.perf_counter()
-    for fault in faults:
-        layer = model.get_layer(fault.layer)
-        variable = layer.kernel if fault.tensor == "kernel" else layer.bias
-        quantizer = getattr(layer, f"{fault.tensor}_quantizer_internal")
-        saved = variable.numpy().copy()
-        try:
-            region = FaultyLayerBitRegion(fault.lbi, fault.lbi, 1.0)
-            variable.assign(quantize_and_bitflip(tf.convert_to_tensor(saved), quantizer, [region]))
-            outputs.append(qkeras_forward(model, x))
-        finally:
-            variable.assign(saved)
-    return np.stack(outputs), time.perf_counter() - start
+from naive import naive_tf_outputs  # noqa: E402  (scripts/naive.py)
 
 
 def main() -> int:
@@ -73,7 +52,7 @@ def main() -> int:
 
     qkeras_forward_warmup = model.predict(x[:8], verbose=0)  # build the predict function outside the timing
     del qkeras_forward_warmup
-    naive, naive_s = naive_outputs(model, spec, [faults[i] for i in sample], x)
+    naive, naive_s = naive_tf_outputs(model, [faults[i] for i in sample], x)
 
     start = time.perf_counter()
     summary = summarize_single_bit_faults(spec, weights, x_raw, faults, keep_outputs=sample)
