@@ -163,7 +163,8 @@ def _reference_outputs(model, spec: ModelSpec, weights, x_raw: np.ndarray, x: np
     """The emulation's output of one scenario, in output-type LSB units (float64; exact for 'exact')."""
     frac = spec.output_type.fractional
     if reference == "exact":
-        return forward_raw(spec, apply_faults(spec, weights, scenario.faults), x_raw).reshape(len(x), -1).astype(
+        shaped = x_raw.reshape((len(x_raw), *spec.input_shape))  # the harness takes flat words, the emulator shaped
+        return forward_raw(spec, apply_faults(spec, weights, scenario.faults), shaped).reshape(len(x), -1).astype(
             np.float64)
     from fkhls.emulate import faulty_model_outputs
 

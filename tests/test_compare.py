@@ -153,3 +153,21 @@ def test_float32_rounding_in_tf_is_named(tmp_path):
     tf_ref = run(manifest, x, {"faults": [{"layer": "wide", "bits": [0]}]}, model=model, reference="tf")
     assert not tf_ref.all_exact
     assert {r.divergence.cause for r in tf_ref.mismatching} == {"float_rounding_in_tf"}
+
+
+def test_io_stream_conv_project_is_traced_and_explained(tmp_path):
+    """Streams too: an io_stream Resource conv project is exact, and a narrowed conv accumulator is found in c1."""
+    from tests import models
+
+    model = models.build("conv2d")
+    manifest = export_model(model, tmp_path / "stream", ExportOptions("Vivado", "io_stream", "Resource", 2))
+    x = models.inputs_for(model, 30)
+    faults = {"seed": 1, "faults": [{"layer": "c1", "bits": [0, 5]}, {"layer": "c2", "tensor": "bias", "bits": [4]},
+                                    {"layer": "head", "bits": [17]}]}
+    assert run(manifest, x, faults, model=model).all_exact
+    accum = f"typedef {manifest.layer('c1').accum_type['cpp']} c1_accum_t;"
+    edited = broken_copy(manifest.project_dir, tmp_path, accum, "typedef ap_fixed<12,4> c1_accum_t;")
+    report = run(load_manifest(edited), x, faults, model=model)
+    assert report.mismatching and not report.golden.exact
+    assert {(r.divergence.layer, r.divergence.cause) for r in report.mismatching} <= {
+        ("c1", "accumulator_rounding"), ("c1", "accumulator_wrap")}
