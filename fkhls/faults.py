@@ -371,13 +371,20 @@ def exhaustive_faults(
     tensors: Sequence[str] = TENSORS,
     bits: Iterable[int] | None = None,
 ) -> list[BitFault]:
-    """Every single-bit fault of the chosen tensors in model-bit order; ``bits`` keeps only those positions (from the LSB)."""
+    """Every single-bit fault of the chosen tensors in model-bit order; ``bits`` keeps only those positions (from the LSB).
+
+    Words of different widths keep the positions they have (``bits=[5]`` is the MSB of a 6-bit
+    word and absent from a 5-bit one); a position no selected word has is refused as a typo.
+    """
     out: list[BitFault] = []
     wanted = None if bits is None else sorted(set(int(b) for b in bits))
-    for tspec in _selected(spec, layers, tensors):
-        if wanted is not None and any(not 0 <= b < tspec.width for b in wanted):
-            raise FaultSpecError(f"bits {wanted} include a position outside 0..{tspec.width - 1} of "
-                                 f"{tspec.layer}.{tspec.tensor}")
+    selected = _selected(spec, layers, tensors)
+    if wanted is not None:
+        widest = max(t.width for t in selected)
+        if any(not 0 <= b < widest for b in wanted):
+            raise FaultSpecError(f"bits {wanted} include a position outside 0..{widest - 1}, the positions of the "
+                                 f"widest selected word")
+    for tspec in selected:
         lbis = np.arange(tspec.n_bits)
         if wanted is not None:
             lbis = lbis[np.isin(tspec.width - 1 - lbis % tspec.width, wanted)]

@@ -139,6 +139,19 @@ def test_exhaustive_counts_and_order(spec):
         exhaustive_faults(spec, bits=[6])
 
 
+def test_exhaustive_bits_on_mixed_widths():
+    """bits=[7] is the MSB of an 8-bit kernel and absent from 4- to 6-bit words: kept where it exists."""
+    from fkhls.model_spec import describe_model
+    from tests import models
+
+    spec = describe_model(models.build("dense"))  # d1 kernel 8 bits, d1 bias 8, d2 5/6, d3 4/4, out 6/6
+    faults = exhaustive_faults(spec, bits=[7, 0])
+    widths = {(t.layer, t.tensor): t.width for t in spec.tensors()}
+    assert {f.bit for f in faults if widths[(f.layer, f.tensor)] < 8} == {0}
+    assert {f.bit for f in faults if (f.layer, f.tensor) == ("d1", "kernel")} == {7, 0}
+    assert len(faults) == sum(t.size * (2 if t.width == 8 else 1) for t in spec.tensors())
+
+
 def test_random_ber_scenarios(spec):
     runs = random_ber_scenarios(spec, 1e-3, trials=3, seed=11)
     assert [len(s.faults) for s in runs] == [26] * 3
