@@ -134,6 +134,9 @@ class CrosscheckReport:
             "golden": asdict(self.golden) if self.golden else None,
             "causes": self.cause_counts(),
             "mismatching": [asdict(s) for s in self.mismatching],
+            "scenario_results": [{"index": s.index, "name": s.name, "n_bits": len(s.bits), "bit_exact": s.bit_exact,
+                                  "outputs_compared": s.outputs_compared, "max_lsb_diff": s.max_lsb_diff}
+                                 for s in self.scenarios],
             "notes": list(self.notes),
         }
 

@@ -10,7 +10,7 @@ from tabulate import tabulate
 from fkhls.compare import CrosscheckReport, ScenarioResult
 from fkhls.files import atomic_write_text
 
-MAX_ROWS = 200  # mismatching scenarios listed in report.md (all are in summary.json)
+MAX_ROWS = 200  # scenarios listed per table in report.md (all mismatches are in summary.json)
 
 
 def _bits_text(result: ScenarioResult) -> str:
@@ -40,6 +40,12 @@ def render_markdown(report: CrosscheckReport) -> str:
     if report.cause_counts():
         lines += ["## Causes", "",
                   tabulate(sorted(report.cause_counts().items()), headers=["cause", "scenarios"], tablefmt="github"), ""]
+    listed = [[r.name, _bits_text(r), f"{r.bit_exact}/{r.outputs_compared}", "bit-exact" if r.exact else "**differs**"]
+              for r in report.scenarios[:MAX_ROWS]]
+    lines += ["## Scenarios", "", tabulate(listed, headers=["scenario", "bits (FKeras -> hardware)", "exact/compared",
+                                                            "verdict"], tablefmt="github"), ""]
+    if len(report.scenarios) > MAX_ROWS:
+        lines += [f"... {len(report.scenarios) - MAX_ROWS} more scenarios in summary.json", ""]
     rows = []
     for result in ([report.golden] if report.golden and not report.golden.exact else []) + list(report.mismatching):
         d = result.divergence
