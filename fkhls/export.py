@@ -87,7 +87,15 @@ def export_model(model_or_path, output_dir: str | Path, options: ExportOptions =
         model.save(staging / MODEL_COPY_NAME, include_optimizer=False)
         manifest = _read_back(model, spec, options, matches, hls_model, staging)
         manifest.write(staging / "fkhls.json")
+        _point_config_at(staging, output_dir)
     return _relocate(manifest, output_dir)
+
+
+def _point_config_at(staging: Path, output_dir: Path) -> None:
+    """hls4ml records its output directory in hls4ml_config.yml: make it the final one, not the staging one."""
+    config = staging / "hls4ml_config.yml"
+    if config.is_file():
+        config.write_text(config.read_text().replace(str(staging), str(output_dir)))
 
 
 def _relocate(manifest: Manifest, project_dir: Path) -> Manifest:

@@ -116,6 +116,8 @@ def test_manifest_records_what_was_built(keras_models, tmp_path):
     assert d1.reuse_factor == 5  # 4 is invalid for 10x8 in hls4ml; it picks the closest valid one
     parameters = (again.project_dir / "firmware" / "parameters.h").read_text()
     assert f"struct config{d1.hls_index} " in parameters
+    hls_config = (again.project_dir / "hls4ml_config.yml").read_text()
+    assert f"OutputDir: {again.project_dir.resolve()}" in hls_config and "staging" not in hls_config
     # the inline activation of d2 is its own step, as hls4ml builds it
     assert again.layer("d2_activation").kind == "activation"
     assert again.layer("lin").hls_name is None  # folded away by hls4ml: recorded, not invented
