@@ -45,6 +45,7 @@ from fkhls.errors import AddressError, ProjectError
 from fkhls.files import staged_directory
 from fkhls.fixedpoint import flip_bits, from_raw, literals, to_raw
 from fkhls.manifest import ArrayRecord, Manifest, load_manifest
+from fkhls.project_types import retarget_hls4ml_config
 from fkhls.templates import render
 
 __all__ = [
@@ -374,6 +375,7 @@ def inject_bits(project_dir: str | Path, output_dir: str | Path, bits: Iterable,
         raise ProjectError("no bits to flip: the fault list is empty")
     with staged_directory(output_dir, force, "faulty project directory") as staging:
         shutil.copytree(golden_dir, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*_IGNORED))
+        retarget_hls4ml_config(staging, golden_dir, output_dir.resolve())
         changed_files: list[str] = []
         for record in manifest.arrays():
             mine = [c for c in changes if c.array == record.array]

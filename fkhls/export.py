@@ -25,6 +25,7 @@ from fkhls.fixedpoint import FixedPrecisionType, cpp_type, parse_type, to_raw, t
 from fkhls.manifest import MODEL_COPY_NAME, ArrayRecord, LayerRecord, Manifest
 from fkhls.project_types import config_struct as _config_struct
 from fkhls.project_types import read_typedefs as _typedefs
+from fkhls.project_types import retarget_hls4ml_config
 from fkhls.model_spec import (
     DEFAULT_INPUT_TYPE,
     WEIGHTED_KINDS,
@@ -87,15 +88,8 @@ def export_model(model_or_path, output_dir: str | Path, options: ExportOptions =
         model.save(staging / MODEL_COPY_NAME, include_optimizer=False)
         manifest = _read_back(model, spec, options, matches, hls_model, staging)
         manifest.write(staging / "fkhls.json")
-        _point_config_at(staging, output_dir)
+        retarget_hls4ml_config(staging, staging, output_dir)
     return _relocate(manifest, output_dir)
-
-
-def _point_config_at(staging: Path, output_dir: Path) -> None:
-    """hls4ml records its output directory in hls4ml_config.yml: make it the final one, not the staging one."""
-    config = staging / "hls4ml_config.yml"
-    if config.is_file():
-        config.write_text(config.read_text().replace(str(staging), str(output_dir)))
 
 
 def _relocate(manifest: Manifest, project_dir: Path) -> Manifest:

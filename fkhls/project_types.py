@@ -45,3 +45,14 @@ def config_struct(parameters: str, layer_index: int | object) -> dict[str, str]:
 
 def read_parameters(project: str | Path) -> str:
     return (Path(project) / "firmware" / "parameters.h").read_text()
+
+
+def retarget_hls4ml_config(project: str | Path, old_dir: str | Path, new_dir: str | Path) -> None:
+    """hls4ml records its output directory in hls4ml_config.yml; point it at ``new_dir``.
+
+    A project built in a staging directory, or copied to a faulty project, must not send hls4ml's
+    own tools back to the directory it came from (they would write into the golden project).
+    """
+    config = Path(project) / "hls4ml_config.yml"
+    if config.is_file():
+        config.write_text(config.read_text().replace(str(old_dir), str(new_dir)))

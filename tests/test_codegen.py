@@ -116,7 +116,10 @@ def test_faulty_files_differ_from_golden_in_exactly_the_listed_words(injected, g
             assert (change.raw_before ^ change.raw_after) & ((1 << width) - 1) == mask
     # Every other file is the golden file, byte for byte (build outputs aside).
     faulty, gold = checksums(result.project_dir), checksums(golden)
-    rewritten = set(result.changed_files) | set(GENERATED_FILES) | {FAULTS_JSON}
+    rewritten = set(result.changed_files) | set(GENERATED_FILES) | {FAULTS_JSON, "hls4ml_config.yml"}
+    # hls4ml's own config must send its tools to the faulty copy, never back into the golden project.
+    hls_config = (result.project_dir / "hls4ml_config.yml").read_text()
+    assert f"OutputDir: {result.project_dir}" in hls_config and str(golden.resolve()) not in hls_config
     assert set(result.changed_files) == {f"firmware/weights/{a}.{ext}" for a in listed for ext in ("h", "txt")}
     for name, digest in gold.items():
         if name not in rewritten and not name.endswith(".so"):
