@@ -253,3 +253,26 @@ def test_cli_campaign_and_report(project, tmp_path):
     bad = runner.invoke(main, ["campaign", str(project_dir), "--inputs", str(x), "--engine", "tf", "--exhaustive",
                                "--layers", "nope", "-o", str(tmp_path / "n")])
     assert bad.exit_code == 1 and "nope" in bad.output
+
+
+@pytest.mark.parametrize("io_type,strategy,rf", [("io_parallel", "Resource", 2), ("io_stream", "Latency", 1)])
+def test_conv_campaign_engines_agree(tmp_path, io_type, strategy, rf):
+    """Conv2D projects, both io types (io_stream runs the reference harness): every word of every fault agrees."""
+    model = models.build("conv2d")
+    manifest = export_model(model, tmp_path / "conv", ExportOptions("Vivado", io_type, strategy, rf))
+    x = models.inputs_for(model, n=12, seed=9)
+    np.save(tmp_path / "x.npy", x)
+    config = CampaignConfig(manifest.project_dir, tmp_path / "x.npy", "both",
+                            Selection(mode="exhaustive", bits=(4, 0)), None, 64)
+    result = run_campaign(config, tmp_path / "out", workers=2, quiet=True)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    n_words = sum(t.size for t in describe_spec(model).tensors())
+    assert summary["faults"] == 2 * n_words and result.shards_run == result.shards_total
+    assert summary["outputs_compared"] == summary["bit_exact"] == 2 * n_words * 12 * 3
+    assert summary["scenarios_mismatching"] == 0
+
+
+def describe_spec(model):
+    from fkhls.model_spec import describe_model
+
+    return describe_model(model)
