@@ -184,10 +184,6 @@ def _var_type(typedefs: dict, program, variable: str) -> FixedPrecisionType | No
     return found if isinstance(found, FixedPrecisionType) else None
 
 
-def _values(raw: np.ndarray, ptype: FixedPrecisionType) -> np.ndarray:
-    return from_raw(ptype, raw)
-
-
 def _explain_types(record: LayerRecord, exact: np.ndarray, actual_accum: FixedPrecisionType | None,
                    actual_out: FixedPrecisionType | None) -> tuple[str, str]:
     """Why a layer's hardware output differs, judged from its real types against the exact values."""
@@ -276,9 +272,9 @@ def diagnose(manifest: Manifest, spec: ModelSpec, weights, x_raw: np.ndarray, sc
         out_type = _var_type(typedefs, program, record.output_var)
         if out_type is None:
             continue
-        hw_values = _values(wrap_raw(out_type, hw_trace[record.output_var].words), out_type)
+        hw_values = from_raw(out_type, wrap_raw(out_type, hw_trace[record.output_var].words))
         spec_type = type_from_dict(record.result_type)
-        emu_values = _values(emu_trace[record.name].reshape(len(samples), -1), spec_type)
+        emu_values = from_raw(spec_type, emu_trace[record.name].reshape(len(samples), -1))
         differ = hw_values != emu_values
         if not differ.any():
             continue

@@ -125,8 +125,8 @@ def input_words(manifest: Manifest, inputs: np.ndarray, what: str = "inputs") ->
     return raw.reshape(inputs.shape[0], -1)
 
 
-def run_binary(binary: Path, x_raw: np.ndarray, n_out: int, extra_args: tuple[str, ...] = ()) -> np.ndarray:
-    """Run a compiled C-sim on raw input words; returns the unsigned low bits of each output word."""
+def run_binary(binary: Path, x_raw: np.ndarray, extra_args: tuple[str, ...] = ()) -> np.ndarray:
+    """Run a compiled C-sim on raw input words; returns (samples, outputs) unsigned low bits of each word."""
     x_raw = np.ascontiguousarray(x_raw, dtype=np.int64)
     with tempfile.TemporaryDirectory(prefix="fkhls-csim-") as tmp:
         in_path, out_path = Path(tmp) / "x.bin", Path(tmp) / "y.bin"
@@ -136,12 +136,12 @@ def run_binary(binary: Path, x_raw: np.ndarray, n_out: int, extra_args: tuple[st
         if result.returncode != 0:
             raise BuildError(f"C-sim run failed (exit {result.returncode}): {(result.stderr or result.stdout)[-500:]}")
         out = np.fromfile(out_path, dtype=np.int64)
-    return out.reshape(x_raw.shape[0], -1) if n_out else out
+    return out.reshape(x_raw.shape[0], -1)
 
 
 def run_csim(manifest: Manifest, inputs: np.ndarray) -> np.ndarray:
     """Outputs of the project's C-sim as raw words (samples x outputs, sign-extended)."""
     x_raw = input_words(manifest, inputs)
     binary = build_csim(manifest)
-    low_bits = run_binary(binary.path, x_raw, int(np.prod(manifest.output_shape)))
+    low_bits = run_binary(binary.path, x_raw)
     return wrap_raw(type_from_dict(manifest.output_type), low_bits)

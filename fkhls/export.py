@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -89,13 +89,7 @@ def export_model(model_or_path, output_dir: str | Path, options: ExportOptions =
         manifest = _read_back(model, spec, options, matches, hls_model, staging)
         manifest.write(staging / "fkhls.json")
         retarget_hls4ml_config(staging, staging, output_dir)
-    return _relocate(manifest, output_dir)
-
-
-def _relocate(manifest: Manifest, project_dir: Path) -> Manifest:
-    from dataclasses import replace
-
-    return replace(manifest, project_dir=project_dir)
+    return replace(manifest, project_dir=output_dir)
 
 
 def _convert(model, spec: ModelSpec, options: ExportOptions, output_dir: Path):

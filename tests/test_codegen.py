@@ -191,7 +191,7 @@ def test_build_script_builds_the_same_csim(injected, inputs, tmp_path):
     assert os.access(script, os.X_OK)
     subprocess.run([str(script)], check=True, capture_output=True)
     x_raw = csim.input_words(manifest, inputs[:50])
-    low = csim.run_binary(result.project_dir / "fkhls_csim", x_raw, 5)
+    low = csim.run_binary(result.project_dir / "fkhls_csim", x_raw)
     from fkhls.fixedpoint import wrap_raw
 
     assert_array_equal(wrap_raw(type_from_dict(manifest.output_type), low), csim.run_csim(manifest, inputs[:50]))
