@@ -5,7 +5,7 @@
 
 On the demo model (26,334 single-bit faults, weights and biases) it
 
-1. runs ``fkhls.campaign.run_campaign`` exhaustively with ``--engine both`` on a local pool
+1. runs ``fkhls.campaign.runner.run_campaign`` exhaustively with ``--engine both`` on a local pool
    (every fault through the TF engine -- the exact integer emulator -- and through the C-sim
    harness, compared word by word), timing the whole campaign (wall clock, including set-up
    and the report) and each engine's own work (summed over shards, i.e. one-core seconds);
@@ -36,9 +36,9 @@ from naive import naive_tf_outputs  # noqa: E402  (scripts/naive.py)
 
 def naive_csim(manifest, hw_bits, x, workdir: Path) -> tuple[list[np.ndarray], float]:
     """Per fault: a faulty copy of the project (weight files rewritten), a fresh g++ build, one C-sim run."""
-    from fkhls import csim
-    from fkhls.codegen import inject_bits
-    from fkhls.manifest import load_manifest
+    from fkhls.csim.build import build as csim
+    from fkhls.csim.inject import inject_bits
+    from fkhls.project.manifest import load_manifest
 
     saved = os.environ.get("FKHLS_CACHE_DIR")
     os.environ["FKHLS_CACHE_DIR"] = str(workdir / "fresh-cache")  # every build below really runs g++
@@ -68,10 +68,10 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="copy the campaign's results directory (report, PNGs) here")
     args = parser.parse_args()
 
-    from fkhls.campaign import CampaignConfig, Selection, engine_seconds, run_campaign
-    from fkhls.export import ExportOptions, export_model
-    from fkhls.fixedpoint import from_raw, type_from_dict
-    from fkhls.model_spec import load_keras_model
+    from fkhls.campaign.runner import CampaignConfig, Selection, engine_seconds, run_campaign
+    from fkhls.project.export import ExportOptions, export_model
+    from fkhls.core.fixedpoint import from_raw, type_from_dict
+    from fkhls.model.spec import load_keras_model
 
     workers = args.workers or os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="fkhls-bench-campaign-") as tmp:
@@ -107,8 +107,8 @@ def main() -> int:
         # 2. the naive ways on seeded samples of the same faults
         rng = np.random.default_rng(args.seed)
         model = load_keras_model(manifest.model_path)
-        from fkhls.addressing import spec_from_manifest
-        from fkhls.campaign import campaign_scenarios
+        from fkhls.faults.addressing import spec_from_manifest
+        from fkhls.campaign.runner import campaign_scenarios
 
         scenarios = campaign_scenarios(spec_from_manifest(manifest), Selection("exhaustive"))
         pick_tf = np.sort(rng.choice(n_faults, size=min(args.naive_tf, n_faults), replace=False))

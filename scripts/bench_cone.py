@@ -5,8 +5,8 @@
 
 On the demo model (16-64-32-32-5, 6-bit weights), fresh build cache so every g++ run is real:
   (a) naive: `inject` a faulty copy + g++ build of its C-sim + run, for a couple of faults;
-  (b) reference harness (fkhls.harness): one binary, full top function per fault, a seeded sample;
-  (c) cone harness (fkhls.cone): all 26,334 single-bit faults (every bit of every weight and
+  (b) reference harness (fkhls.csim.harness): one binary, full top function per fault, a seeded sample;
+  (c) cone harness (fkhls.csim.cone): all 26,334 single-bit faults (every bit of every weight and
       bias), ``--workers`` processes;
   (d) unless --no-emulate: the exact emulator's batched engine on the same 26,334 faults, and the
       cross-check of the whole campaign (cone == emulator, every word).
@@ -47,14 +47,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="fkhls-bench-cone-") as tmp:
         tmp = Path(tmp)
         os.environ["FKHLS_CACHE_DIR"] = str(tmp / "cache")  # every build below really compiles
-        from fkhls import csim
-        from fkhls.addressing import map_faults, spec_from_manifest
-        from fkhls.codegen import inject_bits
-        from fkhls.cone import build_cone_harness, cone_support, run_cone_harness
-        from fkhls.export import ExportOptions, export_model
-        from fkhls.faults import BitFault
-        from fkhls.harness import build_harness, run_fault_harness
-        from fkhls.manifest import load_manifest
+        from fkhls.csim.build import build as csim
+        from fkhls.faults.addressing import map_faults, spec_from_manifest
+        from fkhls.csim.inject import inject_bits
+        from fkhls.csim.cone import build_cone_harness, cone_support, run_cone_harness
+        from fkhls.project.export import ExportOptions, export_model
+        from fkhls.faults.descriptors import BitFault
+        from fkhls.csim.harness import build_harness, run_fault_harness
+        from fkhls.project.manifest import load_manifest
 
         manifest = export_model(DATA / "demo_model.h5", tmp / "golden", ExportOptions())
         x = np.load(DATA / "demo_inputs.npy")
@@ -103,8 +103,8 @@ def main() -> None:
         # (d) the other engine on the whole campaign, and the full cross-check
         t_emulate = None
         if not args.no_emulate:
-            from fkhls.emulate import evaluate_single_bit_faults, golden_weights
-            from fkhls.model_spec import describe_model, load_keras_model
+            from fkhls.emulate.emulator import evaluate_single_bit_faults, golden_weights
+            from fkhls.model.spec import describe_model, load_keras_model
 
             model = load_keras_model(manifest.model_path)
             spec = describe_model(model, manifest.input_type["cpp"])

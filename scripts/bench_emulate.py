@@ -35,10 +35,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the naive sample (default 0)")
     args = parser.parse_args()
 
-    from fkhls.emulate import golden_weights, input_raw, summarize_single_bit_faults
-    from fkhls.faults import exhaustive_faults
-    from fkhls.fixedpoint import from_raw
-    from fkhls.model_spec import describe_model, load_keras_model
+    from fkhls.emulate.emulator import golden_weights, input_raw, summarize_single_bit_faults
+    from fkhls.faults.descriptors import exhaustive_faults
+    from fkhls.core.fixedpoint import from_raw
+    from fkhls.model.spec import describe_model, load_keras_model
 
     model = load_keras_model(DATA / "demo_model.h5")
     spec = describe_model(model)

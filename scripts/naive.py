@@ -15,8 +15,8 @@ def naive_tf_outputs(model, faults, x) -> tuple[np.ndarray, float]:
     """Outputs (F, N, out) float32 of one ``model.predict`` per single-bit fault, and the seconds it took."""
     import tensorflow as tf
 
-    from fkhls.emulate import qkeras_forward, quantize_and_bitflip
-    from fkhls.faults import FaultyLayerBitRegion
+    from fkhls.emulate.emulator import qkeras_forward, quantize_and_bitflip
+    from fkhls.faults.descriptors import FaultyLayerBitRegion
 
     qkeras_forward(model, x[:8])  # warm-up (graph tracing) outside the timing
     outputs = []

@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 
-from fkhls.addressing import (  # noqa: E402
+from fkhls.faults.addressing import (  # noqa: E402
     AddressMap,
     address_map,
     bit_counterparts,
@@ -32,9 +32,9 @@ from fkhls.addressing import (  # noqa: E402
     map_faults,
     map_lbi,
 )
-from fkhls.errors import AddressError  # noqa: E402
-from fkhls.fixedpoint import parse_type, to_raw, type_from_dict, wrap_raw  # noqa: E402
-from fkhls.manifest import ArrayRecord  # noqa: E402
+from fkhls.core.errors import AddressError  # noqa: E402
+from fkhls.core.fixedpoint import parse_type, to_raw, type_from_dict, wrap_raw  # noqa: E402
+from fkhls.project.manifest import ArrayRecord  # noqa: E402
 
 DEMO = Path(__file__).resolve().parent.parent / "fkhls" / "data" / "demo_model.h5"
 
@@ -95,7 +95,7 @@ def models():
 @pytest.fixture(scope="session")
 def projects(models, tmp_path_factory):
     """Lazily exported golden projects, one per configuration (never modified by the tests)."""
-    from fkhls.export import ExportOptions, export_model
+    from fkhls.project.export import ExportOptions, export_model
 
     cache: dict = {}
     root = tmp_path_factory.mktemp("addressing")
@@ -119,8 +119,8 @@ def _inputs(model, n: int = 6, seed: int = 3) -> np.ndarray:
 
 def _run_probes(manifest, x: np.ndarray, probes: list[list[tuple[str, int, int]]]) -> np.ndarray:
     """C-sim outputs (1 + len(probes), N, n_out) as raw words: golden first, then each probe's bits flipped."""
-    from fkhls.csim import compile_program, input_words, run_binary
-    from fkhls.templates import render
+    from fkhls.csim.build import compile_program, input_words, run_binary
+    from fkhls.core.templates import render
 
     arrays = [{"name": a.array, "size": a.size, "width": int(a.type["width"])} for a in manifest.arrays()]
     ids = {a["name"]: i for i, a in enumerate(arrays)}
@@ -143,9 +143,9 @@ def _run_probes(manifest, x: np.ndarray, probes: list[list[tuple[str, int, int]]
 
 def _tf_core(model, scenarios: list[list[tuple[str, str, int]]], x: np.ndarray, output_type) -> np.ndarray:
     """The TF core's outputs (raw words) for each scenario of (layer, tensor, lbi) flips."""
-    from fkhls.emulate import faulty_model_outputs
-    from fkhls.faults import BitFault, FaultScenario, FaultSet
-    from fkhls.model_spec import describe_model
+    from fkhls.emulate.emulator import faulty_model_outputs
+    from fkhls.faults.descriptors import BitFault, FaultScenario, FaultSet
+    from fkhls.model.spec import describe_model
 
     spec = describe_model(model)
     fault_set = FaultSet(0, tuple(
@@ -160,7 +160,7 @@ def _tf_core(model, scenarios: list[list[tuple[str, str, int]]], x: np.ndarray, 
 
 def _chosen_lbis(amap: AddressMap, layer: str, tensor: str, rng) -> list[int]:
     """Sign bit and LSB of the first, the last and a random weight (LBIs computed without the map)."""
-    from fkhls.faults import wb_index_to_lb_index
+    from fkhls.faults.descriptors import wb_index_to_lb_index
 
     fk, _ = amap.types(layer, tensor)
     size = amap.layout(layer, tensor).size
@@ -343,7 +343,7 @@ def test_bad_coordinates_give_clear_errors(projects):
 
 
 def _cli(*args):
-    from fkhls.cli_addressing import faultmap, locate
+    from fkhls.cli.addressing import faultmap, locate
 
     command = {"faultmap": faultmap, "locate": locate}[args[0]]
     return CliRunner().invoke(command, [str(a) for a in args[1:]])
@@ -398,10 +398,10 @@ def test_locate_prints_the_weight_bit(projects):
 
 
 def test_exhaustive_demo_map_is_fast(tmp_path):
-    from fkhls.export import ExportOptions, export_model
-    from fkhls.faults import exhaustive_faults
+    from fkhls.project.export import ExportOptions, export_model
+    from fkhls.faults.descriptors import exhaustive_faults
 
-    from fkhls.addressing import spec_from_manifest
+    from fkhls.faults.addressing import spec_from_manifest
 
     manifest = export_model(DEMO, tmp_path / "demo", ExportOptions(strategy="Resource", reuse_factor=4))
     faults = exhaustive_faults(spec_from_manifest(manifest))

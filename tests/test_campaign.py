@@ -1,4 +1,4 @@
-"""fkhls.campaign: engines agree, results independent of workers, resume after a kill, refusal of another campaign."""
+"""fkhls.campaign.runner: engines agree, results independent of workers, resume after a kill, refusal of another campaign."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from numpy.testing import assert_array_equal
 
-from fkhls.campaign import (
+from fkhls.campaign.runner import (
     SHARD_DIR,
     CampaignConfig,
     CampaignMismatchError,
@@ -25,8 +25,8 @@ from fkhls.campaign import (
     load_results,
     run_campaign,
 )
-from fkhls.errors import FkhlsError
-from fkhls.export import ExportOptions, export_model
+from fkhls.core.errors import FkhlsError
+from fkhls.project.export import ExportOptions, export_model
 
 from . import models
 
@@ -132,8 +132,8 @@ def test_exhaustive_both_engines_are_bit_exact(full_run):
 
 
 def test_rows_name_the_fault_in_every_coordinate(full_run, project):
-    from fkhls.addressing import map_lbi
-    from fkhls.manifest import load_manifest
+    from fkhls.faults.addressing import map_lbi
+    from fkhls.project.manifest import load_manifest
 
     table = full_run[0].table
     manifest = load_manifest(project[0])
@@ -273,6 +273,6 @@ def test_conv_campaign_engines_agree(tmp_path, io_type, strategy, rf):
 
 
 def describe_spec(model):
-    from fkhls.model_spec import describe_model
+    from fkhls.model.spec import describe_model
 
     return describe_model(model)

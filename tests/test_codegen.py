@@ -1,4 +1,4 @@
-"""fkhls.codegen and `fkhls inject` / `fkhls csim`: faulty projects, exact weight files, testbench scripts."""
+"""fkhls.csim.inject and `fkhls inject` / `fkhls csim`: faulty projects, exact weight files, testbench scripts."""
 
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ import pytest
 from click.testing import CliRunner
 from numpy.testing import assert_array_equal
 
-from fkhls import codegen, csim
-from fkhls.cli_codegen import csim as csim_command
-from fkhls.cli_codegen import inject as inject_command
-from fkhls.codegen import (
+from fkhls.csim.build import inject as codegen
+
+from fkhls.csim.build import build as csim
+from fkhls.cli.inject import csim as csim_command
+from fkhls.cli.inject import inject as inject_command
+from fkhls.csim.inject import (
     FAULTS_JSON,
     GENERATED_FILES,
     inject,
@@ -30,10 +32,10 @@ from fkhls.codegen import (
     render_weight_header,
     render_weight_txt,
 )
-from fkhls.errors import AddressError, BuildError, ProjectError
-from fkhls.export import ExportOptions, export_model
-from fkhls.fixedpoint import from_raw, to_raw, type_from_dict
-from fkhls.manifest import load_manifest
+from fkhls.core.errors import AddressError, BuildError, ProjectError
+from fkhls.project.export import ExportOptions, export_model
+from fkhls.core.fixedpoint import from_raw, to_raw, type_from_dict
+from fkhls.project.manifest import load_manifest
 
 DATA = Path(__file__).resolve().parent.parent / "fkhls" / "data"
 
@@ -165,9 +167,9 @@ def test_faults_json_lists_every_changed_word(injected, golden):
 
 def test_inject_plus_csim_equals_tf_core(injected, golden, inputs):
     """Done-when: the faulty project's C-sim == FKeras-style TF core (and the exact core) with the same faults."""
-    from fkhls.emulate import faulty_model_outputs
-    from fkhls.faults import FaultScenario, load_fault_set
-    from fkhls.model_spec import describe_model, load_keras_model
+    from fkhls.emulate.emulator import faulty_model_outputs
+    from fkhls.faults.descriptors import FaultScenario, load_fault_set
+    from fkhls.model.spec import describe_model, load_keras_model
 
     result, _ = injected
     manifest = load_manifest(result.project_dir)
@@ -192,7 +194,7 @@ def test_build_script_builds_the_same_csim(injected, inputs, tmp_path):
     subprocess.run([str(script)], check=True, capture_output=True)
     x_raw = csim.input_words(manifest, inputs[:50])
     low = csim.run_binary(result.project_dir / "fkhls_csim", x_raw)
-    from fkhls.fixedpoint import wrap_raw
+    from fkhls.core.fixedpoint import wrap_raw
 
     assert_array_equal(wrap_raw(type_from_dict(manifest.output_type), low), csim.run_csim(manifest, inputs[:50]))
     (result.project_dir / "fkhls_csim").unlink()

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from fkhls.addressing import spec_from_manifest
+from fkhls.faults.addressing import spec_from_manifest
 from fkhls.cli import main
-from fkhls.compare import crosscheck
-from fkhls.crosscheck_report import write_crosscheck_report
-from fkhls.export import ExportOptions, export_model
-from fkhls.faults import load_fault_set
-from fkhls.manifest import load_manifest
+from fkhls.crosscheck.compare import crosscheck
+from fkhls.crosscheck.report import write_crosscheck_report
+from fkhls.project.export import ExportOptions, export_model
+from fkhls.faults.descriptors import load_fault_set
+from fkhls.project.manifest import load_manifest
 
 DATA = Path(__file__).resolve().parent.parent / "fkhls" / "data"
 FAULTS = {"seed": 7, "faults": [
@@ -97,7 +97,7 @@ def test_a_wrong_mapping_is_caught(demo_project, inputs, monkeypatch):
     """If the map sent a fault to the wrong element, the C-sim flips another weight and the diagnosis says so."""
     import dataclasses
 
-    import fkhls.compare as compare
+    import fkhls.crosscheck.compare as compare
 
     real = compare.map_faults
 

@@ -1,4 +1,4 @@
-"""fkhls.cone: the cone harness gives the reference harness's words, byte for byte, and the exact emulator's.
+"""fkhls.csim.cone: the cone harness gives the reference harness's words, byte for byte, and the exact emulator's.
 
 Each project is exported and both binaries are built once (module fixtures). Faults cover every
 weight array, sign bit and LSB, kernel and bias, multi-bit scenarios across layers, Latency and
@@ -18,13 +18,15 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from fkhls import cone, csim
-from fkhls.addressing import map_faults
-from fkhls.errors import ProjectError
-from fkhls.export import ExportOptions, export_model
-from fkhls.faults import BitFault
-from fkhls.harness import build_harness, prepare_harness, run_fault_harness, run_harness_slice
-from fkhls.manifest import load_manifest
+from fkhls.csim.build import cone
+
+from fkhls.csim.build import build as csim
+from fkhls.faults.addressing import map_faults
+from fkhls.core.errors import ProjectError
+from fkhls.project.export import ExportOptions, export_model
+from fkhls.faults.descriptors import BitFault
+from fkhls.csim.harness import build_harness, prepare_harness, run_fault_harness, run_harness_slice
+from fkhls.project.manifest import load_manifest
 
 from . import models
 
@@ -51,7 +53,7 @@ def _project(model, directory: Path, options: ExportOptions, x: np.ndarray, mani
 
 
 def _load(name: str):
-    from fkhls.model_spec import load_keras_model
+    from fkhls.model.spec import load_keras_model
 
     return load_keras_model(DATA / name)
 
@@ -80,7 +82,7 @@ def dense(tmp_path_factory):
 
 def _faults(manifest, rng, per_tensor: int = 6, multi: int = 6) -> list[list[BitFault]]:
     """Per tensor: its sign bit, its LSB and random bits; then multi-bit scenarios over several layers."""
-    from fkhls.addressing import spec_from_manifest
+    from fkhls.faults.addressing import spec_from_manifest
 
     tensors = spec_from_manifest(manifest).tensors()
     scenarios = []
@@ -105,8 +107,8 @@ def _hardware(manifest, scenarios):
 
 
 def _emulated(project: Project, scenarios) -> np.ndarray:
-    from fkhls.emulate import apply_faults, forward_raw, golden_weights
-    from fkhls.model_spec import describe_model
+    from fkhls.emulate.emulator import apply_faults, forward_raw, golden_weights
+    from fkhls.model.spec import describe_model
 
     manifest = project.manifest
     spec = describe_model(project.model, manifest.input_type["cpp"])

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 import fkhls
-from fkhls import emulate
-from fkhls.errors import FaultSpecError, OffGridError
-from fkhls.faults import BitFault, FaultScenario, FaultyLayerBitRegion, exhaustive_faults, load_fault_set
-from fkhls.fixedpoint import from_raw
-from fkhls.model_spec import describe_model, load_keras_model
+from fkhls.emulate.emulator import emulator as emulate
+from fkhls.core.errors import FaultSpecError, OffGridError
+from fkhls.faults.descriptors import BitFault, FaultScenario, FaultyLayerBitRegion, exhaustive_faults, load_fault_set
+from fkhls.core.fixedpoint import from_raw
+from fkhls.model.spec import describe_model, load_keras_model
 from tests import models
 
 DATA = Path(fkhls.__file__).parent / "data"

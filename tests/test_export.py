@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from fkhls.errors import OffGridError, ProjectError, UnsupportedModelError
-from fkhls.export import ExportOptions, export_model
-from fkhls.fixedpoint import to_raw, type_from_dict
-from fkhls.manifest import load_manifest
-from fkhls.csim import run_csim
+from fkhls.core.errors import OffGridError, ProjectError, UnsupportedModelError
+from fkhls.project.export import ExportOptions, export_model
+from fkhls.core.fixedpoint import to_raw, type_from_dict
+from fkhls.project.manifest import load_manifest
+from fkhls.csim.build import run_csim
 from tests import models
 
 CONFIGS = [

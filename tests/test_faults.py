@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from fkhls.errors import FaultSpecError
-from fkhls.faults import (
+from fkhls.core.errors import FaultSpecError
+from fkhls.faults.descriptors import (
     BitFault,
     FaultyLayerBitRegion,
     exhaustive_faults,
@@ -34,7 +34,7 @@ ISSUE_EXAMPLE = {
 
 @pytest.fixture(scope="module")
 def spec():
-    from fkhls.model_spec import describe_model, load_keras_model
+    from fkhls.model.spec import describe_model, load_keras_model
     from pathlib import Path
 
     import fkhls
@@ -141,7 +141,7 @@ def test_exhaustive_counts_and_order(spec):
 
 def test_exhaustive_bits_on_mixed_widths():
     """bits=[7] is the MSB of an 8-bit kernel and absent from 4- to 6-bit words: kept where it exists."""
-    from fkhls.model_spec import describe_model
+    from fkhls.model.spec import describe_model
     from tests import models
 
     spec = describe_model(models.build("dense"))  # d1 kernel 8 bits, d1 bias 8, d2 5/6, d3 4/4, out 6/6

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from fkhls.errors import OffGridError, UnsupportedModelError
-from fkhls.fixedpoint import (
+from fkhls.core.errors import OffGridError, UnsupportedModelError
+from fkhls.core.fixedpoint import (
     cast_raw,
     cpp_type,
     flip_bits,

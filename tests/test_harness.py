@@ -1,4 +1,4 @@
-"""fkhls.harness: one compiled binary, bits flipped in memory per scenario, equal to inject + csim and the emulator."""
+"""fkhls.csim.harness: one compiled binary, bits flipped in memory per scenario, equal to inject + csim and the emulator."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from fkhls import csim
-from fkhls.addressing import map_faults
-from fkhls.codegen import inject_bits
-from fkhls.errors import AddressError, BuildError, ProjectError
-from fkhls.export import ExportOptions, export_model
-from fkhls.harness import (
+from fkhls.csim.build import build as csim
+from fkhls.faults.addressing import map_faults
+from fkhls.csim.inject import inject_bits
+from fkhls.core.errors import AddressError, BuildError, ProjectError
+from fkhls.project.export import ExportOptions, export_model
+from fkhls.csim.harness import (
     build_harness,
     encode_scenarios,
     open_results,
@@ -23,7 +23,7 @@ from fkhls.harness import (
     run_harness_slice,
     split_range,
 )
-from fkhls.manifest import load_manifest
+from fkhls.project.manifest import load_manifest
 
 from . import models
 
@@ -49,8 +49,8 @@ def conv(tmp_path_factory):
 
 def _emulated(model, manifest, scenarios_of_bitfaults, x):
     """Raw outputs of the exact integer emulator for each scenario of BitFaults."""
-    from fkhls.emulate import apply_faults, forward_raw, golden_weights
-    from fkhls.model_spec import describe_model
+    from fkhls.emulate.emulator import apply_faults, forward_raw, golden_weights
+    from fkhls.model.spec import describe_model
 
     spec = describe_model(model, manifest.input_type["cpp"])
     weights = golden_weights(model, spec)
@@ -60,7 +60,7 @@ def _emulated(model, manifest, scenarios_of_bitfaults, x):
 
 
 def _random_faults(spec, rng, n):
-    from fkhls.faults import BitFault
+    from fkhls.faults.descriptors import BitFault
 
     tensors = spec.tensors()
     out = []
@@ -98,8 +98,8 @@ def test_harness_equals_inject_plus_csim_on_a_sample(demo, tmp_path):
 
 
 def test_harness_equals_exact_emulator_for_many_faults(demo):
-    from fkhls.addressing import spec_from_manifest
-    from fkhls.model_spec import load_keras_model
+    from fkhls.faults.addressing import spec_from_manifest
+    from fkhls.model.spec import load_keras_model
 
     manifest, x, x_raw, binary = demo
     model = load_keras_model(manifest.model_path)
@@ -116,7 +116,7 @@ def test_harness_equals_exact_emulator_for_many_faults(demo):
 def test_stream_resource_project(conv, tmp_path):
     manifest, model, x, x_raw, binary = conv
     rng = np.random.default_rng(9)
-    from fkhls.addressing import spec_from_manifest
+    from fkhls.faults.addressing import spec_from_manifest
 
     faults = _random_faults(spec_from_manifest(manifest), rng, 12)
     scenarios = [[f] for f in faults[:8]] + [faults[8:]]

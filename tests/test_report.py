@@ -1,4 +1,4 @@
-"""fkhls.report on hand-made tables: sensitivity cells, worst-first order, agreement, JSON, Markdown, PNGs."""
+"""fkhls.campaign.report on hand-made tables: sensitivity cells, worst-first order, agreement, JSON, Markdown, PNGs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from fkhls.report import (
+from fkhls.campaign.report import (
     FaultTable,
     agreement,
     build_summary,

@@ -1,0 +1,1 @@
+"""Fault campaigns: sharded, resumable runs through both engines, and their reports."""

@@ -1,0 +1,497 @@
+"""Campaign reports: ``summary.json``, ``report.md``, ``heatmap.png``, ``histograms.png``.
+
+Small pieces rather than one monolith, so the cross-check (``fkhls.crosscheck.compare``) can reuse them:
+
+* ``FaultTable`` -- one row per fault scenario (where it is, what it did), column arrays;
+* ``sensitivity`` -- layer/tensor x bit-position table of a metric (single-bit scenarios);
+* ``worst_faults``, ``agreement`` -- the rows and the engine-agreement numbers a report lists;
+* ``build_summary`` / ``write_summary`` -- the JSON summary (numpy values converted);
+* ``render_markdown`` -- the Markdown report (tables by tabulate, GitHub format);
+* ``plot_heatmap`` / ``plot_histograms`` -- PNGs with matplotlib's Agg backend (no display);
+* ``write_report`` -- all of the above into one directory.
+
+This module imports nothing above it (no campaign, no compare): it only reads tables.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import jinja2
+import numpy as np
+from tabulate import tabulate
+
+from fkhls.core.files import atomic_write_text
+
+__all__ = [
+    "FaultTable",
+    "Sensitivity",
+    "METRICS",
+    "sensitivity",
+    "worst_faults",
+    "agreement",
+    "build_summary",
+    "write_summary",
+    "render_markdown",
+    "plot_heatmap",
+    "plot_histograms",
+    "write_report",
+    "to_jsonable",
+]
+
+# Metric columns per engine (prefix "<engine>_"): see FaultTable.
+ENGINE_COLUMNS = ("outputs_changed", "samples_changed", "max_abs_error_lsb", "max_abs_error", "top1_changed",
+                  "accuracy_drop")
+AGREEMENT_COLUMNS = ("mismatched_words", "max_lsb_diff", "first_mismatch_sample")
+META_COLUMNS = ("scenario", "name", "n_bits", "layer", "tensor", "lbi", "bit", "flat_index", "model_bit", "array",
+                "element", "array_bit")
+
+# Heatmap / sensitivity metrics: name -> (title, function of the table giving a per-row rate).
+METRICS = {
+    "outputs_changed_fraction": "mean fraction of output words changed",
+    "top1_change_rate": "mean fraction of samples whose top-1 class changed",
+}
+
+
+@dataclass(frozen=True)
+class FaultTable:
+    """One row per fault scenario, as equal-length column arrays.
+
+    Meta columns: ``scenario`` (index in the campaign's ordered list), ``name``, ``n_bits``,
+    ``layer``, ``tensor``, ``lbi``, ``bit`` (from the LSB), ``flat_index``, ``model_bit``,
+    ``array``, ``element``, ``array_bit`` (single-bit scenarios; -1 / "" for multi-bit ones).
+    Per engine ``e`` in ``engines``: ``e_outputs_changed`` (output words != golden, all samples),
+    ``e_samples_changed``, ``e_max_abs_error_lsb`` (largest |faulty - golden| word difference),
+    ``e_max_abs_error`` (the same in output units), ``e_top1_changed`` (samples whose argmax
+    moved) and, with labels, ``e_accuracy_drop`` (golden accuracy - faulty accuracy).
+    With two engines: ``mismatched_words`` (output words where they differ; 0 = bit-exact),
+    ``max_lsb_diff``, ``first_mismatch_sample`` (-1 when none).
+    """
+
+    columns: Mapping[str, np.ndarray]
+    engines: tuple[str, ...]
+    n_samples: int
+    n_outputs: int
+    output_lsb: float  # value of one LSB of the output type
+    has_labels: bool = False
+    notes: Mapping[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.columns["scenario"])
+
+    @property
+    def primary(self) -> str:
+        """The engine a report's sensitivity numbers come from: the hardware (C-sim) when present."""
+        return "csim" if "csim" in self.engines else self.engines[0]
+
+    @property
+    def both(self) -> bool:
+        return "mismatched_words" in self.columns
+
+    @property
+    def single_bit(self) -> bool:
+        return bool(len(self)) and bool(np.all(self.columns["n_bits"] == 1))
+
+    def metric(self, name: str, engine: str | None = None) -> np.ndarray:
+        """A per-row column of ``engine`` (default the primary one), or a derived rate from ``METRICS``."""
+        engine = engine or self.primary
+        if name == "outputs_changed_fraction":
+            return self.columns[f"{engine}_outputs_changed"] / float(self.n_samples * self.n_outputs)
+        if name == "top1_change_rate":
+            return self.columns[f"{engine}_top1_changed"] / float(self.n_samples)
+        return self.columns[f"{engine}_{name}"]
+
+    def row(self, index: int) -> dict:
+        return {key: to_jsonable(value[index]) for key, value in self.columns.items()}
+
+    def to_csv(self, path: str | Path) -> None:
+        """Every row as CSV (header = column names), written atomically."""
+        names = list(self.columns)
+        lines = [",".join(names)]
+        text_cols = [np.asarray(self.columns[n]).astype(str) for n in names]
+        for i in range(len(self)):
+            lines.append(",".join(_csv_cell(col[i]) for col in text_cols))
+        atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _csv_cell(text: str) -> str:
+    return f'"{text}"' if ("," in text or '"' in text) and not text.startswith('"') else text
+
+
+def to_jsonable(value: Any) -> Any:
+    """numpy scalars/arrays, tuples and Paths -> plain JSON values (NaN -> None)."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return to_jsonable(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+@dataclass(frozen=True)
+class Sensitivity:
+    """A metric averaged per (layer tensor) row and bit position; NaN where the tensor has no such bit."""
+
+    rows: tuple[str, ...]  # "fc1 kernel", "fc1 bias", ...
+    bits: tuple[int, ...]  # from the MSB of the widest word down to 0 (LSB)
+    values: np.ndarray  # (rows, bits) float, NaN = no fault there
+    counts: np.ndarray  # (rows, bits) faults averaged
+    metric: str
+    widths: tuple[int, ...]  # word width per row (its MSB is bit width-1)
+
+
+def sensitivity(table: FaultTable, metric: str = "outputs_changed_fraction", engine: str | None = None) -> Sensitivity:
+    """Mean of ``metric`` per layer/tensor and bit position, over the single-bit rows of ``table``."""
+    cols = table.columns
+    single = np.asarray(cols["n_bits"]) == 1
+    values = np.asarray(table.metric(metric, engine), dtype=np.float64)[single]
+    layers, tensors = np.asarray(cols["layer"])[single], np.asarray(cols["tensor"])[single]
+    bits = np.asarray(cols["bit"])[single]
+    keys = list(dict.fromkeys(zip(layers.tolist(), tensors.tolist())))  # campaign (model) order
+    widths = []
+    for layer, tensor in keys:
+        mask = (layers == layer) & (tensors == tensor)
+        widths.append(int(np.asarray(table.notes.get("widths", {}).get(f"{layer} {tensor}", bits[mask].max() + 1))))
+    top = max(widths, default=0)
+    bit_axis = tuple(range(top - 1, -1, -1))
+    out = np.full((len(keys), top), np.nan)
+    counts = np.zeros((len(keys), top), dtype=np.int64)
+    for r, (layer, tensor) in enumerate(keys):
+        mask = (layers == layer) & (tensors == tensor)
+        col = top - 1 - bits[mask]
+        counts[r] = np.bincount(col, minlength=top)
+        sums = np.bincount(col, weights=values[mask], minlength=top)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[r] = np.where(counts[r] > 0, sums / np.maximum(counts[r], 1), np.nan)
+    return Sensitivity(tuple(f"{layer} {tensor}" for layer, tensor in keys), bit_axis, out, counts, metric,
+                       tuple(widths))
+
+
+def _order_worst(table: FaultTable, engine: str | None = None) -> np.ndarray:
+    """Row order, worst first: top-1 changes, then output words changed, then max error (stable)."""
+    keys = [table.metric("max_abs_error_lsb", engine), table.metric("outputs_changed", engine),
+            table.metric("top1_changed", engine)]
+    return np.lexsort([-np.asarray(k, dtype=np.float64) for k in keys])
+
+
+def worst_faults(table: FaultTable, k: int = 20, engine: str | None = None) -> list[dict]:
+    """The ``k`` most harmful scenarios (see ``_order_worst``) as dicts of their columns."""
+    return [table.row(int(i)) for i in _order_worst(table, engine)[:k]]
+
+
+def agreement(table: FaultTable, limit: int = 1000) -> dict:
+    """Engine agreement: words compared, bit-exact words and scenarios, the largest LSB difference, mismatches."""
+    if not table.both:
+        return {}
+    cols = table.columns
+    mismatched = np.asarray(cols["mismatched_words"])
+    bad = np.nonzero(mismatched)[0]
+    compared = len(table) * table.n_samples * table.n_outputs
+    return {
+        "outputs_compared": compared,
+        "bit_exact": compared - int(mismatched.sum()),
+        "scenarios_bit_exact": len(table) - len(bad),
+        "scenarios_mismatching": len(bad),
+        "max_lsb_diff": int(np.max(cols["max_lsb_diff"], initial=0)),
+        "mismatching_scenarios": [
+            {key: to_jsonable(cols[key][i]) for key in ("scenario", "name", "layer", "tensor", "lbi", "bit", "array",
+                                                        "element", "array_bit", *AGREEMENT_COLUMNS)}
+            for i in bad[:limit]
+        ],
+        "mismatching_scenarios_listed": min(len(bad), limit),
+    }
+
+
+def _totals(table: FaultTable, engine: str) -> dict:
+    out = {
+        "faults_changing_outputs": int(np.count_nonzero(table.metric("outputs_changed", engine))),
+        "faults_changing_top1": int(np.count_nonzero(table.metric("top1_changed", engine))),
+        "mean_outputs_changed_fraction": float(np.mean(table.metric("outputs_changed_fraction", engine)))
+        if len(table) else 0.0,
+        "mean_top1_change_rate": float(np.mean(table.metric("top1_change_rate", engine))) if len(table) else 0.0,
+        "max_abs_error_lsb": int(np.max(table.metric("max_abs_error_lsb", engine), initial=0)),
+    }
+    if table.has_labels and len(table):
+        drop = np.asarray(table.metric("accuracy_drop", engine), dtype=np.float64)
+        out.update(mean_accuracy_drop=float(drop.mean()), max_accuracy_drop=float(drop.max()))
+    return out
+
+
+def build_summary(table: FaultTable, info: Mapping[str, Any], worst: int = 20) -> dict:
+    """The ``summary.json`` content: counts, agreement, sensitivity, worst faults, plus ``info`` (seeds, timings...)."""
+    summary: dict[str, Any] = {
+        "faults": len(table),
+        "samples": table.n_samples,
+        "outputs_per_sample": table.n_outputs,
+        "engines": list(table.engines),
+        "primary_engine": table.primary,
+        "single_bit": table.single_bit,
+    }
+    agree = agreement(table)
+    if agree:
+        summary.update(agree)
+    summary["totals"] = {engine: _totals(table, engine) for engine in table.engines}
+    if table.single_bit:
+        summary["sensitivity"] = {}
+        for metric in METRICS:
+            sens = sensitivity(table, metric)
+            summary["sensitivity"][metric] = {"rows": list(sens.rows), "bits": list(sens.bits),
+                                              "values": to_jsonable(sens.values), "faults": to_jsonable(sens.counts)}
+    summary["worst_faults"] = worst_faults(table, worst)
+    summary.update({key: to_jsonable(value) for key, value in info.items()})
+    return to_jsonable(summary)
+
+
+def write_summary(path: str | Path, summary: Mapping[str, Any]) -> Path:
+    """Write a summary dict as indented JSON, atomically (numpy values converted)."""
+    path = Path(path)
+    atomic_write_text(path, json.dumps(to_jsonable(dict(summary)), indent=2) + "\n")
+    return path
+
+
+# ----------------------------------------------------------------------------- Markdown
+
+_REPORT_MD = """\
+# Fault campaign: {{ title }}
+
+| | |
+|---|---|
+{% for key, value in facts %}
+| {{ key }} | {{ value }} |
+{% endfor %}
+
+{% if agreement %}
+## Engine agreement ({{ engines }})
+
+{{ agreement }}
+
+{% endif %}
+{% if sens_outputs %}
+## Sensitivity per layer and bit position ({{ primary }} engine)
+
+Mean fraction of output words changed by a single-bit flip (all samples, all outputs);
+columns are bit positions from the MSB (sign bit of a signed word) down to the LSB (b0).
+![heatmap](heatmap.png)
+
+{{ sens_outputs }}
+
+Mean fraction of samples whose top-1 class changed:
+
+{{ sens_top1 }}
+
+{% endif %}
+## Worst {{ n_worst }} faults ({{ primary }} engine)
+
+{{ worst }}
+
+## Error distribution
+
+![histograms](histograms.png)
+
+{% if timings %}
+## Timings
+
+{{ timings }}
+
+{% endif %}
+{{ footer }}
+"""
+
+
+def _sens_markdown(sens: Sensitivity) -> str:
+    rows = []
+    for r, name in enumerate(sens.rows):
+        rows.append([name, *["" if math.isnan(v) else f"{v:.3f}" for v in sens.values[r]]])
+    return tabulate(rows, headers=["tensor", *[f"b{b}" for b in sens.bits]], tablefmt="github",
+                    disable_numparse=True)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+    return str(value)
+
+
+def render_markdown(table: FaultTable, summary: Mapping[str, Any], title: str = "", n_worst: int = 20) -> str:
+    """The Markdown report of a campaign (``summary`` as made by ``build_summary``)."""
+    primary = table.primary
+    facts = [("faults (scenarios)", f"{len(table):,}"), ("samples", f"{table.n_samples:,}"),
+             ("outputs per sample", table.n_outputs), ("engines", ", ".join(table.engines))]
+    for key in ("mode", "selection", "seeds"):
+        if key in summary and summary[key] not in (None, {}):
+            facts.append((key, _fmt_mapping(summary[key])))
+    totals = summary.get("totals", {}).get(primary, {})
+    facts += [(f"{k.replace('_', ' ')} ({primary})", _fmt(v)) for k, v in totals.items()]
+    agree = ""
+    if table.both:
+        a = agreement(table, limit=20)
+        lines = [[f"{a['outputs_compared']:,}", f"{a['bit_exact']:,}",
+                  f"{100.0 * a['bit_exact'] / max(a['outputs_compared'], 1):.4f} %",
+                  f"{a['scenarios_bit_exact']:,} / {len(table):,}", a["max_lsb_diff"]]]
+        agree = tabulate(lines, headers=["output words compared", "bit-exact", "agreement", "scenarios bit-exact",
+                                         "max LSB diff"], tablefmt="github", disable_numparse=True)
+        if a["mismatching_scenarios"]:
+            rows = [[m["scenario"], m["name"], m["array"], m["element"], m["array_bit"], m["mismatched_words"],
+                     m["max_lsb_diff"], m["first_mismatch_sample"]] for m in a["mismatching_scenarios"]]
+            agree += "\n\nMismatching scenarios (first 20):\n\n" + tabulate(
+                rows, headers=["scenario", "name", "array", "element", "array bit", "words", "max LSB diff",
+                               "first sample"], tablefmt="github")
+    sens_outputs = sens_top1 = ""
+    if table.single_bit:
+        sens_outputs = _sens_markdown(sensitivity(table, "outputs_changed_fraction"))
+        sens_top1 = _sens_markdown(sensitivity(table, "top1_change_rate"))
+    worst_cols = ["scenario", "layer", "tensor", "flat_index", "bit", "array", "element"] if table.single_bit else \
+        ["scenario", "name", "n_bits"]
+    metric_cols = ["top1_changed", "outputs_changed", "max_abs_error"] + (["accuracy_drop"] if table.has_labels else [])
+    rows = []
+    for i in _order_worst(table)[:n_worst]:
+        row = [table.columns[c][i] for c in worst_cols]
+        row += [_fmt(to_jsonable(table.metric(m)[i])) for m in metric_cols]
+        rows.append(row)
+    worst = tabulate(rows, headers=[*worst_cols, *[f"{m}" for m in metric_cols]], tablefmt="github",
+                     disable_numparse=True)
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                             keep_trailing_newline=True)
+    return env.from_string(_REPORT_MD).render(
+        title=title or summary.get("project", "campaign"), facts=facts, agreement=agree, engines=" vs ".join(
+            table.engines), sens_outputs=sens_outputs, sens_top1=sens_top1, primary=primary, n_worst=n_worst,
+        worst=worst, timings=tabulate([[k, _fmt(v)] for k, v in summary.get("timings", {}).items()],
+                                      headers=["", ""], tablefmt="github", disable_numparse=True)
+        if summary.get("timings") else "", footer=f"Full per-fault rows: `results.csv`; machine-readable summary: `summary.json`.")
+
+
+def _fmt_mapping(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={_fmt(v)}" for k, v in value.items() if v is not None)
+    return _fmt(value)
+
+
+# ----------------------------------------------------------------------------- plots
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_heatmap(path: str | Path, table: FaultTable, engine: str | None = None) -> Path | None:
+    """Layers x bit positions (MSB..LSB), two panels: fraction of outputs changed, top-1 change rate.
+
+    Returns None (and writes nothing) for a campaign without single-bit rows.
+    """
+    if not table.single_bit:
+        return None
+    plt = _pyplot()
+    panels = [sensitivity(table, m, engine) for m in METRICS]
+    n_rows, n_bits = panels[0].values.shape
+    fig, axes = plt.subplots(1, 2, figsize=(min(24.0, max(10.0, 0.75 * n_bits * 2 + 5)), 1.8 + 0.45 * n_rows),
+                             constrained_layout=True)
+    for ax, sens in zip(axes, panels):
+        data = np.ma.masked_invalid(sens.values)
+        cmap = plt.get_cmap("magma_r").with_extremes(bad="#dddddd")
+        image = ax.imshow(data, aspect="auto", cmap=cmap, vmin=0.0, vmax=max(float(np.nanmax(sens.values)), 1e-9)
+                          if np.isfinite(sens.values).any() else 1.0)
+        ax.set_xticks(range(n_bits), [_bit_label(b, sens) for b in sens.bits], fontsize=8)
+        ax.set_yticks(range(n_rows), sens.rows, fontsize=8)
+        ax.set_xlabel("bit position (MSB ... LSB)")
+        ax.set_title(METRICS[sens.metric], fontsize=10)
+        vmax = np.nanmax(sens.values) if np.isfinite(sens.values).any() else 1.0
+        for r in range(n_rows):
+            for c in range(n_bits):
+                v = sens.values[r, c]
+                if np.isfinite(v):
+                    ax.text(c, r, f"{v:.2g}", ha="center", va="center", fontsize=7,
+                            color="white" if v > 0.6 * vmax else "black")
+        fig.colorbar(image, ax=ax, shrink=0.9)
+    fig.suptitle(f"single-bit fault sensitivity ({engine or table.primary} engine, {len(table):,} faults, "
+                 f"{table.n_samples:,} samples; grey: bit not in the campaign or not in the word)", fontsize=10)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def _bit_label(bit: int, sens: Sensitivity) -> str:
+    return f"b{bit}\nMSB" if bit == max(sens.bits) else f"b{bit}"
+
+
+def plot_histograms(path: str | Path, table: FaultTable, engine: str | None = None) -> Path:
+    """Distribution of the max abs output error per fault (log10, output units), one panel per layer.
+
+    Faults with no effect (error 0) are counted in each panel's title; a BER campaign adds the
+    distribution of the top-1 change rate over trials.
+    """
+    plt = _pyplot()
+    engine = engine or table.primary
+    err = np.asarray(table.metric("max_abs_error", engine), dtype=np.float64)
+    layers = np.asarray(table.columns["layer"])
+    names = list(dict.fromkeys(layers.tolist()))
+    extra = 0 if table.single_bit else 1
+    n = len(names) + extra
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False, constrained_layout=True)
+    positive = err[err > 0]
+    lo = math.floor(np.log10(positive.min())) if positive.size else -3
+    hi = math.ceil(np.log10(positive.max())) if positive.size else 0
+    edges = np.linspace(lo, max(hi, lo + 1), 31)
+    for ax, name in zip(axes.flat, names):
+        mine = err[layers == name]
+        hit = mine[mine > 0]
+        ax.hist(np.log10(hit) if hit.size else [], bins=edges, color="#c0392b")
+        ax.set_yscale("log") if hit.size else None
+        ax.set_title(f"{name}: {hit.size:,} of {mine.size:,} faults change outputs", fontsize=9)
+        ax.set_xlabel("log10 max |faulty - golden| (output units)", fontsize=8)
+        ax.set_ylabel("faults", fontsize=8)
+    if extra:
+        ax = axes.flat[len(names)]
+        rate = np.asarray(table.metric("top1_change_rate", engine), dtype=np.float64)
+        ax.hist(rate, bins=30, color="#2c3e50")
+        ax.set_title(f"top-1 change rate over {len(table):,} trials", fontsize=9)
+        ax.set_xlabel("fraction of samples", fontsize=8)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    fig.suptitle(f"max abs output error per fault ({engine} engine)", fontsize=11)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+# ----------------------------------------------------------------------------- everything
+
+
+def write_report(out_dir: str | Path, table: FaultTable, info: Mapping[str, Any], title: str = "",
+                 csv: bool = True) -> dict[str, Path]:
+    """summary.json, report.md, heatmap.png (single-bit campaigns), histograms.png and results.csv into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = build_summary(table, info)
+    paths = {"summary": write_summary(out_dir / "summary.json", summary)}
+    heat = plot_heatmap(out_dir / "heatmap.png", table)
+    if heat is not None:
+        paths["heatmap"] = heat
+    paths["histograms"] = plot_histograms(out_dir / "histograms.png", table)
+    report = render_markdown(table, summary, title)
+    atomic_write_text(out_dir / "report.md", report)
+    paths["report"] = out_dir / "report.md"
+    if csv:
+        table.to_csv(out_dir / "results.csv")
+        paths["results"] = out_dir / "results.csv"
+    return paths

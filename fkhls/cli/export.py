@@ -1,0 +1,74 @@
+"""``fkhls export`` and ``fkhls verify``: thin click commands over fkhls.project.export and fkhls.crosscheck.parity."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+from tabulate import tabulate
+
+from fkhls.cli.common import EXIT_MISMATCH, load_inputs
+
+
+@click.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=True))
+@click.option("-o", "--output", "output_dir", required=True, type=click.Path(file_okay=False),
+              help="Project directory to create.")
+@click.option("--backend", type=click.Choice(["Vivado", "Vitis"]), default="Vivado", show_default=True)
+@click.option("--io-type", type=click.Choice(["io_parallel", "io_stream"]), default="io_parallel", show_default=True)
+@click.option("--strategy", type=click.Choice(["Latency", "Resource"]), default="Latency", show_default=True)
+@click.option("--reuse-factor", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--input-type", default="ap_fixed<16,6>", show_default=True,
+              help="Fixed-point type of the model input; inputs must lie on its grid.")
+@click.option("--force", is_flag=True, help="Replace an existing non-empty output directory.")
+def export(model, output_dir, backend, io_type, strategy, reuse_factor, input_type, force) -> None:
+    """Export a saved QKeras MODEL (.h5, .keras, SavedModel) to an exact hls4ml project."""
+    from fkhls.project.export import ExportOptions, export_model
+    from fkhls.core.fixedpoint import cpp_type, type_from_dict
+
+    start = time.perf_counter()
+    manifest = export_model(model, output_dir, ExportOptions(backend, io_type, strategy, reuse_factor, input_type),
+                            force=force)
+    rows = []
+    for layer in manifest.layers:
+        rows.append([layer.name, layer.hls_name or "(folded)", layer.kind,
+                     cpp_type(type_from_dict(layer.result_type)),
+                     cpp_type(type_from_dict(layer.accum_type)) if layer.accum_type else "",
+                     layer.kernel.type["cpp"] if layer.kernel else "", layer.kernel.array if layer.kernel else "",
+                     layer.reuse_factor or "", layer.strategy or ""])
+    click.echo(tabulate(rows, headers=["layer", "hls4ml", "kind", "result", "accum", "weight", "array", "RF",
+                                       "strategy"]))
+    for name, reuse in manifest.requested.get("changed_reuse_factor", {}).items():
+        click.secho(f"note: hls4ml used reuse factor {reuse} for {name} (asked {reuse_factor}): recorded as built",
+                    fg="yellow")
+    click.echo(f"exported {manifest.model_name} to {manifest.project_dir} in {time.perf_counter() - start:.1f} s")
+
+
+@click.command()
+@click.argument("project", type=click.Path(exists=True, file_okay=False))
+@click.option("--inputs", required=True, type=click.Path(exists=True, dir_okay=False), help="Inputs (.npy).")
+@click.option("--model", type=click.Path(exists=True), help="QKeras model to compare (default: the project's copy).")
+def verify(project, inputs, model) -> None:
+    """Check that the project's C-sim reproduces the QKeras model bit for bit."""
+    from fkhls.project.manifest import load_manifest
+    from fkhls.model.spec import load_keras_model, model_hash
+    from fkhls.crosscheck.parity import golden_parity
+
+    manifest = load_manifest(project)
+    keras_model = load_keras_model(model or manifest.model_path)
+    if model and model_hash(keras_model) != manifest.model_hash:
+        click.secho("warning: --model differs from the model this project was exported from", fg="yellow", err=True)
+    start = time.perf_counter()
+    report = golden_parity(manifest, load_inputs(inputs), keras_model)
+    click.echo(tabulate(report.rows(), headers=["golden parity", "C-sim vs QKeras"]))
+    click.echo(f"verified in {time.perf_counter() - start:.1f} s")
+    if not report.all_exact:
+        click.secho(f"NOT bit-exact: {report.outputs_compared - report.bit_exact} output words differ", fg="red")
+        sys.exit(EXIT_MISMATCH)
+    click.secho("bit-exact: every output word matches", fg="green")
+
+
+COMMANDS = [export, verify]

@@ -1,0 +1,1 @@
+"""Foundations every other package uses: the fixed-point word, errors, safe files, templates."""

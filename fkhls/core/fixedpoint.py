@@ -1,0 +1,272 @@
+"""The fixed-point word: raw integer <-> value, bit flips, casts, exact literals, QKeras grids.
+
+Built around hls4ml's own ``FixedPrecisionType`` (width, integer, signed, rounding, saturation):
+this module adds what fkhls needs and hls4ml lacks, and every other module goes through it,
+so no scale factor is derived anywhere else. Raw words are numpy int64 holding the
+two's-complement (signed) or plain (unsigned) value of the word, i.e. value * 2**fractional.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+import numpy as np
+from hls4ml.model.types import FixedPrecisionType, RoundingMode, SaturationMode
+
+from fkhls.core.errors import OffGridError, UnsupportedModelError
+
+__all__ = [
+    "FixedPrecisionType",
+    "parse_type",
+    "cpp_type",
+    "type_to_dict",
+    "type_from_dict",
+    "raw_bounds",
+    "lsb",
+    "to_raw",
+    "from_raw",
+    "wrap_raw",
+    "flip_bits",
+    "cast_raw",
+    "literal",
+    "literals",
+    "quantizer_type",
+    "MAX_WIDTH",
+]
+
+# Raw words and intermediate sums live in int64; 62 bits leaves headroom for one product.
+MAX_WIDTH = 62
+
+_TYPE_RE = re.compile(
+    r"^\s*(?:ap_)?(?P<kind>fixed|ufixed|int|uint)\s*<\s*(?P<args>[^<>]*)>\s*$"
+)
+
+
+def _make(width: int, integer: int, signed: bool, rounding=None, saturation=None) -> FixedPrecisionType:
+    if not 1 <= width <= MAX_WIDTH:
+        raise OffGridError(f"fixed-point width {width} is outside the supported range 1..{MAX_WIDTH}")
+    return FixedPrecisionType(width=width, integer=integer, signed=signed, rounding_mode=rounding,
+                              saturation_mode=saturation)
+
+
+def parse_type(text: str) -> FixedPrecisionType:
+    """Parse a C++ type such as ``ap_fixed<16,6>`` or ``ap_ufixed<6,0,AP_RND_CONV,AP_SAT>``."""
+    match = _TYPE_RE.match(text)
+    if not match:
+        raise OffGridError(
+            f"cannot parse fixed-point type {text!r}: expected ap_fixed<W,I[,Q,O]>, ap_ufixed<W,I[,Q,O]>, "
+            "ap_int<W> or ap_uint<W>"
+        )
+    kind = match["kind"]
+    args = [a.strip() for a in match["args"].split(",") if a.strip()]
+    try:
+        width = int(args[0])
+        if kind in ("int", "uint"):
+            if len(args) != 1:
+                raise ValueError
+            return _make(width, width, kind == "int")
+        integer = int(args[1])
+        rounding = args[2].removeprefix("AP_") if len(args) > 2 else None
+        saturation = args[3].removeprefix("AP_") if len(args) > 3 else None
+        if len(args) > 5:
+            raise ValueError
+        ptype = _make(width, integer, kind == "fixed", rounding, saturation)
+        if len(args) > 4:
+            ptype.saturation_bits = int(args[4])
+        return ptype
+    except (ValueError, IndexError, KeyError) as exc:
+        raise OffGridError(f"cannot parse fixed-point type {text!r}: {exc or 'bad arguments'}") from None
+
+
+def cpp_type(ptype: FixedPrecisionType) -> str:
+    """The C++ spelling hls4ml writes into defines.h/parameters.h (modes only when not default)."""
+    name = "ap_fixed" if ptype.signed else "ap_ufixed"
+    args = [str(ptype.width), str(ptype.integer)]
+    if ptype.rounding_mode != RoundingMode.TRN or ptype.saturation_mode != SaturationMode.WRAP:
+        args += [f"AP_{ptype.rounding_mode.name}", f"AP_{ptype.saturation_mode.name}"]
+        if ptype.saturation_bits:
+            args.append(str(ptype.saturation_bits))
+    return f"{name}<{','.join(args)}>"
+
+
+def type_to_dict(ptype: FixedPrecisionType) -> dict:
+    """A JSON-ready description of the type (the manifest stores these)."""
+    return {
+        "cpp": cpp_type(ptype),
+        "width": ptype.width,
+        "integer": ptype.integer,
+        "fractional": ptype.fractional,
+        "signed": bool(ptype.signed),
+        "rounding": ptype.rounding_mode.name,
+        "saturation": ptype.saturation_mode.name,
+    }
+
+
+def type_from_dict(data: dict) -> FixedPrecisionType:
+    return _make(data["width"], data["integer"], data["signed"], data.get("rounding"), data.get("saturation"))
+
+
+def raw_bounds(ptype: FixedPrecisionType) -> tuple[int, int]:
+    """Smallest and largest raw word of the type."""
+    if ptype.signed:
+        return -(1 << (ptype.width - 1)), (1 << (ptype.width - 1)) - 1
+    return 0, (1 << ptype.width) - 1
+
+
+def lsb(ptype: FixedPrecisionType) -> float:
+    """Value of one least-significant bit: 2**-fractional."""
+    return float(2.0 ** -ptype.fractional)
+
+
+def to_raw(ptype: FixedPrecisionType, values, what: str = "values") -> np.ndarray:
+    """Exact values -> raw words; refuses (naming the first bad index) anything off the grid or range."""
+    values = np.asarray(values, dtype=np.float64)
+    scaled = np.ldexp(values, ptype.fractional)
+    raw = np.rint(scaled)
+    lo, hi = raw_bounds(ptype)
+    bad = (raw != scaled) | (raw < lo) | (raw > hi) | ~np.isfinite(scaled)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        value = values[index] if values.ndim else float(values)
+        raise OffGridError(
+            f"{what}[{index}] = {value!r} is not representable by {cpp_type(ptype)} "
+            f"(grid step {lsb(ptype)!r}, range [{lo * lsb(ptype)!r}, {hi * lsb(ptype)!r}]); "
+            f"{int(bad.sum())} of {bad.size} values are off the grid or out of range"
+        )
+    return raw.astype(np.int64)
+
+
+def from_raw(ptype: FixedPrecisionType, raw) -> np.ndarray:
+    """Raw words -> float64 values (exact for widths up to 53 bits)."""
+    return np.ldexp(np.asarray(raw, dtype=np.int64).astype(np.float64), -ptype.fractional)
+
+
+def wrap_raw(ptype: FixedPrecisionType, raw) -> np.ndarray:
+    """Keep the low ``width`` bits, sign-extending for signed types (what ap_fixed does on WRAP)."""
+    raw = np.asarray(raw, dtype=np.int64)
+    mask = np.int64((1 << ptype.width) - 1)
+    low = raw & mask
+    if ptype.signed:
+        sign = np.int64(1 << (ptype.width - 1))
+        return (low ^ sign) - sign
+    return low
+
+
+def flip_bits(ptype: FixedPrecisionType, raw, mask) -> np.ndarray:
+    """Flip the bits set in ``mask`` (bit 0 = LSB, width-1 = MSB/sign) of each raw word."""
+    raw = np.asarray(raw, dtype=np.int64)
+    mask = np.asarray(mask, dtype=np.int64)
+    if np.any(mask >> ptype.width):
+        raise OffGridError(f"bit mask sets bits above bit {ptype.width - 1} of {cpp_type(ptype)}")
+    return wrap_raw(ptype, raw ^ mask)
+
+
+def _round_shift(raw: np.ndarray, shift: int, mode: RoundingMode) -> np.ndarray:
+    """Divide by 2**shift (shift > 0) with an ap_fixed quantization mode, on integers."""
+    floor = raw >> shift
+    rem = raw - (floor << shift)  # 0 <= rem < 2**shift
+    half = np.int64(1 << (shift - 1))
+    if mode == RoundingMode.TRN:
+        return floor
+    if mode == RoundingMode.TRN_ZERO:
+        return floor + ((raw < 0) & (rem != 0))
+    up = rem > half
+    tie = rem == half
+    if mode == RoundingMode.RND:  # half towards +inf
+        return floor + (up | tie)
+    if mode == RoundingMode.RND_ZERO:  # half towards zero
+        return floor + (up | (tie & (raw < 0)))
+    if mode == RoundingMode.RND_MIN_INF:  # half towards -inf
+        return floor + up
+    if mode == RoundingMode.RND_INF:  # half away from zero
+        return floor + (up | (tie & (raw >= 0)))
+    if mode == RoundingMode.RND_CONV:  # half to even
+        return floor + (up | (tie & ((floor & 1) == 1)))
+    raise UnsupportedModelError(f"rounding mode {mode} is not supported")
+
+
+def cast_raw(raw, src_fractional: int, dst: FixedPrecisionType) -> np.ndarray:
+    """Cast raw integers at scale 2**-src_fractional to ``dst`` with its rounding and overflow modes.
+
+    This is the assignment ``dst_t y = x;`` of ap_fixed, done exactly on int64.
+    """
+    raw = np.asarray(raw, dtype=np.int64)
+    shift = src_fractional - dst.fractional
+    if shift > 0:
+        out = _round_shift(raw, shift, dst.rounding_mode)
+    elif shift < 0:
+        out = raw << -shift
+    else:
+        out = raw.copy()
+    lo, hi = raw_bounds(dst)
+    mode = dst.saturation_mode
+    if mode == SaturationMode.WRAP:
+        return wrap_raw(dst, out)
+    if mode == SaturationMode.SAT:
+        return np.clip(out, lo, hi)
+    if mode == SaturationMode.SAT_SYM:
+        return np.clip(out, lo + 1 if dst.signed else lo, hi)
+    if mode == SaturationMode.SAT_ZERO:
+        return np.where((out < lo) | (out > hi), 0, out)
+    raise UnsupportedModelError(f"saturation mode {mode} is not supported")
+
+
+def literal(ptype: FixedPrecisionType, raw: int) -> str:
+    """Exact decimal literal of one raw word (what a C++ compiler reads back to the same word)."""
+    value = Fraction(int(raw), 1) / (1 << ptype.fractional) if ptype.fractional >= 0 else Fraction(
+        int(raw) << -ptype.fractional
+    )
+    digits = max(ptype.fractional, 0)
+    if digits == 0:
+        return str(value.numerator)
+    scaled = value * 10**digits  # exact: 2**-f has exactly f decimals
+    assert scaled.denominator == 1
+    sign = "-" if scaled < 0 else ""
+    text = str(abs(scaled.numerator)).rjust(digits + 1, "0")
+    return f"{sign}{text[:-digits]}.{text[-digits:]}"
+
+
+def literals(ptype: FixedPrecisionType, raw) -> list[str]:
+    """Exact decimal literals of many raw words, in C-order."""
+    return [literal(ptype, int(r)) for r in np.asarray(raw, dtype=np.int64).ravel()]
+
+
+def quantizer_type(config: dict, *, activation: bool = False, where: str = "quantizer") -> FixedPrecisionType:
+    """The ap_(u)fixed type whose grid equals a QKeras quantizer's grid, or a clear refusal.
+
+    ``config`` is the quantizer's ``{'class_name', 'config'}``. For activations the cast rounds
+    half to even and saturates, as QKeras's ``tf.round`` and clip do.
+    """
+    name = config.get("class_name")
+    cfg = config.get("config", {})
+    if cfg.get("use_stochastic_rounding"):
+        raise UnsupportedModelError(f"{where}: stochastic rounding cannot be reproduced in hardware")
+    if name == "quantized_bits":
+        alpha = cfg.get("alpha")
+        if alpha not in (1, 1.0, None) and not (isinstance(alpha, str) and alpha == "1"):
+            raise UnsupportedModelError(
+                f"{where}: quantized_bits with alpha={alpha!r} is not supported (only alpha=1: hls4ml "
+                "rescales weights for 'auto'/'auto_po2' and the stored words differ from QKeras)"
+            )
+        if alpha is None:
+            raise UnsupportedModelError(f"{where}: quantized_bits with alpha=None is trainable; use alpha=1")
+        bits, integer, keep_negative = int(cfg["bits"]), int(cfg.get("integer", 0)), int(cfg.get("keep_negative", 1))
+        if bits - keep_negative < 1:
+            raise UnsupportedModelError(f"{where}: quantized_bits({bits}) is binary; need bits - keep_negative >= 1")
+        if activation:
+            sat = SaturationMode.SAT_SYM if cfg.get("symmetric") else SaturationMode.SAT
+            return _make(bits, integer + keep_negative, bool(keep_negative), RoundingMode.RND_CONV, sat)
+        return _make(bits, integer + keep_negative, bool(keep_negative))
+    if name == "quantized_relu":
+        if not activation:
+            raise UnsupportedModelError(f"{where}: quantized_relu is only supported as an activation")
+        bits, integer = int(cfg["bits"]), int(cfg.get("integer", 0))
+        if cfg.get("negative_slope", 0.0) or cfg.get("use_sigmoid") or cfg.get("relu_upper_bound") is not None:
+            raise UnsupportedModelError(
+                f"{where}: quantized_relu with negative_slope, use_sigmoid or relu_upper_bound is not supported"
+            )
+        return _make(bits, integer, False, RoundingMode.RND_CONV, SaturationMode.SAT)
+    raise UnsupportedModelError(
+        f"{where}: quantizer {name!r} is not supported (supported: quantized_bits(alpha=1), quantized_relu)"
+    )

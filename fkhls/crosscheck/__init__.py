@@ -1,0 +1,1 @@
+"""Compare the engines: golden parity, scenario-by-scenario cross-check, its report."""

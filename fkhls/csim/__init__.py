@@ -1,0 +1,1 @@
+"""The g++ C simulation: build and cache, faulty projects, fault/cone/trace harnesses."""

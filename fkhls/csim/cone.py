@@ -1,0 +1,305 @@
+"""The cone harness: a fault-campaign C-sim that recomputes only what a fault can change, exactly.
+
+A drop-in alternative to ``fkhls.csim.harness`` (same scenarios, same command line, same results
+file), generated from the top function read as a Program (``fkhls.project.program``): the same
+``nnet::`` calls with the same template arguments, so the arithmetic stays the hardware's.
+
+Per process the binary runs every sample once through a replay of the top function and keeps
+all activations (the golden pass; it checks the replay against the top function itself).
+Per scenario and sample it then
+
+1. *cone + skip*: starts at the first call that reads a flipped weight array, recomputes a
+   call only when it reads a flipped array or a variable that differs from golden, and stops
+   (the sample's outputs are golden) as soon as nothing differs any more;
+2. *neuron delta* (single-bit scenarios in an eligible Dense call): updates only the one
+   output the flipped weight feeds, ``golden + (accum_t)(x*w_new) - (accum_t)(x*w_old)``
+   (bias: ``+ (accum_t)b_new - (accum_t)b_old``) in the layer's ``accum_t`` with its own
+   ``product``, then continues as in 1 from the next call;
+3. *sparse inputs*: inside the cone, an eligible Dense call whose input differs from golden in
+   fewer than half its elements is updated the same way for each changed input (every output:
+   ``+ (accum_t)(x_new*w) - (accum_t)(x_old*w)``), and an elementwise activation
+   (``ELEMENTWISE``) runs its own ``nnet::`` function, instantiated for one element, on the
+   changed elements only; otherwise the call runs whole.
+
+The delta is exact when the sum is modular in ``accum_t`` and nothing rounds it afterwards:
+the call's result type *is* its ``accum_t`` (so ``cast`` is the identity), ``accum_t`` is an
+``ap_(u)fixed`` that wraps on overflow (no saturation), and the project's C types are the ones
+the manifest records (``firmware/defines.h`` re-read, in case someone edited it). Every
+product and the bias are cast to ``accum_t`` before the sum, exactly as in
+``nnet_dense_latency.h`` / ``nnet_dense_resource.h``; the generated code asserts the type
+conditions at compile time too. Where they fail the layer runs cone + skip (``ConePlan.notes``).
+
+io_stream projects are not replayed here: ``run_cone_harness`` runs the reference harness for
+them and ``cone_support`` says so.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from fkhls.csim.build import CsimBinary, compile_program
+from fkhls.core.errors import ProjectError
+from fkhls.core.fixedpoint import SaturationMode, cpp_type, parse_type, type_from_dict
+# The job layout, command line and result file are the reference harness's (the cone binary takes the same
+# arguments, plus an optional STEP PHASE), so a campaign can also drive it with harness.run_harness_slice.
+from fkhls.csim.harness import EncodedScenarios, _check, _command, open_results, prepare_harness, run_fault_harness
+from fkhls.project.manifest import Manifest
+from fkhls.project.program import Program, read_program
+from fkhls.core.templates import render
+
+__all__ = ["DeltaLayer", "ConePlan", "cone_plan", "cone_support", "render_cone_harness", "build_cone_harness",
+           "run_cone_harness"]
+
+_TYPEDEF_RE = re.compile(r"^\s*typedef\s+(?P<cpp>.+?)\s+(?P<name>\w+)\s*;", re.M)
+_CONFIG_RE = re.compile(r"struct\s+(?P<name>\w+)\s*:\s*nnet::\w+\s*\{(?P<body>.*?)\n\};", re.S)
+_DENSE_RE = re.compile(r"^nnet::dense<\s*(?P<data>\w+)\s*,\s*(?P<res>\w+)\s*,\s*(?P<config>\w+)\s*>$")
+_ELEMENTWISE_RE = re.compile(r"^(?P<head>nnet::(?P<name>\w+)<.*,\s*)(?P<config>\w+)\s*>$")
+_NUMBER_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?[fF]?$")
+# nnet_activation.h functions where res[i] depends on data[i] alone (loops over CONFIG_T::n_in; tables are static
+# per config, filled the same way for any n_in): the cone recomputes only the changed elements through them.
+ELEMENTWISE = frozenset({"relu", "relu_max", "linear", "sigmoid", "tanh", "hard_sigmoid", "hard_tanh", "softplus",
+                         "softsign", "binary_tanh", "ternary_tanh", "leaky_relu", "thresholded_relu", "elu"})
+
+
+@dataclass(frozen=True)
+class DeltaLayer:
+    """A Dense call whose faulted output can be updated neuron by neuron (see the module docstring)."""
+
+    call: int  # index of the call in Program.calls
+    layer: str
+    data_t: str  # template arguments of the nnet::dense call
+    res_t: str
+    config: str
+    input: str  # variables (struct members) read and written
+    output: str
+    kernel: str  # weight arrays
+    bias: str | None
+    n_in: int
+    n_out: int
+    i_stride: int  # kernel element e -> Keras (i, j) = ((e / i_stride) % n_in, (e / j_stride) % n_out)
+    j_stride: int
+
+
+@dataclass(frozen=True)
+class ConePlan:
+    """How the cone harness treats a project: replayed calls, weight array -> call, delta layers, notes."""
+
+    supported: bool  # False: io_stream or an unreadable top function; run_cone_harness uses the reference harness
+    reason: str
+    program: Program | None = None
+    array_calls: tuple[int, ...] = ()  # manifest array id -> index of the call that reads it
+    delta: tuple[DeltaLayer, ...] = ()
+    elementwise: tuple[int, ...] = ()  # calls of ELEMENTWISE functions (recomputed element by element when few change)
+    notes: tuple[str, ...] = ()  # why a weighted Dense layer has no neuron delta
+
+
+def _project_types(manifest: Manifest) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """Typedefs of firmware/defines.h (name -> C++ type) and the typedefs inside each parameters.h config."""
+    firmware = Path(manifest.project_dir) / "firmware"
+    typedefs = {m["name"]: m["cpp"] for m in _TYPEDEF_RE.finditer((firmware / "defines.h").read_text())}
+    configs = {m["name"]: {t["name"]: t["cpp"] for t in _TYPEDEF_RE.finditer(m["body"])}
+               for m in _CONFIG_RE.finditer((firmware / "parameters.h").read_text())}
+    return typedefs, configs
+
+
+def _same_type(cpp: str | None, recorded: dict | None) -> bool:
+    if cpp is None or recorded is None:
+        return False
+    try:
+        return cpp_type(parse_type(cpp)) == cpp_type(type_from_dict(recorded))
+    except Exception:  # a type fkhls cannot read (ap_int, float ...) is not the recorded one
+        return False
+
+
+def _strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(int(np.prod(shape[k + 1:])) for k in range(len(shape)))
+
+
+def _delta_layer(manifest: Manifest, program: Program, index: int, typedefs: dict, configs: dict):
+    """(DeltaLayer, None) when call ``index`` qualifies for the neuron delta, else (None, reason)."""
+    call = program.calls[index]
+    match = _DENSE_RE.match(call.function)
+    if not match:
+        return None, f"{call.layer}: {call.function} is not an io_parallel nnet::dense call"
+    record = next((r for r in manifest.weighted_layers if r.hls_name == call.layer), None)
+    if record is None or record.kind != "dense" or record.kernel is None:
+        return None, f"{call.layer}: no Dense layer with a kernel in the manifest"
+    output = program.resolve(call.output)
+    if record.output_var is None or program.resolve(record.output_var) != output:
+        return None, (f"{call.layer}: its accumulator is not materialized (the call writes {call.output}, the "
+                      f"manifest's output variable is {record.output_var}): the result type differs from accum_t")
+    if record.accum_type is None or record.accum_type != record.result_type:
+        return None, f"{call.layer}: result type {record.result_type['cpp']} is not its accumulator type"
+    if not record.accum_type["cpp"].startswith(("ap_fixed<", "ap_ufixed<")):
+        return None, f"{call.layer}: accumulator {record.accum_type['cpp']} is not an ap_(u)fixed type"
+    if type_from_dict(record.accum_type).saturation_mode != SaturationMode.WRAP:
+        return None, f"{call.layer}: accumulator {record.accum_type['cpp']} saturates (its sum is not modular)"
+    config = configs.get(match["config"], {})
+    accum_name = config.get("accum_t")
+    checks = [
+        (match["res"], record.result_type),
+        (accum_name, record.accum_type),
+        (config.get("weight_t"), record.kernel.type),
+        (config.get("bias_t"), record.bias.type if record.bias else None),
+    ]
+    for name, recorded in checks:
+        if recorded is None:
+            continue
+        if not _same_type(typedefs.get(name or ""), recorded):
+            return None, (f"{call.layer}: firmware/defines.h has {name} = {typedefs.get(name or '')!r}, the manifest "
+                          f"records {recorded['cpp']} (edited by hand?): the accumulator may not be exact")
+    if match["data"] in ("ap_uint<1>",) or typedefs.get(match["data"], "").replace(" ", "") == "ap_uint<1>":
+        return None, f"{call.layer}: binary inputs use a different cast"
+    kernel, bias = record.kernel, record.bias
+    if tuple(call.args[2:]) != (kernel.array, *((bias.array,) if bias else ())):
+        return None, f"{call.layer}: call arguments {call.args} do not match arrays {kernel.array}/{bias and bias.array}"
+    if len(kernel.keras_shape) != 2:
+        return None, f"{call.layer}: kernel shape {kernel.keras_shape} is not (n_in, n_out)"
+    strides = _strides(kernel.hls_shape)
+    position = {axis: k for k, axis in enumerate(kernel.axes)}  # Keras axis -> position in the hls4ml order
+    n_in, n_out = kernel.keras_shape
+    return DeltaLayer(call=index, layer=call.layer, data_t=match["data"], res_t=match["res"], config=match["config"],
+                      input=program.resolve(call.input), output=output, kernel=kernel.array,
+                      bias=bias.array if bias else None, n_in=int(n_in), n_out=int(n_out),
+                      i_stride=strides[position[0]], j_stride=strides[position[1]]), None
+
+
+def _is_elementwise(call, program: Program, names: set[str]) -> bool:
+    match = _ELEMENTWISE_RE.match(call.function)
+    if not match or match["name"] not in ELEMENTWISE:
+        return False
+    variables = [arg for arg in call.args if program.resolve(arg) in names]
+    return (len(variables) == 2 and variables == [call.args[0], call.args[-1]]
+            and program.resolve(call.args[0]) != program.resolve(call.args[-1]))
+
+
+def cone_plan(manifest: Manifest) -> ConePlan:
+    """Read the project and decide, per weighted call, cone + skip or neuron delta; explain every refusal."""
+    if manifest.io_type != "io_parallel":
+        return ConePlan(False, f"{manifest.io_type}: the cone harness replays io_parallel projects only; this project "
+                               "runs the reference harness (full top function per fault)")
+    try:
+        program = read_program(manifest)
+    except (ProjectError, OSError, ValueError) as exc:
+        return ConePlan(False, f"top function not replayable ({exc}); this project runs the reference harness")
+    names = {v.name for v in (*program.params, *program.locals)}
+    arrays = [a.array for a in manifest.arrays()]
+    users: dict[str, list[int]] = {a: [] for a in arrays}
+    for index, call in enumerate(program.calls):
+        for arg in call.args:
+            if arg in users:
+                users[arg].append(index)
+            elif program.resolve(arg) not in names and not _NUMBER_RE.match(arg):
+                return ConePlan(False, f"call {call.layer} passes {arg!r}, neither a variable of the top function, a "
+                                       "weight array nor a number; this project runs the reference harness")
+    for array, calls in users.items():
+        if len(calls) != 1:
+            return ConePlan(False, f"weight array {array} is read by {len(calls)} calls (expected 1); this project runs "
+                                   "the reference harness")
+    typedefs, configs = _project_types(manifest)
+    delta, notes = [], []
+    for index in sorted({users[a][0] for a in arrays}):
+        layer, note = _delta_layer(manifest, program, index, typedefs, configs)
+        if layer is not None:
+            delta.append(layer)
+        else:
+            notes.append(note)
+    elementwise = tuple(index for index, call in enumerate(program.calls) if _is_elementwise(call, program, names))
+    reason = "cone + skip on every weighted call; neuron delta on " + (
+        ", ".join(d.layer for d in delta) if delta else "no layer")
+    if notes:
+        reason += "; cone + skip only: " + "; ".join(notes)
+    return ConePlan(True, reason, program, tuple(users[a][0] for a in arrays), tuple(delta), elementwise,
+                    tuple(notes))
+
+
+def cone_support(manifest: Manifest) -> tuple[bool, str]:
+    """(True, what runs where) when the cone harness replays this project; (False, why) when it falls back."""
+    plan = cone_plan(manifest)
+    return plan.supported, plan.reason
+
+
+def render_cone_harness(manifest: Manifest, plan: ConePlan | None = None) -> str:
+    """The cone harness C++ source (one translation unit with the project's top function)."""
+    plan = plan or cone_plan(manifest)
+    if not plan.supported:
+        raise ProjectError(f"no cone harness for {manifest.project_dir}: {plan.reason}")
+    program = plan.program
+    variables = [*program.params, *program.locals]
+    var_id = {v.name: k for k, v in enumerate(variables)}
+    arrays = manifest.arrays()
+    array_names = {a.array for a in arrays}
+    calls = []
+    for call in program.calls:
+        args = [arg if arg in array_names else f"a.{program.resolve(arg)}" for arg in call.args]
+        touched = sorted({var_id[program.resolve(arg)] for arg in call.args if arg not in array_names})
+        calls.append(dict(layer=call.layer, function=call.function, args=args, dense=None, elementwise=None,
+                          vars=[dict(id=k, name=variables[k].name) for k in touched]))
+    ids = {a.array: k for k, a in enumerate(arrays)}
+    delta = [dict(d.__dict__, kernel_id=ids[d.kernel], bias_id=ids[d.bias] if d.bias else -1,
+                  output_id=var_id[d.output]) for d in plan.delta]
+    for d in delta:
+        calls[d["call"]]["dense"] = d
+    for index in plan.elementwise:
+        call = program.calls[index]
+        match = _ELEMENTWISE_RE.match(call.function)
+        inp, out = program.resolve(call.args[0]), program.resolve(call.args[-1])
+        calls[index]["elementwise"] = dict(
+            config=match["config"], function=f"{match['head']}{match['config']}_one_{index}>", input=inp, output=out,
+            args=[f"&a.{inp}[i]", *call.args[1:-1], f"&a.{out}[i]"])
+    out_type = type_from_dict(manifest.output_type)
+    return render("cone_harness.cpp.j2", project_name=manifest.project_name, io_type=manifest.io_type,
+                  n_in=int(np.prod(manifest.input_shape)), n_out=int(np.prod(manifest.output_shape)),
+                  out_signed=bool(out_type.signed), out_width=out_type.width,
+                  arrays=[dict(array=a.array, type_name=a.type_name, cpp=a.type["cpp"], size=a.size,
+                               width=a.ptype.width, call=c) for a, c in zip(arrays, plan.array_calls)],
+                  variables=variables, calls=calls, delta=delta,
+                  input_var=program.resolve(manifest.input_var), output_var=program.resolve(manifest.output_var),
+                  plan_reason=plan.reason)
+
+
+def build_cone_harness(manifest: Manifest) -> CsimBinary:
+    """Compile (or reuse from the cache) the project's cone harness; ProjectError when cone_support is False."""
+    return compile_program(manifest.project_dir, render_cone_harness(manifest), "cone_harness")
+
+
+def run_cone_harness(manifest: Manifest, x_raw, scenarios: Sequence[Sequence] | EncodedScenarios, *,
+                     out_path: str | Path | None = None, workers: int = 1,
+                     binary: CsimBinary | None = None) -> np.ndarray:
+    """Same contract and results as ``harness.run_fault_harness``, computed by the cone harness.
+
+    (n_scenarios, n_samples, n_outputs) int64 sign-extended raw output words; ``out_path``: the
+    results stay in that file and a read-only memmap is returned. Projects the cone harness does
+    not replay (``cone_support`` False: io_stream) run the reference harness. ``workers`` > 1
+    processes take interleaved scenarios (s % workers), not contiguous slices: fault costs
+    differ by layer by 10x and exhaustive lists are ordered by layer.
+    """
+    if binary is None:
+        if not cone_plan(manifest).supported:  # the documented fall back: the reference harness, its own binary
+            return run_fault_harness(manifest, x_raw, scenarios, out_path=out_path, workers=workers)
+        binary = build_cone_harness(manifest)
+    with tempfile.TemporaryDirectory(prefix="fkhls-cone-") as tmp:
+        results = Path(out_path) if out_path is not None else Path(tmp) / "results.bin"
+        job = prepare_harness(manifest, x_raw, scenarios, results, tmp, binary)
+        if job.n_scenarios == 0:
+            return np.zeros((0, job.n_samples, job.n_out), dtype=np.int64)
+        step = max(1, min(int(workers), job.n_scenarios))
+        procs = [subprocess.Popen([*_command(job, 0, job.n_scenarios), str(step), str(phase)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for phase in range(step)]
+        failures = []
+        for proc in procs:
+            _, err = proc.communicate()
+            if proc.returncode != 0:
+                failures.append((proc.returncode, err))
+        for code, err in failures:
+            _check(code, err, 0, job.n_scenarios)
+        if out_path is not None:
+            return open_results(results, job.n_scenarios, job.n_samples, job.n_out)
+        return np.array(open_results(results, job.n_scenarios, job.n_samples, job.n_out))

@@ -1,0 +1,1 @@
+"""Exact emulation of (faulty) models: the TF bit-flip core and the batched single-bit engine."""

@@ -1,0 +1,1 @@
+"""Fault descriptors (FKeras-compatible) and their hardware addresses."""

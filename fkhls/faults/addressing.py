@@ -1,0 +1,543 @@
+"""Address map: FKeras bit index <-> Keras index <-> hls4ml array element/bit <-> weight-memory word/bit.
+
+Driven only by the project manifest (``fkhls.json``) and the HLS headers inside the project, so
+it needs no TensorFlow. Four coordinates of one weight bit (names as in STYLE.md):
+
+* FKeras: ``(layer, tensor, lbi)``; ``lbi // W`` is the C-order ``flat_index`` of the Keras
+  tensor, ``W-1 - lbi % W`` the ``bit`` counted from the LSB (``faults.lb_index_to_wb_index``).
+* Keras: ``keras_index``, the flat index unravelled in the Keras shape.
+* hls4ml: ``array`` (``w2``/``b2``), ``element`` = position in ``keras.transpose(axes).ravel()``
+  (identity under Latency; Resource transposes Dense to (out, in), Conv to (cout, ...)),
+  ``array_bit`` of the ap_(u)fixed word.
+* Memory: what the directives hls4ml emits imply (see ``MemoryLayout``). Latency strategy has
+  no addressable weight memory (weights are constants folded into logic): the map says so and
+  gives no address rather than inventing one.
+
+When the FKeras word and the hardware word differ (another width or binary point), bits are
+paired by weight (same power of two, sign bit only with sign bit); a bit without a partner gets
+``None`` and a note, never a shifted neighbour. Projects made by ``fkhls export`` always have
+identical words (export refuses anything else), so this only matters for ``fkeras_types``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from fkhls.core.errors import AddressError
+from fkhls.core.fixedpoint import FixedPrecisionType, cpp_type, flip_bits, from_raw, to_raw
+from fkhls.project.manifest import ArrayRecord, LayerRecord, Manifest
+
+__all__ = [
+    "HardwareBit",
+    "MemoryLayout",
+    "AddressMap",
+    "address_map",
+    "map_lbi",
+    "map_faults",
+    "from_array_bit",
+    "from_memory_bit",
+    "element_of",
+    "flat_index_of",
+    "bit_counterparts",
+    "memory_layout",
+    "spec_from_manifest",
+    "NO_MEMORY_NOTE",
+]
+
+NO_MEMORY_NOTE = (
+    "no addressable weight memory: Latency strategy, weights are constants folded into logic"
+)
+
+
+@dataclass(frozen=True)
+class HardwareBit:
+    """One weight bit in every coordinate system; ``None`` where a coordinate does not exist."""
+
+    layer: str
+    tensor: str
+    lbi: int | None  # None only for a hardware bit without an FKeras counterpart
+    keras_index: tuple[int, ...]
+    flat_index: int
+    bit: int | None
+    array: str
+    element: int
+    array_bit: int | None  # None only for an FKeras bit without a hardware counterpart
+    memory: str | None  # "BRAM" | "registers" | "ROM" (Resource); None under Latency
+    memory_word: int | None
+    memory_bit: int | None
+    note: str = ""
+
+
+# ----------------------------------------------------------------------------- element order
+
+
+def _order(record: ArrayRecord) -> np.ndarray:
+    """flat_index (Keras C-order) of every array element: ``keras.transpose(axes).ravel()``."""
+    return np.arange(record.size, dtype=np.int64).reshape(record.keras_shape).transpose(record.axes).ravel()
+
+
+def _check_range(value, size: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise AddressError(f"{what} {value!r} is not an integer (valid range 0..{size - 1})")
+    if not 0 <= value < size:
+        raise AddressError(f"{what} {value} is outside the valid range 0..{size - 1}")
+    return int(value)
+
+
+def element_of(record: ArrayRecord, flat_index: int) -> int:
+    """Element of hls4ml array ``record`` holding the Keras weight at C-order ``flat_index``."""
+    flat_index = _check_range(flat_index, record.size, f"flat_index of {record.array}")
+    keras_index = np.unravel_index(flat_index, record.keras_shape)
+    return int(np.ravel_multi_index(tuple(keras_index[a] for a in record.axes), record.hls_shape))
+
+
+def flat_index_of(record: ArrayRecord, element: int) -> int:
+    """Inverse of ``element_of``: the Keras C-order flat index of an array element."""
+    element = _check_range(element, record.size, f"element of {record.array}")
+    hls_index = np.unravel_index(element, record.hls_shape)
+    keras_index = [0] * len(record.keras_shape)
+    for position, axis in enumerate(record.axes):
+        keras_index[axis] = int(hls_index[position])
+    return int(np.ravel_multi_index(tuple(keras_index), record.keras_shape))
+
+
+# ----------------------------------------------------------------------------- bit pairing
+
+
+def bit_counterparts(src: FixedPrecisionType, dst: FixedPrecisionType) -> np.ndarray:
+    """For each bit of ``src`` (from the LSB), the bit of ``dst`` with the same weight, or -1.
+
+    A bit's weight is 2**(bit - fractional); the sign bit of a signed word weighs
+    -2**(W-1-fractional), so it pairs only with the sign bit of the other word.
+    """
+    out = np.full(src.width, -1, dtype=np.int64)
+    for bit in range(src.width):
+        target = bit - src.fractional + dst.fractional
+        src_sign = bool(src.signed) and bit == src.width - 1
+        if 0 <= target < dst.width and (bool(dst.signed) and target == dst.width - 1) == src_sign:
+            out[bit] = target
+    return out
+
+
+# ----------------------------------------------------------------------------- memory layout
+
+
+@dataclass(frozen=True)
+class MemoryLayout:
+    """Where an array's elements sit in the weight memory the HLS directives describe.
+
+    Element ``e`` is at word ``e % depth``, lane ``e // depth``; lane ``j`` occupies bits
+    ``[j*W, (j+1)*W)`` of the ``lanes*W``-bit word (lower lane = lower bits). ``kind`` is None
+    when there is no addressable memory (``note`` says why).
+    """
+
+    array: str
+    kind: str | None  # "BRAM" | "registers" | "ROM" | None
+    depth: int  # words
+    lanes: int  # elements per word
+    element_width: int
+    size: int
+    source: str  # header and function the directive was read from
+    directive: str
+    note: str = ""
+
+    @property
+    def word_width(self) -> int:
+        return self.lanes * self.element_width
+
+    def word_lane(self, element):
+        element = np.asarray(element, dtype=np.int64)
+        return element % self.depth, element // self.depth
+
+
+_RESHAPE_RE = re.compile(r"#pragma\s+HLS\s+ARRAY_RESHAPE\s+variable=weights\s+block\s+factor=(\w+)", re.I)
+_BRAM_RE = re.compile(r"#pragma\s+HLS\s+RESOURCE\s+variable=weights\s+core=(\w+)", re.I)
+_BIAS_RE = re.compile(r"#pragma\s+HLS\s+ARRAY_PARTITION\s+variable=biases\s+complete", re.I)
+
+
+def _function_body(text: str, name: str) -> str:
+    """Text of a template function from its signature to the next top-level template (or EOF)."""
+    match = re.search(rf"\bvoid\s+{re.escape(name)}\s*\(", text)
+    if match is None:
+        return ""
+    end = text.find("\ntemplate", match.end())
+    return text[match.start(): end if end >= 0 else len(text)]
+
+
+def _resource_kernel_source(manifest: Manifest, layer: LayerRecord) -> tuple[str, str]:
+    """(header, function) whose directives shape the kernel of a Resource layer.
+
+    Dense (both io types) and io_stream convolutions call ``dense_resource`` (the stream conv's
+    mult_config kernel is DenseResource_*), which dispatches on the reuse factor exactly like
+    this; io_parallel convolutions call ``conv_{1,2}d_resource_cl`` directly.
+    """
+    if layer.kind in ("conv1d", "conv2d") and manifest.io_type == "io_parallel":
+        dim = layer.kind[-2:]
+        return f"nnet_conv{dim}_resource.h", f"conv_{dim}_resource_cl"
+    rf, n_in = int(layer.reuse_factor), int(layer.n_in)
+    if rf <= n_in:
+        function = "dense_resource_rf_leq_nin"
+    elif rf % n_in == 0:
+        function = "dense_resource_rf_gt_nin_rem0"
+    else:
+        function = "dense_resource_rf_gt_nin"
+    return "nnet_dense_resource.h", function
+
+
+def memory_layout(manifest: Manifest, layer: LayerRecord, record: ArrayRecord) -> MemoryLayout:
+    """The weight memory an array becomes, read from the directives in the project's nnet_utils headers."""
+    width = int(record.type["width"])
+    base = dict(array=record.array, element_width=width, size=record.size)
+    if layer.strategy != "Resource":
+        return MemoryLayout(kind=None, depth=0, lanes=0, source=f"{layer.strategy} strategy", directive="",
+                            note=NO_MEMORY_NOTE, **base)
+    header, function = _resource_kernel_source(manifest, layer)
+    path = Path(manifest.project_dir) / "firmware" / "nnet_utils" / header
+    body = _function_body(path.read_text(), function) if path.is_file() else ""
+    source = f"{header}:{function}"
+    if not body:
+        return MemoryLayout(kind=None, depth=0, lanes=0, source=source, directive="",
+                            note=f"{source} not found in the project: no weight-memory directive to read", **base)
+    if record.tensor == "bias":
+        if _BIAS_RE.search(body):
+            return MemoryLayout(kind="registers", depth=record.size, lanes=1, source=source,
+                                directive="ARRAY_PARTITION variable=biases complete",
+                                note="biases completely partitioned: one register per element (word = element)",
+                                **base)
+        return MemoryLayout(kind=None, depth=0, lanes=0, source=source, directive="",
+                            note=f"no bias directive in {source}: no address given", **base)
+    rf, size = int(layer.reuse_factor), record.size
+    reshape, bram = _RESHAPE_RE.search(body), _BRAM_RE.search(body)
+    block_factor = math.ceil(size / rf)
+    if reshape:
+        # Xilinx block reshape with factor N: N blocks of ceil(L/N) consecutive elements, side by
+        # side in one word. With hls4ml's N = ceil(L/R) the depth is R whenever R divides L (the
+        # only case hls4ml emits: FPGABackend._validate_reuse_factor requires L % R == 0).
+        depth = math.ceil(size / block_factor)
+        directive = f"ARRAY_RESHAPE variable=weights block factor={block_factor} (ceil({size}/{rf}))"
+        note = ""
+        if size % rf:
+            note = (f"R={rf} does not divide {size}: assumed block reshape into {block_factor} lanes of "
+                    f"ceil({size}/{block_factor})={depth} consecutive elements; last lane padded")
+    elif "weights_2d" in body:
+        # Vitis conv_*_resource_cl: no ARRAY_RESHAPE ("Vitis figures this out on its own"); the
+        # kernel reads weights_2d[i_blk][i_rf] = weights[i_blk*R + i_rf] in reuse cycle i_rf.
+        depth = rf
+        directive = f"none (Vitis infers from weights_2d[{block_factor}][{rf}], read column i_rf per cycle)"
+        note = "layout inferred from the access pattern, not from a directive"
+    else:
+        return MemoryLayout(kind=None, depth=0, lanes=0, source=source, directive="",
+                            note=f"no ARRAY_RESHAPE of the weights in {source}: no address given", **base)
+    lanes = math.ceil(size / depth)
+    if rf == 1:
+        kind = "registers"
+        note = (note + "; " if note else "") + "R=1: a single word holding every element, no BRAM directive"
+    elif bram and "reuse_factor > 1" in body:
+        kind = "BRAM"
+        directive += f"; RESOURCE core={bram.group(1)} (reuse_factor > 1)"
+    else:
+        kind = "ROM"
+        note = (note + "; " if note else "") + "no storage directive: HLS chooses BRAM, LUTRAM or registers"
+    return MemoryLayout(kind=kind, depth=depth, lanes=lanes, source=source, directive=directive, note=note, **base)
+
+
+# ----------------------------------------------------------------------------- the map
+
+
+@dataclass(frozen=True)
+class _Tensor:
+    layer: LayerRecord
+    record: ArrayRecord
+    hw: FixedPrecisionType
+    fk: FixedPrecisionType
+    layout: MemoryLayout
+    flat_of_element: np.ndarray = field(repr=False)
+    element_of_flat: np.ndarray = field(repr=False)
+    hw_of_fk: np.ndarray = field(repr=False)  # per FKeras bit: hardware bit or -1
+    fk_of_hw: np.ndarray = field(repr=False)
+
+    @property
+    def n_bits(self) -> int:
+        return self.record.size * self.fk.width
+
+
+class AddressMap:
+    """Every weight array of a project, indexed both ways. Build once, query many times."""
+
+    def __init__(self, manifest: Manifest, fkeras_types: Mapping[tuple[str, str], FixedPrecisionType] | None = None):
+        self.manifest = manifest
+        self._tensors: dict[tuple[str, str], _Tensor] = {}
+        self._arrays: dict[str, _Tensor] = {}
+        self._words: dict[str, np.ndarray] = {}
+        fkeras_types = dict(fkeras_types or {})
+        for layer in manifest.weighted_layers:
+            for record in layer.arrays():
+                hw = record.ptype
+                fk = fkeras_types.pop((layer.name, record.tensor), hw)
+                flat_of_element = _order(record)
+                element_of_flat = np.empty_like(flat_of_element)
+                element_of_flat[flat_of_element] = np.arange(record.size, dtype=np.int64)
+                entry = _Tensor(layer, record, hw, fk, memory_layout(manifest, layer, record), flat_of_element,
+                                element_of_flat, bit_counterparts(fk, hw), bit_counterparts(hw, fk))
+                self._tensors[(layer.name, record.tensor)] = entry
+                self._arrays[record.array] = entry
+        if fkeras_types:
+            raise AddressError(f"fkeras_types names tensors not in the project: {sorted(fkeras_types)}")
+
+    # -- lookups
+
+    def tensors(self) -> list[tuple[str, str]]:
+        return list(self._tensors)
+
+    def layout(self, layer: str, tensor: str = "kernel") -> MemoryLayout:
+        return self._tensor(layer, tensor).layout
+
+    def types(self, layer: str, tensor: str) -> tuple[FixedPrecisionType, FixedPrecisionType]:
+        """(FKeras word type, hardware word type) of a tensor."""
+        entry = self._tensor(layer, tensor)
+        return entry.fk, entry.hw
+
+    def _tensor(self, layer: str, tensor: str) -> _Tensor:
+        entry = self._tensors.get((layer, tensor))
+        if entry is None:
+            valid = [f"{name}.{t}" for name, t in self._tensors]
+            raise AddressError(f"no weight tensor {layer!r}.{tensor!r} in the project; valid: {valid}")
+        return entry
+
+    def _array(self, array: str) -> _Tensor:
+        entry = self._arrays.get(array)
+        if entry is None:
+            raise AddressError(f"unknown array {array!r}; arrays of the project: {list(self._arrays)}")
+        return entry
+
+    def _layer_kernel(self, layer: str, tensor: str) -> _Tensor:
+        if (layer, tensor) in self._tensors:
+            return self._tensors[(layer, tensor)]
+        for entry in self._tensors.values():  # accept the hls4ml layer name too
+            if entry.layer.hls_name == layer and entry.record.tensor == tensor:
+                return entry
+        raise AddressError(
+            f"no {tensor} memory of layer {layer!r}; weighted layers: {list(dict.fromkeys(k[0] for k in self._tensors))}"
+        )
+
+    # -- forward: (layer, tensor, lbi) -> everything
+
+    def map_lbis(self, layer: str, tensor: str, lbis) -> list[HardwareBit]:
+        """Map many LBIs of one tensor at once (vectorized)."""
+        entry = self._tensor(layer, tensor)
+        lbis = np.asarray(lbis, dtype=np.int64).ravel()
+        bad = (lbis < 0) | (lbis >= entry.n_bits)
+        if bad.any():
+            raise AddressError(
+                f"lbi {int(lbis[bad][0])} of {layer}.{tensor} is outside the valid range 0..{entry.n_bits - 1} "
+                f"({entry.record.size} weights x {entry.fk.width} bits)"
+            )
+        width = entry.fk.width
+        flat = lbis // width
+        bit = width - 1 - lbis % width
+        element = entry.element_of_flat[flat]
+        array_bit = entry.hw_of_fk[bit]
+        keras = np.stack(np.unravel_index(flat, entry.record.keras_shape), axis=-1)
+        layout = entry.layout
+        if layout.kind is not None:
+            word, lane = layout.word_lane(element)
+            memory_bit = np.where(array_bit >= 0, lane * layout.element_width + array_bit, -1)
+        else:
+            word = memory_bit = np.full(lbis.shape, -1, dtype=np.int64)
+        return [
+            HardwareBit(
+                layer=entry.layer.name, tensor=entry.record.tensor, lbi=int(lbis[i]),
+                keras_index=tuple(int(v) for v in keras[i]), flat_index=int(flat[i]), bit=int(bit[i]),
+                array=entry.record.array, element=int(element[i]),
+                array_bit=int(array_bit[i]) if array_bit[i] >= 0 else None,
+                memory=layout.kind,
+                memory_word=int(word[i]) if layout.kind is not None else None,
+                memory_bit=int(memory_bit[i]) if memory_bit[i] >= 0 else None,
+                note=self._note(entry, int(bit[i]), int(array_bit[i])),
+            )
+            for i in range(lbis.size)
+        ]
+
+    def _note(self, entry: _Tensor, fk_bit: int | None, hw_bit: int | None) -> str:
+        notes = []
+        if fk_bit is None or fk_bit < 0:
+            notes.append(f"hardware bit {hw_bit} of {cpp_type(entry.hw)} has no counterpart in the FKeras word "
+                         f"{cpp_type(entry.fk)}")
+        elif hw_bit is None or hw_bit < 0:
+            notes.append(f"FKeras bit {fk_bit} of {cpp_type(entry.fk)} (weight 2^{fk_bit - entry.fk.fractional}) "
+                         f"has no counterpart in the hardware word {cpp_type(entry.hw)}")
+        if entry.layout.note:
+            notes.append(entry.layout.note)
+        return "; ".join(notes)
+
+    def map_lbi(self, layer: str, tensor: str, lbi: int) -> HardwareBit:
+        entry = self._tensor(layer, tensor)
+        _check_range(lbi, entry.n_bits, f"lbi of {layer}.{tensor} ({entry.record.size} weights x {entry.fk.width} bits)")
+        return self.map_lbis(layer, tensor, [lbi])[0]
+
+    def map_faults(self, faults: Iterable) -> list[HardwareBit]:
+        """Map items with ``.layer .tensor .lbi`` (``faults.BitFault``), keeping their order."""
+        faults = list(faults)
+        groups: dict[tuple[str, str], list[int]] = {}
+        for position, fault in enumerate(faults):
+            groups.setdefault((fault.layer, fault.tensor), []).append(position)
+        out: list[HardwareBit | None] = [None] * len(faults)
+        for (layer, tensor), positions in groups.items():
+            mapped = self.map_lbis(layer, tensor, [faults[p].lbi for p in positions])
+            for position, bit in zip(positions, mapped):
+                out[position] = bit
+        return out  # type: ignore[return-value]
+
+    # -- inverse
+
+    def from_array_bit(self, array: str, element: int, bit: int) -> HardwareBit:
+        entry = self._array(array)
+        element = _check_range(element, entry.record.size, f"element of {array} ({entry.record.size} elements)")
+        bit = _check_range(bit, entry.hw.width, f"bit of {array} ({cpp_type(entry.hw)})")
+        flat = int(entry.flat_of_element[element])
+        fk_bit = int(entry.fk_of_hw[bit])
+        if fk_bit < 0:
+            layout = entry.layout
+            word, lane = layout.word_lane(element) if layout.kind else (None, None)
+            return HardwareBit(
+                layer=entry.layer.name, tensor=entry.record.tensor, lbi=None,
+                keras_index=tuple(int(v) for v in np.unravel_index(flat, entry.record.keras_shape)),
+                flat_index=flat, bit=None, array=array, element=element, array_bit=bit, memory=layout.kind,
+                memory_word=int(word) if word is not None else None,
+                memory_bit=int(lane) * layout.element_width + bit if lane is not None else None,
+                note=self._note(entry, None, bit),
+            )
+        lbi = flat * entry.fk.width + (entry.fk.width - 1 - fk_bit)
+        return self.map_lbis(entry.layer.name, entry.record.tensor, [lbi])[0]
+
+    def from_memory_bit(self, layer: str, memory_word: int, memory_bit: int, tensor: str = "kernel") -> HardwareBit:
+        entry = self._layer_kernel(layer, tensor)
+        layout = entry.layout
+        if layout.kind is None:
+            raise AddressError(f"layer {entry.layer.name!r} {tensor}: {layout.note} (source: {layout.source})")
+        word = _check_range(memory_word, layout.depth,
+                            f"memory word of {entry.layer.name} {tensor} ({layout.kind}, {layout.depth} words)")
+        offset = _check_range(memory_bit, layout.word_width,
+                              f"memory bit of {entry.layer.name} {tensor} ({layout.word_width}-bit words)")
+        lane, bit = divmod(offset, layout.element_width)
+        element = lane * layout.depth + word
+        if element >= entry.record.size:
+            raise AddressError(
+                f"memory word {word} bit {offset} of {entry.layer.name} {tensor} is padding: lane {lane} of word {word} "
+                f"would hold element {element}, beyond the {entry.record.size} elements of {entry.record.array}"
+            )
+        return self.from_array_bit(entry.record.array, element, bit)
+
+    # -- values
+
+    def words(self, array: str) -> np.ndarray:
+        """Golden raw words of an array, in element order, read from the project's weight .txt file."""
+        if array not in self._words:
+            entry = self._array(array)
+            path = Path(self.manifest.project_dir) / "firmware" / "weights" / f"{array}.txt"
+            if not path.is_file():
+                raise AddressError(f"weight file {str(path)!r} is missing")
+            text = path.read_text().strip()
+            values = np.array([float(v) for v in text.split(",")], dtype=np.float64) if text else np.zeros(0)
+            if values.size != entry.record.size:
+                raise AddressError(f"{path} holds {values.size} values, expected {entry.record.size}")
+            self._words[array] = to_raw(entry.hw, values, what=f"{array}.txt")
+        return self._words[array]
+
+    def values(self, hbit: HardwareBit) -> tuple[float, float]:
+        """The weight's value before and after flipping this bit in the hardware word."""
+        entry = self._array(hbit.array)
+        raw = int(self.words(hbit.array)[hbit.element])
+        before = float(from_raw(entry.hw, raw))
+        if hbit.array_bit is None:
+            return before, before
+        after = float(from_raw(entry.hw, flip_bits(entry.hw, raw, np.int64(1) << hbit.array_bit)))
+        return before, after
+
+    def values_many(self, hbits: list[HardwareBit]) -> tuple[np.ndarray, np.ndarray]:
+        """Vectorized ``values``: float64 arrays (before, after) for many bits, each flipped alone."""
+        before = np.zeros(len(hbits))
+        after = np.zeros(len(hbits))
+        groups: dict[str, list[int]] = {}
+        for position, hbit in enumerate(hbits):
+            groups.setdefault(hbit.array, []).append(position)
+        for array, positions in groups.items():
+            entry = self._array(array)
+            index = np.asarray(positions)
+            raw = self.words(array)[[hbits[p].element for p in positions]]
+            bits = np.array([-1 if hbits[p].array_bit is None else hbits[p].array_bit for p in positions])
+            mask = np.where(bits >= 0, np.left_shift(np.int64(1), np.maximum(bits, 0)), 0)
+            before[index] = from_raw(entry.hw, raw)
+            after[index] = from_raw(entry.hw, flip_bits(entry.hw, raw, mask))
+        return before, after
+
+    def model_bit_offsets(self) -> dict[tuple[str, str], int]:
+        """FKeras model_bit of each tensor's LBI 0 (layers in model order, kernel then bias)."""
+        out, offset = {}, 0
+        for key, entry in self._tensors.items():
+            out[key] = offset
+            offset += entry.n_bits
+        return out
+
+
+# ----------------------------------------------------------------------------- module-level API
+
+_CACHE: dict[int, tuple[Manifest, AddressMap]] = {}
+
+
+def address_map(manifest: Manifest | AddressMap) -> AddressMap:
+    """The AddressMap of a manifest (cached per manifest object)."""
+    if isinstance(manifest, AddressMap):
+        return manifest
+    cached = _CACHE.get(id(manifest))
+    if cached is None or cached[0] is not manifest:
+        if len(_CACHE) > 32:
+            _CACHE.clear()
+        cached = (manifest, AddressMap(manifest))
+        _CACHE[id(manifest)] = cached
+    return cached[1]
+
+
+def map_lbi(manifest: Manifest | AddressMap, layer: str, tensor: str, lbi: int) -> HardwareBit:
+    return address_map(manifest).map_lbi(layer, tensor, lbi)
+
+
+def map_faults(manifest: Manifest | AddressMap, faults: Iterable) -> list[HardwareBit]:
+    return address_map(manifest).map_faults(faults)
+
+
+def from_array_bit(manifest: Manifest | AddressMap, array: str, element: int, bit: int) -> HardwareBit:
+    return address_map(manifest).from_array_bit(array, element, bit)
+
+
+def from_memory_bit(manifest: Manifest | AddressMap, layer: str, memory_word: int, memory_bit: int,
+                    tensor: str = "kernel") -> HardwareBit:
+    return address_map(manifest).from_memory_bit(layer, memory_word, memory_bit, tensor)
+
+
+def spec_from_manifest(manifest: Manifest):
+    """A ModelSpec holding only the weighted layers' tensors, rebuilt from the manifest without TF.
+
+    Enough for ``faults.load_fault_set`` (names, shapes, word types); not for emulation.
+    """
+    from fkhls.core.fixedpoint import type_from_dict
+    from fkhls.model.spec import LayerSpec, ModelSpec, TensorSpec
+
+    layers = []
+    for layer in manifest.weighted_layers:
+        tensors = {r.tensor: TensorSpec(layer.name, r.tensor, tuple(r.keras_shape), r.ptype, {})
+                   for r in layer.arrays()}
+        layers.append(LayerSpec(
+            name=layer.name, keras_name=layer.keras_name, kind=layer.kind, keras_class=layer.hls_class or "",
+            input_shape=(), output_shape=(), result_type=type_from_dict(layer.result_type),
+            accum_type=type_from_dict(layer.accum_type) if layer.accum_type else None,
+            kernel=tensors.get("kernel"), bias=tensors.get("bias"),
+        ))
+    return ModelSpec(name=manifest.model_name, input_type=type_from_dict(manifest.input_type),
+                     input_shape=tuple(manifest.input_shape), layers=tuple(layers))

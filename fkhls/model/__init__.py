@@ -1,0 +1,1 @@
+"""What a QKeras model computes: its exact fixed-point spec, layer by layer."""

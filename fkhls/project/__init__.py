@@ -1,0 +1,1 @@
+"""The hls4ml project: export, the manifest of what was really built, and readers of its files."""

@@ -1,0 +1,320 @@
+"""QKeras model -> hls4ml project whose fixed-point words equal the QKeras quantizer grids.
+
+hls4ml's defaults are not exact for QKeras (narrow accumulators, unsigned weights typed
+signed with one fractional bit lost, literals printed with too few decimals), and a type set
+in the config dict does not override a quantizer-derived weight type. So export converts,
+then sets every type itself on hls4ml's model objects (``WeightVariable.update_precision``
+also fixes the literal format), writes the project, and reads back what hls4ml generated
+(typedefs, reuse factors, strategies, weight files) before recording it in the manifest.
+Anything that does not match is refused: a project is only handed out if it is exact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from fkhls import __version__
+from fkhls.core.errors import ProjectError, UnsupportedModelError
+from fkhls.core.files import staged_directory
+from fkhls.core.fixedpoint import FixedPrecisionType, cpp_type, parse_type, to_raw, type_to_dict
+from fkhls.project.manifest import MODEL_COPY_NAME, ArrayRecord, LayerRecord, Manifest
+from fkhls.project.readback import config_struct as _config_struct
+from fkhls.project.readback import read_typedefs as _typedefs
+from fkhls.project.readback import retarget_hls4ml_config
+from fkhls.model.spec import (
+    DEFAULT_INPUT_TYPE,
+    WEIGHTED_KINDS,
+    LayerSpec,
+    ModelSpec,
+    describe_model,
+    load_keras_model,
+    model_hash,
+    quantized_tensor,
+    quiet_tensorflow,
+)
+
+BACKENDS = ("Vivado", "Vitis")
+IO_TYPES = ("io_parallel", "io_stream")
+STRATEGIES = ("Latency", "Resource")
+PROJECT_NAME = "myproject"
+
+# hls4ml classes that carry no arithmetic of their own: their output type is their input type.
+_PASS_THROUGH = {"ZeroPadding1D", "ZeroPadding2D", "Reshape", "Transpose", "Repack", "Clone"}
+_KIND_OF_CLASS = {"Input": "input", "InputLayer": "input", "Dense": "dense", "Conv1D": "conv1d",
+                  "Conv2D": "conv2d", "Activation": "activation", "Reshape": "flatten"}
+# hls4ml Resource strategy transposes kernels (backends/vivado/passes/resource_strategy.py).
+_RESOURCE_AXES = {"dense": (1, 0), "conv1d": (2, 0, 1), "conv2d": (3, 0, 1, 2)}
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    backend: str = "Vivado"
+    io_type: str = "io_parallel"
+    strategy: str = "Latency"
+    reuse_factor: int = 1
+    input_type: str = DEFAULT_INPUT_TYPE
+
+    def validate(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ProjectError(f"backend {self.backend!r} is not supported (choose from {', '.join(BACKENDS)})")
+        if self.io_type not in IO_TYPES:
+            raise ProjectError(f"io type {self.io_type!r} is not supported (choose from {', '.join(IO_TYPES)})")
+        if self.strategy not in STRATEGIES:
+            raise ProjectError(f"strategy {self.strategy!r} is not supported (choose from {', '.join(STRATEGIES)})")
+        if not isinstance(self.reuse_factor, int) or self.reuse_factor < 1:
+            raise ProjectError(f"reuse factor {self.reuse_factor!r} must be an integer >= 1")
+        parse_type(self.input_type)
+
+
+def export_model(model_or_path, output_dir: str | Path, options: ExportOptions = ExportOptions(),
+                 force: bool = False) -> Manifest:
+    """Export a QKeras model (object or saved file) to an exact hls4ml project at ``output_dir``."""
+    options.validate()
+    model = load_keras_model(model_or_path) if isinstance(model_or_path, (str, Path)) else model_or_path
+    quiet_tensorflow()
+    spec = describe_model(model, options.input_type)
+    output_dir = Path(output_dir).resolve()
+    with staged_directory(output_dir, force, "project directory") as staging:
+        hls_model = _convert(model, spec, options, staging)
+        matches = _match_layers(spec, hls_model)
+        _apply_types(spec, matches, hls_model)
+        with contextlib.redirect_stdout(io.StringIO()):
+            hls_model.write()
+        model.save(staging / MODEL_COPY_NAME, include_optimizer=False)
+        manifest = _read_back(model, spec, options, matches, hls_model, staging)
+        manifest.write(staging / "fkhls.json")
+        retarget_hls4ml_config(staging, staging, output_dir)
+    return replace(manifest, project_dir=output_dir)
+
+
+def _convert(model, spec: ModelSpec, options: ExportOptions, output_dir: Path):
+    import hls4ml
+
+    config = hls4ml.utils.config_from_keras_model(model, granularity="name", backend=options.backend)
+    config["Model"]["Strategy"] = options.strategy
+    config["Model"]["ReuseFactor"] = options.reuse_factor
+    for layer_config in config.get("LayerName", {}).values():
+        layer_config["ReuseFactor"] = options.reuse_factor
+        layer_config["Strategy"] = options.strategy
+    log = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(log):
+            return hls4ml.converters.convert_from_keras_model(
+                model, hls_config=config, output_dir=str(output_dir), project_name=PROJECT_NAME,
+                backend=options.backend, io_type=options.io_type,
+            )
+    except Exception as exc:
+        raise UnsupportedModelError(f"hls4ml could not convert model {spec.name!r}: {exc}") from exc
+
+
+def _hls_kind(layer) -> str | None:
+    kind = _KIND_OF_CLASS.get(layer.class_name)
+    if kind == "activation" and layer.get_attr("activation") == "linear":
+        return "linear_or_quant"
+    return kind
+
+
+@dataclass
+class _Match:
+    """A step, the hls4ml layer computing it (None if folded), and the layer whose output holds its value."""
+
+    step: LayerSpec
+    layer: object | None
+    holder: object | None
+
+
+def _match_layers(spec: ModelSpec, hls_model) -> list[_Match]:
+    """Pair every fkhls step with the hls4ml layer that computes it.
+
+    hls4ml folds some steps away: Flatten/linear (the value is unchanged) and a quantized_bits
+    activation (its type becomes the previous layer's output type, which is the same cast of
+    the exact accumulator). The folded step's value then lives in the previous layer's output.
+    """
+    hls_layers = [layer for layer in hls_model.get_layers() if layer.class_name not in _PASS_THROUGH - {"Reshape"}]
+    matches: list[_Match] = []
+    position = 0
+    for step in spec.layers:
+        candidate = hls_layers[position] if position < len(hls_layers) else None
+        kind = _hls_kind(candidate) if candidate is not None else None
+        wanted = {
+            "input": {"input"}, "dense": {"dense"}, "conv1d": {"conv1d"}, "conv2d": {"conv2d"},
+            "activation": {"activation"} if step.activation == "relu" else {"linear_or_quant"},
+            "flatten": {"flatten"}, "linear": {"linear_or_quant"},
+        }[step.kind]
+        if kind in wanted:
+            if step.kind == "activation" and step.activation == "relu" and candidate.get_attr("activation") != "relu":
+                raise UnsupportedModelError(
+                    f"hls4ml built {candidate.name!r} as {candidate.get_attr('activation')!r} for {step.name!r}, "
+                    "expected relu"
+                )
+            matches.append(_Match(step, candidate, candidate))
+            position += 1
+        elif step.kind in ("flatten", "linear") or (step.kind == "activation" and step.activation == "quantized_bits"):
+            previous = matches[-1]
+            matches.append(_Match(step, None, previous.holder))
+            if step.kind == "activation":
+                previous.holder = None  # the exact accumulator is no longer materialized
+        else:
+            got = f"{candidate.name!r} ({candidate.class_name})" if candidate is not None else "nothing"
+            raise UnsupportedModelError(
+                f"hls4ml's layer list does not follow the model: for {step.name!r} ({step.kind}) it built {got}"
+            )
+    if position != len(hls_layers):
+        extra = [f"{layer.name} ({layer.class_name})" for layer in hls_layers[position:]]
+        raise UnsupportedModelError(f"hls4ml built layers fkhls cannot account for: {extra}")
+    return matches
+
+
+def _output_types(matches: list[_Match]) -> dict[str, FixedPrecisionType]:
+    """The type each hls4ml layer's output must have: that of the last step whose value it holds."""
+    types: dict[str, FixedPrecisionType] = {}
+    for match in matches:
+        if match.holder is not None:
+            types[match.holder.name] = match.step.result_type
+    return types
+
+
+def _hw(ptype: FixedPrecisionType) -> FixedPrecisionType:
+    """A fresh copy of the type wrapped as the ap_ types the Vivado/Vitis writers print."""
+    from hls4ml.backends.fpga.fpga_types import APTypeConverter
+
+    fresh = FixedPrecisionType(ptype.width, ptype.integer, ptype.signed, ptype.rounding_mode,
+                               ptype.saturation_mode, ptype.saturation_bits)
+    return APTypeConverter().convert(fresh)
+
+
+def _set_output_type(layer, ptype: FixedPrecisionType) -> None:
+    layer.get_output_variable().type.precision = _hw(ptype)
+    if "result_t" in layer.types:
+        layer.types["result_t"].precision = _hw(ptype)
+
+
+def _apply_types(spec: ModelSpec, matches: list[_Match], hls_model) -> None:
+    """Set every type on hls4ml's objects; pass-through layers inherit their input's type."""
+    output_types = _output_types(matches)
+    for match in matches:
+        step, layer = match.step, match.layer
+        if layer is None:
+            continue
+        _set_output_type(layer, output_types[layer.name])
+        if step.kind in WEIGHTED_KINDS:
+            layer.get_weights("weight").update_precision(_hw(step.kernel.ptype))
+            if "weight_t" in layer.types:
+                layer.types["weight_t"].precision = _hw(step.kernel.ptype)
+            bias = layer.weights.get("bias")
+            if step.bias is not None:
+                bias.update_precision(_hw(step.bias.ptype))
+                if "bias_t" in layer.types:
+                    layer.types["bias_t"].precision = _hw(step.bias.ptype)
+            layer.types["accum_t"].precision = _hw(step.accum_type)
+    for layer in hls_model.get_layers():
+        if layer.class_name in _PASS_THROUGH:
+            source = layer.get_input_variable().type.precision
+            if isinstance(source, FixedPrecisionType):
+                _set_output_type(layer, source)
+
+
+def _same(a: FixedPrecisionType, b: FixedPrecisionType) -> bool:
+    return type_to_dict(a) == type_to_dict(b)
+
+
+def _check_type(typedefs: dict, type_name: str, expected: FixedPrecisionType, what: str) -> None:
+    got = typedefs.get(type_name)
+    if not isinstance(got, FixedPrecisionType) or not _same(got, expected):
+        raise UnsupportedModelError(
+            f"hls4ml generated {type_name} = {got if isinstance(got, str) else cpp_type(got) if got else 'nothing'} "
+            f"for {what}, expected {cpp_type(expected)}: refusing a project that would not be exact"
+        )
+
+
+def _read_txt(path: Path) -> np.ndarray:
+    text = path.read_text().strip()
+    return np.array([float(v) for v in text.split(",")], dtype=np.float64) if text else np.zeros(0)
+
+
+def _array_record(step: LayerSpec, tensor: str, layer, values: np.ndarray, project: Path,
+                  typedefs: dict) -> ArrayRecord:
+    """Find how hls4ml ordered the tensor by reading its .txt back, and check every word."""
+    spec = step.kernel if tensor == "kernel" else step.bias
+    variable = layer.get_weights("weight" if tensor == "kernel" else "bias")
+    _check_type(typedefs, variable.type.name, spec.ptype, f"{step.name} {tensor}")
+    written = _read_txt(project / "firmware" / "weights" / f"{variable.name}.txt")
+    header = (project / "firmware" / "weights" / f"{variable.name}.h").read_text()
+    if f"{variable.type.name} {variable.name}[{values.size}]" not in header:
+        raise UnsupportedModelError(f"{variable.name}.h does not declare {variable.type.name} {variable.name}[{values.size}]")
+    raw_written = to_raw(spec.ptype, written, what=f"{variable.name}.txt")
+    expected_raw = to_raw(spec.ptype, values, what=f"{step.name} {tensor}")
+    identity = tuple(range(values.ndim))
+    resource = bool(layer.get_attr("_weights_transposed", False))
+    candidates = [_RESOURCE_AXES[step.kind], identity] if (resource and tensor == "kernel") else [identity]
+    for axes in candidates:
+        if raw_written.size == values.size and np.array_equal(raw_written, expected_raw.transpose(axes).ravel()):
+            order = "keras" if axes == identity else "transposed"
+            return ArrayRecord(tensor=tensor, array=variable.name, type_name=variable.type.name,
+                               type=type_to_dict(spec.ptype), keras_shape=tuple(values.shape), axes=tuple(axes),
+                               order=order, size=int(values.size))
+    raise UnsupportedModelError(
+        f"{variable.name}.txt does not hold the QKeras {tensor} of {step.name!r} in any known element order"
+    )
+
+
+def _read_back(model, spec: ModelSpec, options: ExportOptions, matches, hls_model, project: Path) -> Manifest:
+    typedefs = _typedefs(project)
+    parameters = (project / "firmware" / "parameters.h").read_text()
+    records: list[LayerRecord] = []
+    changed_rf: dict[str, int] = {}
+    for match in matches:
+        step, layer, holder = match.step, match.layer, match.holder
+        # The C variable that holds this step's value (None when hls4ml no longer materializes it).
+        out_var = holder.get_output_variable() if holder is not None else None
+        if out_var is not None:
+            _check_type(typedefs, out_var.type.name, step.result_type, f"the output of {step.name}")
+        if layer is None:
+            records.append(LayerRecord(name=step.name, keras_name=step.keras_name, kind=step.kind, hls_name=None,
+                                       hls_index=None, hls_class=None, output_var=out_var.name if out_var else None,
+                                       result_type=type_to_dict(step.result_type)))
+            continue
+        fields = dict(name=step.name, keras_name=step.keras_name, kind=step.kind, hls_name=layer.name,
+                      hls_index=int(layer.index), hls_class=layer.class_name,
+                      output_var=out_var.name if out_var else None, result_type=type_to_dict(step.result_type))
+        if step.kind in WEIGHTED_KINDS:
+            struct = _config_struct(parameters, layer)
+            accum_name = struct.get("accum_t", layer.types["accum_t"].name)
+            _check_type(typedefs, accum_name, step.accum_type, f"the accumulator of {step.name}")
+            keras_layer = model.get_layer(step.keras_name)
+            kernel = _array_record(step, "kernel", layer, quantized_tensor(keras_layer, "kernel"), project, typedefs)
+            bias = (_array_record(step, "bias", layer, quantized_tensor(keras_layer, "bias"), project, typedefs)
+                    if step.bias is not None else None)
+            strategy_text = struct.get("strategy", "")
+            strategy = "Resource" if "resource" in strategy_text else "Latency" if "latency" in strategy_text else (
+                str(layer.get_attr("strategy")).capitalize())
+            reuse = int(struct.get("reuse_factor", layer.get_attr("reuse_factor")))
+            if reuse != options.reuse_factor:
+                changed_rf[step.name] = reuse
+            n_in = step.n_terms
+            n_out = step.kernel.shape[-1]
+            fields.update(accum_type=type_to_dict(step.accum_type), strategy=strategy, reuse_factor=reuse,
+                          n_in=n_in, n_out=n_out, kernel=kernel, bias=bias)
+        records.append(LayerRecord(**fields))
+    input_layer = matches[0].layer
+    output_layer = matches[-1].holder
+    return Manifest(
+        project_dir=project, project_name=PROJECT_NAME, backend=options.backend, io_type=options.io_type,
+        strategy=options.strategy, reuse_factor=options.reuse_factor,
+        input_type=type_to_dict(spec.input_type), output_type=type_to_dict(spec.output_type),
+        input_shape=spec.input_shape, output_shape=spec.layers[-1].output_shape,
+        input_var=input_layer.get_output_variable().name, output_var=output_layer.get_output_variable().name,
+        layers=tuple(records), model_name=spec.name, model_hash=model_hash(model), model_file=MODEL_COPY_NAME,
+        versions=_versions(), requested={"reuse_factor": options.reuse_factor, "changed_reuse_factor": changed_rf},
+    )
+
+
+def _versions() -> dict:
+    from importlib.metadata import version
+
+    return {name: version(name) for name in ("hls4ml", "qkeras", "tensorflow", "numpy")} | {"fkhls": __version__}
