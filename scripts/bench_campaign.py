@@ -36,7 +36,7 @@ from naive import naive_tf_outputs  # noqa: E402  (scripts/naive.py)
 
 def naive_csim(manifest, hw_bits, x, workdir: Path) -> tuple[list[np.ndarray], float]:
     """Per fault: a faulty copy of the project (weight files rewritten), a fresh g++ build, one C-sim run."""
-    from fkhls.csim.build import build as csim
+    from fkhls.csim import build as csim
     from fkhls.csim.inject import inject_bits
     from fkhls.project.manifest import load_manifest
 

@@ -47,7 +47,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="fkhls-bench-cone-") as tmp:
         tmp = Path(tmp)
         os.environ["FKHLS_CACHE_DIR"] = str(tmp / "cache")  # every build below really compiles
-        from fkhls.csim.build import build as csim
+        from fkhls.csim import build as csim
         from fkhls.faults.addressing import map_faults, spec_from_manifest
         from fkhls.csim.inject import inject_bits
         from fkhls.csim.cone import build_cone_harness, cone_support, run_cone_harness

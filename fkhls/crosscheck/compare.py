@@ -149,7 +149,7 @@ def _csim_outputs(manifest: Manifest, x_raw: np.ndarray, scenarios: Sequence[Seq
     """(S, N, out) raw words from the fastest exact harness available for this project."""
     triples = [[(b.array, b.element, b.array_bit) for b in bits] for bits in scenarios]
     try:
-        from fkhls.csim.build import cone
+        from fkhls.csim import cone
 
         supported, _reason = cone.cone_support(manifest)
         if supported:

@@ -18,7 +18,7 @@ from fkhls.project.export import ExportOptions, export_model
 from fkhls.faults.descriptors import load_fault_set
 from fkhls.project.manifest import load_manifest
 
-DATA = Path(__file__).resolve().parent.parent / "fkhls" / "data"
+DATA = Path(__file__).resolve().parents[2] / "fkhls" / "data"
 FAULTS = {"seed": 7, "faults": [
     {"layer": "fc1", "tensor": "kernel", "regions": [[0, 0, 1.0], [10, 15, 0.5]]},
     {"layer": "output", "tensor": "bias", "bits": [3, 7]},

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from fkhls.csim.build import build as csim
+from fkhls.csim import build as csim
 from fkhls.faults.addressing import map_faults
 from fkhls.csim.inject import inject_bits
 from fkhls.core.errors import AddressError, BuildError, ProjectError
@@ -25,9 +25,9 @@ from fkhls.csim.harness import (
 )
 from fkhls.project.manifest import load_manifest
 
-from . import models
+from tests import models
 
-DATA = Path(__file__).resolve().parent.parent / "fkhls" / "data"
+DATA = Path(__file__).resolve().parents[2] / "fkhls" / "data"
 
 
 @pytest.fixture(scope="session")

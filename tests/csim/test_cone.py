@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from fkhls.csim.build import cone
+from fkhls.csim import cone
 
-from fkhls.csim.build import build as csim
+from fkhls.csim import build as csim
 from fkhls.faults.addressing import map_faults
 from fkhls.core.errors import ProjectError
 from fkhls.project.export import ExportOptions, export_model
@@ -28,9 +28,9 @@ from fkhls.faults.descriptors import BitFault
 from fkhls.csim.harness import build_harness, prepare_harness, run_fault_harness, run_harness_slice
 from fkhls.project.manifest import load_manifest
 
-from . import models
+from tests import models
 
-DATA = Path(__file__).resolve().parent.parent / "fkhls" / "data"
+DATA = Path(__file__).resolve().parents[2] / "fkhls" / "data"
 
 
 @dataclass

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fkhls
-from fkhls.emulate.emulator import emulator as emulate
+from fkhls.emulate import emulator as emulate
 from fkhls.core.errors import FaultSpecError, OffGridError
 from fkhls.faults.descriptors import BitFault, FaultScenario, FaultyLayerBitRegion, exhaustive_faults, load_fault_set
 from fkhls.core.fixedpoint import from_raw

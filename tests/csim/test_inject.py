@@ -16,9 +16,9 @@ import pytest
 from click.testing import CliRunner
 from numpy.testing import assert_array_equal
 
-from fkhls.csim.build import inject as codegen
+from fkhls.csim import inject as codegen
 
-from fkhls.csim.build import build as csim
+from fkhls.csim import build as csim
 from fkhls.cli.inject import csim as csim_command
 from fkhls.cli.inject import inject as inject_command
 from fkhls.csim.inject import (
@@ -37,7 +37,7 @@ from fkhls.project.export import ExportOptions, export_model
 from fkhls.core.fixedpoint import from_raw, to_raw, type_from_dict
 from fkhls.project.manifest import load_manifest
 
-DATA = Path(__file__).resolve().parent.parent / "fkhls" / "data"
+DATA = Path(__file__).resolve().parents[2] / "fkhls" / "data"
 
 FAULT_SET = {
     "seed": 11,

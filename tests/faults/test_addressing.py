@@ -36,7 +36,7 @@ from fkhls.core.errors import AddressError  # noqa: E402
 from fkhls.core.fixedpoint import parse_type, to_raw, type_from_dict, wrap_raw  # noqa: E402
 from fkhls.project.manifest import ArrayRecord  # noqa: E402
 
-DEMO = Path(__file__).resolve().parent.parent / "fkhls" / "data" / "demo_model.h5"
+DEMO = Path(__file__).resolve().parents[2] / "fkhls" / "data" / "demo_model.h5"
 
 # name -> (model, backend, io_type, strategy, reuse factor). Each is built and probed once.
 CONFIGS = {

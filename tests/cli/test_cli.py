@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from fkhls.cli import main
 
-DATA = Path(__file__).resolve().parent.parent / "fkhls" / "data"
+DATA = Path(__file__).resolve().parents[2] / "fkhls" / "data"
 
 
 @pytest.fixture(scope="module")

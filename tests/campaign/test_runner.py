@@ -28,9 +28,9 @@ from fkhls.campaign.runner import (
 from fkhls.core.errors import FkhlsError
 from fkhls.project.export import ExportOptions, export_model
 
-from . import models
+from tests import models
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
