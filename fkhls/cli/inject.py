@@ -66,7 +66,7 @@ def csim(project, inputs_path, output_path, raw, force) -> None:
     binary = build_csim(manifest)
     built = time.perf_counter()
     out_type = type_from_dict(manifest.output_type)
-    words = wrap_raw(out_type, run_binary(binary.path, x_raw))
+    words = wrap_raw(out_type, run_binary(binary, x_raw))
     words = words.reshape(x_raw.shape[0], *manifest.output_shape)
     atomic_save_npy(output_path, words if raw else from_raw(out_type, words))
     how = "cached binary" if binary.cached else f"compiled in {built - start:.1f} s"

@@ -5,6 +5,12 @@ headers hls4ml ships inside the project, and cached by a hash of everything that
 the compile, so repeated calls do not recompile. Weights are read at run time from the
 project's ``firmware/weights/*.txt`` (hls4ml's C-sim path), so the same binary serves a
 project whose .txt files were rewritten only if the headers are unchanged; the hash covers both.
+
+No path reaches the compiler as code: ``WEIGHTS_DIR`` is the fixed relative ``firmware/weights``,
+include paths are relative, g++ runs in the project directory, and every binary runs with the
+project as its working directory (``run_program``), so any directory name a user can create works.
+A cached binary is trusted only if its sha256 (recorded next to it at build time) still matches;
+otherwise it is rebuilt.
 """
 
 from __future__ import annotations
@@ -41,6 +47,21 @@ def cache_root() -> Path:
     return base / "fkhls"
 
 
+def _usable_cache_dir() -> Path:
+    """``cache_root()/csim``, created if needed; a clear error when it is not a writable directory."""
+    root = cache_root()
+    source = "FKHLS_CACHE_DIR" if os.environ.get("FKHLS_CACHE_DIR") else "the compile cache"
+    directory = root / "csim"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BuildError(f"{source} {str(root)!r} is not a usable directory ({exc.strerror or exc}); "
+                         "set FKHLS_CACHE_DIR to a writable directory") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise BuildError(f"{source} {str(root)!r} is not writable; set FKHLS_CACHE_DIR to a writable directory")
+    return directory
+
+
 def find_compiler() -> str:
     path = shutil.which(CXX)
     if path is None:
@@ -61,38 +82,78 @@ def _source_digest(project: Path, extra: str) -> str:
 
 @dataclass(frozen=True)
 class CsimBinary:
+    """A compiled C-sim program; it reads the weights of ``project`` (its working directory when run)."""
+
     path: Path
     source: Path
     cached: bool
+    project: Path
+
+
+# The only macro and include paths the compiler sees: fixed, relative to the project (g++ runs there).
+# The program reads firmware/weights/*.txt relative to its working directory, the project.
+PROJECT_FLAGS = ('-DWEIGHTS_DIR="firmware/weights"', "-I.", "-Ifirmware", "-Ifirmware/ap_types")
+DIGEST_SUFFIX = ".sha256"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _intact(binary: Path) -> bool:
+    """The cached binary still has the sha256 recorded when it was built."""
+    try:
+        recorded = binary.with_name(binary.name + DIGEST_SUFFIX).read_text().strip()
+        return binary.is_file() and recorded == file_sha256(binary)
+    except OSError:
+        return False
+
+
+def _discard(build_dir: Path) -> None:
+    """Move a damaged cache entry aside (atomic) and delete it."""
+    trash = Path(tempfile.mkdtemp(prefix=f".damaged-{build_dir.name}-", dir=build_dir.parent))
+    try:
+        os.replace(build_dir, trash / "entry")
+    except OSError:
+        pass  # gone already (another process discarded it)
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def compile_program(project: Path, source_text: str, name: str, extra_flags: tuple[str, ...] = ()) -> CsimBinary:
-    """Compile a generated main (one TU with the project's top function), cached by content hash."""
+    """Compile a generated main (one TU with the project's top function), cached by content hash.
+
+    A cached binary whose sha256 no longer matches the one recorded at build time is rebuilt.
+    """
     compiler = find_compiler()
-    project = project.resolve()
-    weights_dir = project / "firmware" / "weights"
-    flags = (*CXXFLAGS, optimization_flag(), *extra_flags, f'-DWEIGHTS_DIR="{weights_dir}"', f"-I{project}", f"-I{project / 'firmware'}",
-             f"-I{project / 'firmware' / 'ap_types'}")
+    project = Path(project).resolve()
+    flags = (*CXXFLAGS, optimization_flag(), *extra_flags, *PROJECT_FLAGS)
     key = _source_digest(project, source_text + "\0".join(flags) + compiler)
-    build_dir = cache_root() / "csim" / f"{name}-{key}"
+    cache = _usable_cache_dir()
+    build_dir = cache / f"{name}-{key}"
     binary = build_dir / name
     source = build_dir / f"{name}.cpp"
-    if binary.is_file():
-        return CsimBinary(binary, source, cached=True)
-    build_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=build_dir.parent))
+    if build_dir.exists():
+        if _intact(binary):
+            return CsimBinary(binary, source, cached=True, project=project)
+        _discard(build_dir)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=cache))
     try:
         (staging / source.name).write_text(source_text)
         log = staging / "build.log"
         cmd = [compiler, *flags, str(staging / source.name), "-o", str(staging / name)]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        log.write_text(" ".join(cmd) + "\n" + result.stdout + result.stderr)
+        result = subprocess.run(cmd, capture_output=True, text=True, cwd=project)
+        log.write_text(f"cd {project}\n" + " ".join(cmd) + "\n" + result.stdout + result.stderr)
         if result.returncode != 0:
-            failed = build_dir.parent / f"failed-{name}-{key}"
+            failed = cache / f"failed-{name}-{key}"
             shutil.rmtree(failed, ignore_errors=True)
             os.replace(staging, failed)
             first = next((line for line in result.stderr.splitlines() if "error" in line), result.stderr[:300])
             raise BuildError(f"C-sim build failed (log: {failed / 'build.log'}): {first.strip()}")
+        (staging / (name + DIGEST_SUFFIX)).write_text(file_sha256(staging / name) + "\n")
         try:
             os.replace(staging, build_dir)
         except OSError:  # another process built the same key first: use theirs
@@ -100,7 +161,19 @@ def compile_program(project: Path, source_text: str, name: str, extra_flags: tup
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    return CsimBinary(binary, source, cached=False)
+    return CsimBinary(binary, source, cached=False, project=project)
+
+
+def run_program(binary: CsimBinary | Path, args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run a C-sim program with its project as working directory (where it finds firmware/weights).
+
+    A bare path is a program built by a project's own build_csim.sh: it runs in its own directory.
+    """
+    if isinstance(binary, CsimBinary):
+        path, cwd = binary.path, cwd or binary.project
+    else:
+        path, cwd = Path(binary).resolve(), cwd or Path(binary).resolve().parent
+    return subprocess.run([str(path), *args], capture_output=True, text=True, cwd=cwd)
 
 
 def build_csim(manifest: Manifest) -> CsimBinary:
@@ -125,14 +198,13 @@ def input_words(manifest: Manifest, inputs: np.ndarray, what: str = "inputs") ->
     return raw.reshape(inputs.shape[0], -1)
 
 
-def run_binary(binary: Path, x_raw: np.ndarray, extra_args: tuple[str, ...] = ()) -> np.ndarray:
+def run_binary(binary: CsimBinary | Path, x_raw: np.ndarray, extra_args: tuple[str, ...] = ()) -> np.ndarray:
     """Run a compiled C-sim on raw input words; returns (samples, outputs) unsigned low bits of each word."""
     x_raw = np.ascontiguousarray(x_raw, dtype=np.int64)
     with tempfile.TemporaryDirectory(prefix="fkhls-csim-") as tmp:
-        in_path, out_path = Path(tmp) / "x.bin", Path(tmp) / "y.bin"
+        in_path, out_path = Path(tmp).resolve() / "x.bin", Path(tmp).resolve() / "y.bin"
         x_raw.tofile(in_path)
-        cmd = [str(binary), str(x_raw.shape[0]), str(in_path), str(out_path), *extra_args]
-        result = subprocess.run(cmd, capture_output=True, text=True)
+        result = run_program(binary, [str(x_raw.shape[0]), str(in_path), str(out_path), *extra_args])
         if result.returncode != 0:
             raise BuildError(f"C-sim run failed (exit {result.returncode}): {(result.stderr or result.stdout)[-500:]}")
         out = np.fromfile(out_path, dtype=np.int64)
@@ -143,5 +215,5 @@ def run_csim(manifest: Manifest, inputs: np.ndarray) -> np.ndarray:
     """Outputs of the project's C-sim as raw words (samples x outputs, sign-extended)."""
     x_raw = input_words(manifest, inputs)
     binary = build_csim(manifest)
-    low_bits = run_binary(binary.path, x_raw)
+    low_bits = run_binary(binary, x_raw)
     return wrap_raw(type_from_dict(manifest.output_type), low_bits)

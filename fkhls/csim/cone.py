@@ -292,7 +292,8 @@ def run_cone_harness(manifest: Manifest, x_raw, scenarios: Sequence[Sequence] | 
             return np.zeros((0, job.n_samples, job.n_out), dtype=np.int64)
         step = max(1, min(int(workers), job.n_scenarios))
         procs = [subprocess.Popen([*_command(job, 0, job.n_scenarios), str(step), str(phase)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for phase in range(step)]
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=job.project)
+                 for phase in range(step)]
         failures = []
         for proc in procs:
             _, err = proc.communicate()

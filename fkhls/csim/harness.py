@@ -70,6 +70,7 @@ class HarnessJob:
     n_samples: int
     n_scenarios: int
     n_out: int
+    project: Path  # the binary's working directory: it reads firmware/weights/*.txt from there
 
 
 def _arrays(manifest: Manifest) -> tuple[ArrayRecord, ...]:
@@ -154,11 +155,12 @@ def prepare_harness(manifest: Manifest, x_raw, scenarios: Iterable[Iterable] | E
     x_raw = _check_x(manifest, x_raw)
     encoded = scenarios if isinstance(scenarios, EncodedScenarios) else encode_scenarios(manifest, scenarios)
     binary = binary or build_harness(manifest)
-    workdir = Path(workdir)
+    workdir = Path(workdir).resolve()  # the binary runs in the project: every path it gets is absolute
     workdir.mkdir(parents=True, exist_ok=True)
     job = HarnessJob(binary=binary.path, inputs=workdir / "inputs.bin", faults=workdir / "faults.bin",
-                     offsets=workdir / "offsets.bin", results=Path(results), n_samples=int(x_raw.shape[0]),
-                     n_scenarios=encoded.n_scenarios, n_out=int(np.prod(manifest.output_shape)))
+                     offsets=workdir / "offsets.bin", results=Path(results).resolve(), n_samples=int(x_raw.shape[0]),
+                     n_scenarios=encoded.n_scenarios, n_out=int(np.prod(manifest.output_shape)),
+                     project=binary.project)
     x_raw.tofile(job.inputs)
     encoded.records.tofile(job.faults)
     encoded.offsets.tofile(job.offsets)
@@ -181,7 +183,7 @@ def _check(result_code: int, stderr: str, start: int, stop: int) -> None:
 
 def run_harness_slice(job: HarnessJob, start: int, stop: int) -> None:
     """Run scenarios ``start..stop-1`` of a prepared job, writing their rows of the results file."""
-    result = subprocess.run(_command(job, start, stop), capture_output=True, text=True)
+    result = subprocess.run(_command(job, start, stop), capture_output=True, text=True, cwd=job.project)
     _check(result.returncode, result.stderr or result.stdout, start, stop)
 
 
@@ -204,7 +206,8 @@ def run_fault_harness(manifest: Manifest, x_raw, scenarios: Sequence[Sequence] |
         if job.n_scenarios == 0:
             return np.zeros((0, job.n_samples, job.n_out), dtype=np.int64)
         slices = split_range(job.n_scenarios, workers)
-        procs = [(subprocess.Popen(_command(job, a, b), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
+        procs = [(subprocess.Popen(_command(job, a, b), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   cwd=job.project),
                   a, b) for a, b in slices]
         errors = []
         for proc, a, b in procs:

@@ -40,11 +40,12 @@ import numpy as np
 
 from fkhls import __version__
 from fkhls.faults.addressing import flat_index_of, map_faults
-from fkhls.csim.build import CXXFLAGS
+from fkhls.csim.build import CXXFLAGS, PROJECT_FLAGS
 from fkhls.core.errors import AddressError, ProjectError
-from fkhls.core.files import staged_directory
+from fkhls.core.files import PROJECT, check_output_dir, staged_directory
 from fkhls.core.fixedpoint import flip_bits, from_raw, literals, to_raw
 from fkhls.project.manifest import ArrayRecord, Manifest, load_manifest
+from fkhls.project.export import check_project_path
 from fkhls.project.readback import retarget_hls4ml_config
 from fkhls.core.templates import render
 
@@ -279,6 +280,7 @@ def render_project_scripts(manifest: Manifest, faulty: bool = False) -> dict[str
     return {
         "fkhls_csim.cpp": render("csim_main.cpp.j2", **io),
         "build_csim.sh": render("build_csim.sh.j2", **io, cxxflags=list(CXXFLAGS), source="fkhls_csim.cpp",
+                                project_flags=list(PROJECT_FLAGS),
                                 binary="fkhls_csim", out_width=out_type.width),
         "fkhls_hls_tb.cpp": render("hls_testbench.cpp.j2", **io, testbench="fkhls_hls_tb.cpp",
                                    out_signed=bool(out_type.signed), out_width=out_type.width),
@@ -294,13 +296,6 @@ def render_project_scripts(manifest: Manifest, faulty: bool = False) -> dict[str
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _check_not_nested(golden: Path, target: Path) -> None:
-    golden, target = golden.resolve(), target.resolve()
-    if golden == target or golden in target.parents or target in golden.parents:
-        raise ProjectError(f"the faulty project {str(target)!r} must be outside the golden project {str(golden)!r} "
-                           "(and not contain it)")
 
 
 def _rewrite_array(golden_dir: Path, staging: Path, record: ArrayRecord, changes: Sequence[WordChange]) -> list[str]:
@@ -369,11 +364,12 @@ def inject_bits(project_dir: str | Path, output_dir: str | Path, bits: Iterable,
     golden_dir = Path(project_dir).resolve()
     manifest = load_manifest(golden_dir)
     output_dir = Path(output_dir)
-    _check_not_nested(golden_dir, output_dir)
+    check_output_dir(output_dir, force, "faulty project directory", owner=PROJECT, golden=golden_dir)
+    check_project_path(output_dir, "faulty project directory")
     changes = plan_word_changes(manifest, bits, origins, golden_dir)
     if not changes:
         raise ProjectError("no bits to flip: the fault list is empty")
-    with staged_directory(output_dir, force, "faulty project directory") as staging:
+    with staged_directory(output_dir, force, "faulty project directory", owner=PROJECT, golden=golden_dir) as staging:
         shutil.copytree(golden_dir, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*_IGNORED))
         retarget_hls4ml_config(staging, golden_dir, output_dir.resolve())
         changed_files: list[str] = []

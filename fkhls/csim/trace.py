@@ -59,12 +59,12 @@ def run_trace(manifest: Manifest, x_raw: np.ndarray, faults: Iterable = ()) -> d
     encoded = encode_scenarios(manifest, [list(faults)])
     x_raw = np.ascontiguousarray(x_raw, dtype=np.int64).reshape(len(x_raw), -1)
     with tempfile.TemporaryDirectory(prefix="fkhls-trace-") as tmp:
-        tmp = Path(tmp)
+        tmp = Path(tmp).resolve()
         x_raw.tofile(tmp / "x.bin")
         encoded.records.astype(np.int64).tofile(tmp / "faults.bin")
         cmd = [str(binary.path), str(len(x_raw)), str(tmp / "x.bin"), str(tmp / "faults.bin"),
                str(len(encoded.records)), str(tmp / "trace.bin"), str(tmp / "layout.txt")]
-        result = subprocess.run(cmd, capture_output=True, text=True)
+        result = subprocess.run(cmd, capture_output=True, text=True, cwd=binary.project)
         if result.returncode != 0:
             raise BuildError(f"trace harness failed (exit {result.returncode}): {result.stderr[-500:]}")
         layout = [line.split() for line in (tmp / "layout.txt").read_text().splitlines()]

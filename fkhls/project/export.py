@@ -20,7 +20,7 @@ import numpy as np
 
 from fkhls import __version__
 from fkhls.core.errors import ProjectError, UnsupportedModelError
-from fkhls.core.files import staged_directory
+from fkhls.core.files import PROJECT, staged_directory
 from fkhls.core.fixedpoint import FixedPrecisionType, cpp_type, parse_type, to_raw, type_to_dict
 from fkhls.project.manifest import MODEL_COPY_NAME, ArrayRecord, LayerRecord, Manifest
 from fkhls.project.readback import config_struct as _config_struct
@@ -47,6 +47,10 @@ PROJECT_NAME = "myproject"
 _PASS_THROUGH = {"ZeroPadding1D", "ZeroPadding2D", "Reshape", "Transpose", "Repack", "Clone"}
 _KIND_OF_CLASS = {"Input": "input", "InputLayer": "input", "Dense": "dense", "Conv1D": "conv1d",
                   "Conv2D": "conv2d", "Activation": "activation", "Reshape": "flatten"}
+# hls4ml's build_lib.sh pastes the project path into a C string literal (-D WEIGHTS_DIR="\"$BASEDIR/...\""), so
+# these characters would end the literal: a compile error, or code run by the compiler. fkhls's own builds never
+# put a path into the compiler's input, but a project is also meant for hls4ml's compile() and Vivado.
+_UNSAFE_FOR_HLS4ML = {'"': "a double quote", "\\": "a backslash"}
 # hls4ml Resource strategy transposes kernels (backends/vivado/passes/resource_strategy.py).
 _RESOURCE_AXES = {"dense": (1, 0), "conv1d": (2, 0, 1), "conv2d": (3, 0, 1, 2)}
 
@@ -71,6 +75,17 @@ class ExportOptions:
         parse_type(self.input_type)
 
 
+def check_project_path(path: str | Path, what: str = "project directory") -> None:
+    """Refuse a project path that hls4ml's own build (build_lib.sh) would paste into C++ as code."""
+    text = str(Path(path).resolve())
+    for char, name in _UNSAFE_FOR_HLS4ML.items():
+        if char in text:
+            raise ProjectError(f"{what} {str(path)!r} contains {name}: hls4ml's build_lib.sh would paste it into a "
+                               "C++ string literal; choose a path without double quotes or backslashes")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ProjectError(f"{what} {str(path)!r} contains a control character (newline, tab ...); choose a plain path")
+
+
 def export_model(model_or_path, output_dir: str | Path, options: ExportOptions = ExportOptions(),
                  force: bool = False) -> Manifest:
     """Export a QKeras model (object or saved file) to an exact hls4ml project at ``output_dir``."""
@@ -78,8 +93,9 @@ def export_model(model_or_path, output_dir: str | Path, options: ExportOptions =
     model = load_keras_model(model_or_path) if isinstance(model_or_path, (str, Path)) else model_or_path
     quiet_tensorflow()
     spec = describe_model(model, options.input_type)
+    check_project_path(output_dir)
     output_dir = Path(output_dir).resolve()
-    with staged_directory(output_dir, force, "project directory") as staging:
+    with staged_directory(output_dir, force, "project directory", owner=PROJECT) as staging:
         hls_model = _convert(model, spec, options, staging)
         matches = _match_layers(spec, hls_model)
         _apply_types(spec, matches, hls_model)

@@ -136,7 +136,7 @@ def _run_probes(manifest, x: np.ndarray, probes: list[list[tuple[str, int, int]]
     x_raw = input_words(manifest, x)
     probe_file = Path(manifest.project_dir).parent / f"{Path(manifest.project_dir).name}-probes.bin"
     np.asarray(words, dtype=np.int64).tofile(probe_file)
-    out = run_binary(binary.path, x_raw, extra_args=(str(probe_file),))
+    out = run_binary(binary, x_raw, extra_args=(str(probe_file),))
     out = out.ravel().reshape(1 + len(probes), x_raw.shape[0], n_out)
     return wrap_raw(type_from_dict(manifest.output_type), out)
 
