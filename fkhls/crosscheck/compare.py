@@ -233,7 +233,7 @@ def _check_mapping(manifest: Manifest, scenario: FaultScenario, bits: Sequence[H
 
 def _golden_words_match(manifest: Manifest, spec: ModelSpec, weights) -> str | None:
     """Check the project's weight files still hold the model's words (a hand edit would be a mapping error)."""
-    from fkhls.csim.inject import read_array_words
+    from fkhls.project.weights import read_array_words
 
     for layer in manifest.weighted_layers:
         for record in layer.arrays():

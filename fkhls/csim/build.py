@@ -27,7 +27,8 @@ import numpy as np
 
 from fkhls.core.errors import BuildError, ProjectError
 from fkhls.core.fixedpoint import to_raw, type_from_dict, wrap_raw
-from fkhls.project.manifest import Manifest
+from fkhls.project.manifest import Manifest, load_manifest
+from fkhls.project.weights import check_weight_files
 from fkhls.core.templates import render
 
 CXX = os.environ.get("FKHLS_CXX", "g++")
@@ -123,15 +124,24 @@ def _discard(build_dir: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
+# Source keys whose weight files passed check_weight_files in this process.
+_CHECKED: set[str] = set()
+
+
 def compile_program(project: Path, source_text: str, name: str, extra_flags: tuple[str, ...] = ()) -> CsimBinary:
     """Compile a generated main (one TU with the project's top function), cached by content hash.
 
-    A cached binary whose sha256 no longer matches the one recorded at build time is rebuilt.
+    Every C-sim program is built here, so this is where a damaged project is refused
+    (``fkhls.project.weights.check_weight_files``) before anything runs. A cached binary whose
+    sha256 no longer matches the one recorded at build time is rebuilt.
     """
     compiler = find_compiler()
     project = Path(project).resolve()
     flags = (*CXXFLAGS, optimization_flag(), *extra_flags, *PROJECT_FLAGS)
     key = _source_digest(project, source_text + "\0".join(flags) + compiler)
+    if key not in _CHECKED:  # the key covers every weight file: checked once per content and process
+        check_weight_files(load_manifest(project))
+        _CHECKED.add(key)
     cache = _usable_cache_dir()
     build_dir = cache / f"{name}-{key}"
     binary = build_dir / name

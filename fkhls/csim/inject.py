@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,10 +42,19 @@ from fkhls.faults.addressing import flat_index_of, map_faults
 from fkhls.csim.build import CXXFLAGS, PROJECT_FLAGS
 from fkhls.core.errors import AddressError, ProjectError
 from fkhls.core.files import PROJECT, check_output_dir, staged_directory
-from fkhls.core.fixedpoint import flip_bits, from_raw, literals, to_raw
+from fkhls.core.fixedpoint import flip_bits, from_raw, literals
 from fkhls.project.manifest import ArrayRecord, Manifest, load_manifest
 from fkhls.project.export import check_project_path
 from fkhls.project.readback import retarget_hls4ml_config
+from fkhls.project.weights import (
+    header_words as _header_words,
+    parse_literals as _parse_literals,
+    read_array_words,
+    read_header_words,
+    render_weight_header,
+    render_weight_txt,
+    weights_dir,
+)
 from fkhls.core.templates import render
 
 __all__ = [
@@ -130,70 +138,7 @@ class InjectResult:
         return sum(len(c.bits) for c in self.changes)
 
 
-# ----------------------------------------------------------------------------- weight files
-
-_HEADER_RE = re.compile(
-    r"\A//Numpy array shape (?P<shape>[^\n]*)\n.*?#else\n(?P<type>\w+) (?P<array>\w+)\[(?P<size>\d+)\] = \{(?P<body>[^}]*)\};",
-    re.S,
-)
-
-
-def _weights_dir(project_dir: Path) -> Path:
-    return Path(project_dir) / "firmware" / "weights"
-
-
-def _parse_literals(text: str, record: ArrayRecord, what: str) -> np.ndarray:
-    tokens = [t.strip() for t in text.split(",")]
-    if tokens and tokens[-1] == "":
-        tokens.pop()
-    if len(tokens) != record.size:
-        raise ProjectError(f"{what} holds {len(tokens)} values, {record.array} has {record.size}")
-    try:
-        values = np.array([float(t) for t in tokens], dtype=np.float64)
-    except ValueError as exc:
-        raise ProjectError(f"{what} holds a value that is not a decimal literal: {exc}") from None
-    return to_raw(record.ptype, values, what=what)
-
-
-def read_array_words(project_dir: str | Path, record: ArrayRecord) -> np.ndarray:
-    """Raw words of one weight array as C-sim loads them (``firmware/weights/<array>.txt``), in element order."""
-    path = _weights_dir(project_dir) / f"{record.array}.txt"
-    if not path.is_file():
-        raise ProjectError(f"weight file {str(path)!r} is missing")
-    return _parse_literals(path.read_text(), record, str(path))
-
-
-def read_header_words(project_dir: str | Path, record: ArrayRecord) -> tuple[np.ndarray, str]:
-    """Raw words of the synthesis initializer in ``<array>.h``, and the header's shape comment."""
-    path = _weights_dir(project_dir) / f"{record.array}.h"
-    if not path.is_file():
-        raise ProjectError(f"weight header {str(path)!r} is missing")
-    return _header_words(path.read_text(), record, str(path))
-
-
-def _header_words(text: str, record: ArrayRecord, what: str) -> tuple[np.ndarray, str]:
-    match = _HEADER_RE.match(text)
-    if not match or match["array"] != record.array or int(match["size"]) != record.size:
-        raise ProjectError(
-            f"{what} is not an hls4ml weight header declaring {record.type_name} {record.array}[{record.size}]"
-        )
-    return _parse_literals(match["body"], record, f"{what} initializer"), match["shape"]
-
-
-def render_weight_txt(record: ArrayRecord, raw: np.ndarray) -> str:
-    """The ``.txt`` C-sim loads: hls4ml's one line of comma-separated exact literals."""
-    return render("weights.txt.j2", literals=literals(record.ptype, raw))
-
-
-def render_weight_header(record: ArrayRecord, raw: np.ndarray, shape_text: str, notes: Sequence[str] = ()) -> str:
-    """The ``.h`` in hls4ml's layout (same bytes for the golden words, no notes); ``notes`` add ``//`` lines."""
-    values = from_raw(record.ptype, raw)
-    return render(
-        "weights.h.j2", shape_text=shape_text, min_text=f"{np.min(values):.12f}", max_text=f"{np.max(values):.12f}",
-        nzeros=int(values.size - np.count_nonzero(values)), notes=list(notes), array=record.array,
-        type_name=record.type_name, size=record.size, literals=literals(record.ptype, raw),
-    )
-
+# Weight files are read and rendered by fkhls.project.weights (re-exported here for existing callers).
 
 # ----------------------------------------------------------------------------- fault -> hardware bit
 
@@ -301,7 +246,7 @@ def _sha256(path: Path) -> str:
 def _rewrite_array(golden_dir: Path, staging: Path, record: ArrayRecord, changes: Sequence[WordChange]) -> list[str]:
     """Render the faulty .h/.txt of one array into ``staging``, after checking the templates against hls4ml."""
     golden_raw = read_array_words(golden_dir, record)
-    header_path = _weights_dir(golden_dir) / f"{record.array}.h"
+    header_path = weights_dir(golden_dir) / f"{record.array}.h"
     header_text = header_path.read_text()
     header_raw, shape_text = _header_words(header_text, record, str(header_path))
     if not np.array_equal(header_raw, golden_raw):
@@ -309,7 +254,7 @@ def _rewrite_array(golden_dir: Path, staging: Path, record: ArrayRecord, changes
         raise ProjectError(f"golden {record.array}.h and {record.array}.txt disagree at element {bad}: "
                            "the project is inconsistent; re-export it")
     # The templates must reproduce hls4ml's files exactly, so the faulty files differ only where meant to.
-    txt_text = (_weights_dir(golden_dir) / f"{record.array}.txt").read_text()
+    txt_text = (weights_dir(golden_dir) / f"{record.array}.txt").read_text()
     if render_weight_header(record, golden_raw, shape_text) != header_text or \
             render_weight_txt(record, golden_raw) != txt_text:
         raise ProjectError(f"{record.array}.h/.txt are not in the hls4ml 1.3.0 layout fkhls reproduces; "
@@ -327,7 +272,7 @@ def _rewrite_array(golden_dir: Path, staging: Path, record: ArrayRecord, changes
                       ("txt", _parse_literals(txt, record, f"faulty {record.array}.txt"))):
         if not np.array_equal(got, raw):
             raise ProjectError(f"faulty {record.array} {what} does not read back to the flipped words")
-    target = _weights_dir(staging)
+    target = weights_dir(staging)
     (target / f"{record.array}.h").write_text(header)
     (target / f"{record.array}.txt").write_text(txt)
     return [f"firmware/weights/{record.array}.h", f"firmware/weights/{record.array}.txt"]

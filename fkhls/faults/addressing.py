@@ -439,15 +439,9 @@ class AddressMap:
     def words(self, array: str) -> np.ndarray:
         """Golden raw words of an array, in element order, read from the project's weight .txt file."""
         if array not in self._words:
-            entry = self._array(array)
-            path = Path(self.manifest.project_dir) / "firmware" / "weights" / f"{array}.txt"
-            if not path.is_file():
-                raise AddressError(f"weight file {str(path)!r} is missing")
-            text = path.read_text().strip()
-            values = np.array([float(v) for v in text.split(",")], dtype=np.float64) if text else np.zeros(0)
-            if values.size != entry.record.size:
-                raise AddressError(f"{path} holds {values.size} values, expected {entry.record.size}")
-            self._words[array] = to_raw(entry.hw, values, what=f"{array}.txt")
+            from fkhls.project.weights import read_array_words
+
+            self._words[array] = read_array_words(self.manifest.project_dir, self._array(array).record)
         return self._words[array]
 
     def values(self, hbit: HardwareBit) -> tuple[float, float]:

@@ -26,6 +26,7 @@ from fkhls.project.manifest import MODEL_COPY_NAME, ArrayRecord, LayerRecord, Ma
 from fkhls.project.readback import config_struct as _config_struct
 from fkhls.project.readback import read_typedefs as _typedefs
 from fkhls.project.readback import retarget_hls4ml_config
+from fkhls.project.weights import read_txt_values
 from fkhls.model.spec import (
     DEFAULT_INPUT_TYPE,
     WEIGHTED_KINDS,
@@ -248,18 +249,13 @@ def _check_type(typedefs: dict, type_name: str, expected: FixedPrecisionType, wh
         )
 
 
-def _read_txt(path: Path) -> np.ndarray:
-    text = path.read_text().strip()
-    return np.array([float(v) for v in text.split(",")], dtype=np.float64) if text else np.zeros(0)
-
-
 def _array_record(step: LayerSpec, tensor: str, layer, values: np.ndarray, project: Path,
                   typedefs: dict) -> ArrayRecord:
     """Find how hls4ml ordered the tensor by reading its .txt back, and check every word."""
     spec = step.kernel if tensor == "kernel" else step.bias
     variable = layer.get_weights("weight" if tensor == "kernel" else "bias")
     _check_type(typedefs, variable.type.name, spec.ptype, f"{step.name} {tensor}")
-    written = _read_txt(project / "firmware" / "weights" / f"{variable.name}.txt")
+    written = read_txt_values(project / "firmware" / "weights" / f"{variable.name}.txt")
     header = (project / "firmware" / "weights" / f"{variable.name}.h").read_text()
     if f"{variable.type.name} {variable.name}[{values.size}]" not in header:
         raise UnsupportedModelError(f"{variable.name}.h does not declare {variable.type.name} {variable.name}[{values.size}]")

@@ -7,10 +7,11 @@ reads it instead of re-deriving anything from the model or from hls4ml's config.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from fkhls.core.errors import ProjectError
+from fkhls.core.errors import FkhlsError, ProjectError
 from fkhls.core.fixedpoint import FixedPrecisionType, type_from_dict
 
 MANIFEST_NAME = "fkhls.json"
@@ -133,6 +134,138 @@ class Manifest:
         return target
 
 
+# ----------------------------------------------------------------------------- validation on load
+# A manifest is data a user can edit; several fields reach generated C++ (names, types), so each is checked
+# for its JSON type and range before anything trusts it.
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_KINDS = ("input", "dense", "conv1d", "conv2d", "activation", "flatten", "linear")
+
+
+class _Checker:
+    """Checks one manifest file; every error names the file, the field, the value and what is expected."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, where: str, value, expected: str):
+        raise ProjectError(f"{self.path}: field {where} is {value!r}; expected {expected}")
+
+    def field(self, data: dict, key: str, where: str):
+        if not isinstance(data, dict):
+            self.fail(where or "(top level)", data, "a JSON object")
+        if key not in data:
+            raise ProjectError(f"{self.path}: field {where}{'.' if where else ''}{key} is missing")
+        return data[key]
+
+    def integer(self, value, where: str, low: int | None = None, high: int | None = None) -> int:
+        if type(value) is not int or (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"{low if low is not None else '-inf'}..{high if high is not None else 'inf'}"
+            self.fail(where, value, f"an integer in {bounds}")
+        return value
+
+    def text(self, value, where: str, choices: tuple[str, ...] | None = None, identifier: bool = False) -> str:
+        if not isinstance(value, str) or (choices and value not in choices) or \
+                (identifier and not _IDENTIFIER.match(value)):
+            self.fail(where, value, f"one of {list(choices)}" if choices else
+                      "a C identifier (letters, digits, _)" if identifier else "a string")
+        return value
+
+    def optional(self, check, value, where: str, *args, **kwargs):
+        return None if value is None else check(value, where, *args, **kwargs)
+
+    def shape(self, value, where: str) -> None:
+        if not isinstance(value, list) or not value:
+            self.fail(where, value, "a non-empty list of positive integers")
+        for i, item in enumerate(value):
+            self.integer(item, f"{where}[{i}]", 1)
+
+    def fixed_type(self, value, where: str) -> None:
+        from fkhls.core.fixedpoint import MAX_WIDTH, cpp_type
+
+        if not isinstance(value, dict):
+            self.fail(where, value, "a fixed-point type object")
+        width = self.integer(self.field(value, "width", where), f"{where}.width", 1, MAX_WIDTH)
+        integer = self.integer(self.field(value, "integer", where), f"{where}.integer", -MAX_WIDTH, MAX_WIDTH)
+        if "fractional" in value and value["fractional"] != width - integer:
+            self.fail(f"{where}.fractional", value["fractional"], f"width - integer = {width - integer}")
+        if not isinstance(self.field(value, "signed", where), bool):
+            self.fail(f"{where}.signed", value["signed"], "true or false")
+        for key in ("rounding", "saturation"):
+            if key in value:
+                self.text(value[key], f"{where}.{key}")
+        try:
+            cpp = cpp_type(type_from_dict(value))
+        except (FkhlsError, KeyError, ValueError, TypeError) as exc:
+            raise ProjectError(f"{self.path}: field {where} is not a valid fixed-point type: {exc}") from None
+        if value.get("cpp", cpp) != cpp:
+            self.fail(f"{where}.cpp", value.get("cpp"), f"{cpp!r} (the type its other fields describe)")
+
+    def array(self, value, where: str) -> None:
+        if value is None:
+            return
+        self.text(self.field(value, "tensor", where), f"{where}.tensor", ("kernel", "bias"))
+        self.text(self.field(value, "array", where), f"{where}.array", identifier=True)
+        self.text(self.field(value, "type_name", where), f"{where}.type_name", identifier=True)
+        self.fixed_type(self.field(value, "type", where), f"{where}.type")
+        shape = self.field(value, "keras_shape", where)
+        self.shape(shape, f"{where}.keras_shape")
+        axes = self.field(value, "axes", where)
+        if not isinstance(axes, list) or sorted(a for a in axes if type(a) is int) != list(range(len(shape))):
+            self.fail(f"{where}.axes", axes, f"a permutation of 0..{len(shape) - 1}")
+        self.text(self.field(value, "order", where), f"{where}.order", ("keras", "transposed"))
+        size = 1
+        for dim in shape:
+            size *= dim
+        self.integer(self.field(value, "size", where), f"{where}.size", size, size)
+
+    def layer(self, value, where: str) -> None:
+        for key in ("name", "keras_name"):
+            self.text(self.field(value, key, where), f"{where}.{key}")
+        self.text(self.field(value, "kind", where), f"{where}.kind", _KINDS)
+        self.optional(self.text, value.get("hls_name"), f"{where}.hls_name")
+        self.optional(self.integer, value.get("hls_index"), f"{where}.hls_index", 0)
+        self.optional(self.text, value.get("hls_class"), f"{where}.hls_class")
+        self.optional(self.text, value.get("output_var"), f"{where}.output_var", identifier=True)
+        self.fixed_type(self.field(value, "result_type", where), f"{where}.result_type")
+        self.optional(self.fixed_type, value.get("accum_type"), f"{where}.accum_type")
+        self.optional(self.text, value.get("strategy"), f"{where}.strategy", ("Latency", "Resource"))
+        for key in ("reuse_factor", "n_in", "n_out"):
+            self.optional(self.integer, value.get(key), f"{where}.{key}", 1)
+        for key in ("kernel", "bias"):
+            self.array(value.get(key), f"{where}.{key}")
+
+    def manifest(self, data) -> None:
+        if not isinstance(data, dict):
+            self.fail("(top level)", type(data).__name__, "a JSON object")
+        self.text(self.field(data, "project_name", ""), "project_name", identifier=True)
+        self.text(self.field(data, "backend", ""), "backend", ("Vivado", "Vitis"))
+        self.text(self.field(data, "io_type", ""), "io_type", ("io_parallel", "io_stream"))
+        self.text(self.field(data, "strategy", ""), "strategy", ("Latency", "Resource"))
+        self.integer(self.field(data, "reuse_factor", ""), "reuse_factor", 1)
+        for key in ("input_type", "output_type"):
+            self.fixed_type(self.field(data, key, ""), key)
+        for key in ("input_shape", "output_shape"):
+            self.shape(self.field(data, key, ""), key)
+        for key in ("input_var", "output_var"):
+            self.text(self.field(data, key, ""), key, identifier=True)
+        for key in ("model_name", "model_hash"):
+            self.text(self.field(data, key, ""), key)
+        model_file = self.text(self.field(data, "model_file", ""), "model_file")
+        if Path(model_file).is_absolute() or ".." in Path(model_file).parts:
+            self.fail("model_file", model_file, "a file name inside the project")
+        for key in ("versions", "requested"):
+            if not isinstance(self.field(data, key, ""), dict):
+                self.fail(key, data[key], "a JSON object")
+        layers = self.field(data, "layers", "")
+        if not isinstance(layers, list) or not layers:
+            self.fail("layers", layers, "a non-empty list of layer objects")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, dict):
+                self.fail(f"layers[{i}]", layer, "a layer object")
+            self.layer(layer, f"layers[{i}]")
+
+
 def _array(data: dict | None) -> ArrayRecord | None:
     if data is None:
         return None
@@ -149,8 +282,10 @@ def load_manifest(project_dir: str | Path) -> Manifest:
         )
     try:
         data = json.loads(path.read_text())
-        if data.get("schema") != SCHEMA_VERSION:
-            raise ProjectError(f"{path}: manifest schema {data.get('schema')!r}, this fkhls reads {SCHEMA_VERSION}")
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA_VERSION:
+            schema = data.get("schema") if isinstance(data, dict) else None
+            raise ProjectError(f"{path}: manifest schema {schema!r}, this fkhls reads {SCHEMA_VERSION}")
+        _Checker(path).manifest(data)
         layers = tuple(
             LayerRecord(**{**layer, "kernel": _array(layer.get("kernel")), "bias": _array(layer.get("bias"))})
             for layer in data.pop("layers")
@@ -164,5 +299,7 @@ def load_manifest(project_dir: str | Path) -> Manifest:
                 "output_shape": tuple(data["output_shape"]),
             },
         )
-    except (KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise ProjectError(f"{path} is malformed: {exc}") from exc
+    except (KeyError, TypeError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ProjectError(f"{path} is malformed: {exc}") from None
+    except OSError as exc:
+        raise ProjectError(f"{path} cannot be read: {exc.strerror or exc}") from None
