@@ -43,7 +43,7 @@ import numpy as np
 from fkhls import __version__
 from fkhls.core.errors import FkhlsError, ProjectError
 from fkhls.faults.descriptors import TENSORS, FaultScenario, exhaustive_faults, model_bit_of, random_ber_scenarios
-from fkhls.core.files import atomic_write_text
+from fkhls.core.files import CAMPAIGN, atomic_write_text, classify_output_dir, directory_lock, load_array
 from fkhls.project.manifest import MANIFEST_NAME, Manifest, load_manifest
 from fkhls.campaign.report import FaultTable, write_report
 
@@ -284,8 +284,12 @@ class _State:
 _WORKER: _State | None = None
 
 
-def _init_worker(state: _State) -> None:
+def _init_worker(state: _State, campaign_pid: int | None = None) -> None:
     global _WORKER
+    if campaign_pid is not None:  # exit with the campaign, even after kill -9 (fkhls.campaign.lifecycle)
+        from fkhls.campaign.lifecycle import install
+
+        install(campaign_pid)
     _WORKER = state
 
 
@@ -355,10 +359,7 @@ def _atomic_savez(path: Path, columns: dict) -> None:
 def _load_labels(path: Path | None, n: int) -> np.ndarray | None:
     if path is None:
         return None
-    try:
-        labels = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise FkhlsError(f"cannot read labels {str(path)!r} (expected a .npy array): {exc}") from exc
+    labels = load_array(path, "labels")
     if labels.ndim == 2:
         labels = labels.argmax(axis=1)  # one-hot
     if labels.ndim != 1 or len(labels) != n or not np.issubdtype(labels.dtype, np.number):
@@ -452,17 +453,27 @@ def run_campaign(config: CampaignConfig, results_dir: str | Path, *, workers: in
 
     ``workers``: processes of the local pool (default ``os.cpu_count()``; 1 = in this process).
     ``max_shards``: stop after computing that many new shards (for tests and partial runs).
+    The results directory must be new, empty or a campaign's (``core.files.check_output_dir``:
+    never the project, never a directory of other files, ``force`` or not); it is locked for
+    the run, so a second campaign there is refused instead of deleting the running one's shards.
     """
+    results_dir = Path(results_dir)
+    classify_output_dir(results_dir, "results directory", owner=CAMPAIGN, golden=config.project_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    with directory_lock(results_dir, "results directory"):
+        return _run_locked(config, results_dir, workers=workers, force=force, quiet=quiet, report=report,
+                           max_shards=max_shards)
+
+
+def _run_locked(config: CampaignConfig, results_dir: Path, *, workers: int | None, force: bool, quiet: bool,
+                report: bool, max_shards: int | None) -> CampaignResult:
     from fkhls.faults.addressing import spec_from_manifest
     from fkhls.csim.build import input_words
 
     started = time.perf_counter()
     results_dir = Path(results_dir)
     manifest = load_manifest(config.project_dir)
-    try:
-        x = np.load(config.inputs, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise FkhlsError(f"cannot read inputs {str(config.inputs)!r} (expected a .npy array): {exc}") from exc
+    x = load_array(config.inputs, "inputs")
     x_raw = input_words(manifest, x, what=f"inputs {config.inputs}")
     labels = _load_labels(config.labels, x_raw.shape[0])
     scenarios = campaign_scenarios(spec_from_manifest(manifest), config.selection)
@@ -541,7 +552,7 @@ def _execute(state: _State, pending: list[int], workers: int):
         return
     context = multiprocessing.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
     executor = ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=context,
-                                   initializer=_init_worker, initargs=(replace(state, manifest=None, engine_fn=None),))
+                                   initializer=_init_worker, initargs=(replace(state, manifest=None, engine_fn=None), os.getpid()))
     try:
         futures = {executor.submit(_run_shard, index) for index in pending}
         while futures:

@@ -12,13 +12,22 @@ EXIT_MISMATCH = 3
 
 
 class FkhlsGroup(click.Group):
-    """Turns every FkhlsError into one clear line on stderr and exit code 1."""
+    """Turns every FkhlsError, and every OSError about a named file, into one clear line on stderr and exit 1.
+
+    An OSError without a file name is not about the user's paths: it stays a traceback (a bug to report).
+    """
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except FkhlsError as exc:
             click.secho(f"fkhls: error: {exc}", fg="red", err=True)
+            ctx.exit(1)
+        except OSError as exc:
+            if exc.filename is None:
+                raise
+            names = " -> ".join(repr(str(name)) for name in (exc.filename, exc.filename2) if name is not None)
+            click.secho(f"fkhls: error: {names}: {exc.strerror or exc}", fg="red", err=True)
             ctx.exit(1)
 
 
@@ -29,8 +38,7 @@ def main() -> None:
 
 
 def load_inputs(path: str) -> np.ndarray:
-    """Read a .npy array of inputs, with a clear error for a missing or unreadable file."""
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise FkhlsError(f"cannot read inputs {path!r} (expected a .npy array): {exc}") from exc
+    """Read a .npy array of inputs, with a clear error for a missing, empty or unreadable file."""
+    from fkhls.core.files import load_array
+
+    return load_array(path, "inputs")

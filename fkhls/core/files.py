@@ -89,6 +89,16 @@ def atomic_save_npy(path: str | Path, array: np.ndarray) -> None:
         raise
 
 
+def load_array(path: str | Path, what: str = "inputs") -> np.ndarray:
+    """A .npy array, with one clear error for a missing, empty, truncated or pickled file."""
+    try:
+        with open(path, "rb") as handle:
+            return np.load(handle, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:  # an empty file is EOFError (click would print only "Aborted!")
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        raise ProjectError(f"cannot read {what} {str(path)!r} (expected a .npy array): {reason}") from None
+
+
 def is_owned(path: str | Path, owner: Ownership) -> bool:
     """True when ``path`` holds ``owner``'s marker: a readable JSON object with all of its keys."""
     marker = Path(path) / owner.marker

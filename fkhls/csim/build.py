@@ -196,6 +196,10 @@ def build_csim(manifest: Manifest) -> CsimBinary:
 def input_words(manifest: Manifest, inputs: np.ndarray, what: str = "inputs") -> np.ndarray:
     """Check the shape and grid of float inputs and return their raw words (samples x features)."""
     inputs = np.asarray(inputs)
+    if np.iscomplexobj(inputs):
+        raise ProjectError(f"{what} are complex ({inputs.dtype}); fixed-point inputs are real numbers")
+    if not (np.issubdtype(inputs.dtype, np.number) or inputs.dtype == np.bool_):
+        raise ProjectError(f"{what} have dtype {inputs.dtype}; expected a numeric array")
     shape = tuple(manifest.input_shape)
     if inputs.shape[1:] != shape:
         if inputs.shape == shape:

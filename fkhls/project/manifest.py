@@ -139,7 +139,6 @@ class Manifest:
 # for its JSON type and range before anything trusts it.
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_KINDS = ("input", "dense", "conv1d", "conv2d", "activation", "flatten", "linear")
 
 
 class _Checker:
@@ -222,7 +221,7 @@ class _Checker:
     def layer(self, value, where: str) -> None:
         for key in ("name", "keras_name"):
             self.text(self.field(value, key, where), f"{where}.{key}")
-        self.text(self.field(value, "kind", where), f"{where}.kind", _KINDS)
+        self.text(self.field(value, "kind", where), f"{where}.kind")
         self.optional(self.text, value.get("hls_name"), f"{where}.hls_name")
         self.optional(self.integer, value.get("hls_index"), f"{where}.hls_index", 0)
         self.optional(self.text, value.get("hls_class"), f"{where}.hls_class")
