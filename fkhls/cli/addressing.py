@@ -85,15 +85,14 @@ def faultmap(project_dir, faults_path, output, force) -> None:
     """Map every faulty bit of FAULTS to Keras, hls4ml array and weight-memory coordinates."""
     from fkhls.faults.addressing import spec_from_manifest
     from fkhls.faults.descriptors import load_fault_set
-    from fkhls.core.files import atomic_write_text
+    from fkhls.core.files import atomic_write_text, check_output_file
     from fkhls.project.manifest import load_manifest
 
     output = Path(output)
     suffix = output.suffix.lower()
     if suffix not in (".csv", ".json"):
         raise ProjectError(f"output {str(output)!r} must end in .csv or .json")
-    if output.exists() and not force:
-        raise ProjectError(f"output {str(output)!r} exists; pass --force to overwrite it")
+    check_output_file(output, force, "output", golden=project_dir)
     manifest = load_manifest(project_dir)
     fault_set = load_fault_set(faults_path, spec_from_manifest(manifest))
     rows = fault_map_rows(manifest, fault_set)

@@ -33,11 +33,11 @@ def crosscheck(project, faults_path, inputs, report_dir, model, reference, singl
     from fkhls.crosscheck.compare import crosscheck as run_crosscheck
     from fkhls.crosscheck.report import write_crosscheck_report
     from fkhls.faults.descriptors import load_fault_set, split_single_bits
-    from fkhls.core.files import check_output_dir
+    from fkhls.core.files import CROSSCHECK, check_output_dir
     from fkhls.project.manifest import load_manifest
     from fkhls.model.spec import load_keras_model
 
-    check_output_dir(report_dir, force, "report directory")
+    check_output_dir(report_dir, force, "report directory", owner=CROSSCHECK, golden=project)
     manifest = load_manifest(project)
     fault_set = load_fault_set(faults_path, spec_from_manifest(manifest))
     if single_bits:

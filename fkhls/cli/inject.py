@@ -55,9 +55,9 @@ def csim(project, inputs_path, output_path, raw, force) -> None:
     from fkhls.core.fixedpoint import from_raw, type_from_dict, wrap_raw
     from fkhls.project.manifest import load_manifest
 
-    output_path = Path(output_path)
-    if output_path.exists() and not force:
-        raise ProjectError(f"output {str(output_path)!r} exists; pass --force to replace it")
+    from fkhls.core.files import check_output_file
+
+    output_path = check_output_file(output_path, force, "output", golden=project)
     if not output_path.parent.is_dir():
         raise ProjectError(f"output directory {str(output_path.parent)!r} does not exist")
     manifest = load_manifest(project)

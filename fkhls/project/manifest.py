@@ -289,7 +289,7 @@ def load_manifest(project_dir: str | Path) -> Manifest:
             LayerRecord(**{**layer, "kernel": _array(layer.get("kernel")), "bias": _array(layer.get("bias"))})
             for layer in data.pop("layers")
         )
-        return Manifest(
+        manifest = Manifest(
             project_dir=project_dir,
             layers=layers,
             **{
@@ -302,3 +302,7 @@ def load_manifest(project_dir: str | Path) -> Manifest:
         raise ProjectError(f"{path} is malformed: {exc}") from None
     except OSError as exc:
         raise ProjectError(f"{path} cannot be read: {exc.strerror or exc}") from None
+    from fkhls.project.weights import check_declarations  # weights reads manifests: imported late
+
+    check_declarations(manifest)  # a hand-edited type or size is refused before anything trusts it
+    return manifest

@@ -20,7 +20,7 @@ from fkhls.core.templates import render
 from fkhls.project.manifest import ArrayRecord, Manifest
 
 __all__ = ["weights_dir", "read_txt_values", "parse_literals", "read_array_words", "read_header_words",
-           "header_words", "render_weight_txt", "render_weight_header", "check_weight_files"]
+           "header_words", "render_weight_txt", "render_weight_header", "check_declarations", "check_weight_files"]
 
 _HEADER_RE = re.compile(
     r"\A//Numpy array shape (?P<shape>[^\n]*)\n.*?#else\n(?P<type>\w+) (?P<array>\w+)\[(?P<size>\d+)\] = \{(?P<body>[^}]*)\};",
@@ -109,13 +109,12 @@ def _declared_types(project_dir: Path) -> dict:
         raise ProjectError(f"{str(path)!r} cannot be read: {exc}") from None
 
 
-def check_weight_files(manifest: Manifest) -> None:
-    """Refuse a project whose weight files or declared types disagree with its manifest.
+def check_declarations(manifest: Manifest) -> None:
+    """Refuse a manifest whose weight types or array sizes are not what the project's C++ declares.
 
     For every array: ``defines.h`` declares the manifest's type under the manifest's typedef name,
-    the ``.h`` declares ``type_name array[size]``, and the ``.txt`` C-sim loads holds exactly
-    ``size`` values, each on the type's grid and in its range. Cheap (reads each file once): call
-    it once per command, before the first C-sim run.
+    and the ``.h`` declares ``type_name array[size]``. A hand-edited width would otherwise give
+    wrong coordinates. Cheap: ``load_manifest`` runs it every time.
     """
     project_dir = Path(manifest.project_dir)
     typedefs = _declared_types(project_dir)
@@ -134,4 +133,13 @@ def check_weight_files(manifest: Manifest) -> None:
         if not re.search(rf"\b{record.type_name}\s+{record.array}\[{record.size}\]", header_text):
             raise ProjectError(f"weight header {str(header)!r} does not declare {record.type_name} "
                                f"{record.array}[{record.size}] as the manifest says")
-        read_array_words(project_dir, record)
+
+
+def check_weight_files(manifest: Manifest) -> None:
+    """``check_declarations``, then every ``.txt`` C-sim loads: exactly ``size`` values, on the type's grid, in range.
+
+    Reads each weight file once: call it once per command, before the first C-sim run.
+    """
+    check_declarations(manifest)
+    for record in manifest.arrays():
+        read_array_words(manifest.project_dir, record)
