@@ -20,7 +20,7 @@ import numpy as np
 
 from fkhls import __version__
 from fkhls.core.errors import ProjectError, UnsupportedModelError
-from fkhls.core.files import PROJECT, staged_directory
+from fkhls.core.files import PROJECT, check_output_dir, staged_directory
 from fkhls.core.fixedpoint import FixedPrecisionType, cpp_type, parse_type, to_raw, type_to_dict
 from fkhls.project.manifest import MODEL_COPY_NAME, ArrayRecord, LayerRecord, Manifest
 from fkhls.project.readback import config_struct as _config_struct
@@ -91,10 +91,11 @@ def export_model(model_or_path, output_dir: str | Path, options: ExportOptions =
                  force: bool = False) -> Manifest:
     """Export a QKeras model (object or saved file) to an exact hls4ml project at ``output_dir``."""
     options.validate()
+    check_project_path(output_dir)
+    check_output_dir(output_dir, force, "project directory", owner=PROJECT)  # refuse before loading anything
     model = load_keras_model(model_or_path) if isinstance(model_or_path, (str, Path)) else model_or_path
     quiet_tensorflow()
     spec = describe_model(model, options.input_type)
-    check_project_path(output_dir)
     output_dir = Path(output_dir).resolve()
     with staged_directory(output_dir, force, "project directory", owner=PROJECT) as staging:
         hls_model = _convert(model, spec, options, staging)
