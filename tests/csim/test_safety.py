@@ -229,3 +229,20 @@ def test_a_hand_edited_width_is_refused_not_given_wrong_coordinates(golden, tmp_
 def test_complex_non_numeric_and_non_finite_inputs_are_refused(golden, x, values, message):
     with pytest.raises(FkhlsError, match=message):
         run_csim(load_manifest(golden), values(x))
+
+
+def test_the_trace_harness_refuses_a_fault_record_outside_an_array(golden, x, tmp_path):
+    from fkhls.csim.trace import build_trace_harness, run_trace
+
+    manifest = load_manifest(golden)
+    x_raw = input_words(manifest, x)
+    traces = run_trace(manifest, x_raw, [("w2", 79, 7)])
+    assert_array_equal(traces[manifest.output_var].words.shape, (len(x), 3))
+    binary = build_trace_harness(manifest)
+    x_raw.tofile(tmp_path / "x.bin")
+    for element, bit in ((80, 0), (-1, 0), (0, 8)):  # w2 is ap_fixed<8,3>[80]
+        np.array([0, element, bit], dtype=np.int64).tofile(tmp_path / "faults.bin")
+        result = build.run_program(binary, [str(len(x)), str(tmp_path / "x.bin"), str(tmp_path / "faults.bin"), "1",
+                                            str(tmp_path / "trace.bin"), str(tmp_path / "layout.txt")])
+        assert result.returncode == 2, (element, bit, result.returncode)
+        assert f"element {element} bit {bit} is outside an array of 80 8-bit words" in result.stderr

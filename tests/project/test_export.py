@@ -139,11 +139,16 @@ def test_refuses_existing_directory_without_force(keras_models, tmp_path):
     target = tmp_path / "prj"
     target.mkdir()
     (target / "keep.txt").write_text("user data")
+    for force in (False, True):  # a directory fkhls did not make is never replaced (issue 9)
+        with pytest.raises(ProjectError, match="holds files fkhls did not write"):
+            export_model(keras_models["dense"], target, force=force)
+    assert (target / "keep.txt").read_text() == "user data"
+    (target / "keep.txt").unlink()
+    export_model(keras_models["dense"], target)
     with pytest.raises(ProjectError, match="--force"):
         export_model(keras_models["dense"], target)
-    assert (target / "keep.txt").read_text() == "user data"
-    export_model(keras_models["dense"], target, force=True)
-    assert not (target / "keep.txt").exists() and (target / "fkhls.json").exists()
+    export_model(keras_models["dense"], target, force=True)  # an fkhls project is replaced with --force
+    assert (target / "fkhls.json").exists()
 
 
 def test_failed_export_leaves_nothing(tmp_path):
