@@ -453,7 +453,7 @@ def run_campaign(config: CampaignConfig, results_dir: str | Path, *, workers: in
 
     ``workers``: processes of the local pool (default ``os.cpu_count()``; 1 = in this process).
     ``max_shards``: stop after computing that many new shards (for tests and partial runs).
-    The results directory must be new, empty or a campaign's (``core.files.check_output_dir``:
+    The results directory must be new, empty or a campaign's (the rule of ``fkhls.core.files``:
     never the project, never a directory of other files, ``force`` or not); it is locked for
     the run, so a second campaign there is refused instead of deleting the running one's shards.
     """
@@ -552,7 +552,8 @@ def _execute(state: _State, pending: list[int], workers: int):
         return
     context = multiprocessing.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
     executor = ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=context,
-                                   initializer=_init_worker, initargs=(replace(state, manifest=None, engine_fn=None), os.getpid()))
+                                   initializer=_init_worker,
+                                   initargs=(replace(state, manifest=None, engine_fn=None), os.getpid()))
     try:
         futures = {executor.submit(_run_shard, index) for index in pending}
         while futures:

@@ -38,7 +38,8 @@ class Ownership:
 
 PROJECT = Ownership("project", "fkhls.json", ("schema", "project_name", "layers"))
 CAMPAIGN = Ownership("campaign results directory", "campaign.json", ("schema", "project_hash", "n_shards"))
-CROSSCHECK = Ownership("cross-check report", "summary.json", ("reference", "engine", "all_bit_exact", "scenario_results"))
+CROSSCHECK = Ownership("cross-check report", "summary.json",
+                       ("reference", "engine", "all_bit_exact", "scenario_results"))
 
 
 def _umask_mode() -> int:

@@ -53,7 +53,7 @@ def test_results_never_go_into_the_project_or_over_user_files(project, tmp_path,
     mine.mkdir()
     for name, text in (("results.csv", "a,b\n1,2\n"), ("report.md", "# my report\n"), ("summary.json", "{}\n")):
         (mine / name).write_text(text)
-    with pytest.raises(ProjectError, match=r"holds files fkhls did not write \(report\.md, results\.csv, summary\.json"):
+    with pytest.raises(ProjectError, match=r"did not write \(report\.md, results\.csv, summary\.json"):
         run_campaign(_config(project, layers=("d3",)), mine, workers=1, quiet=True, force=force)
     assert _tree(mine) == {"report.md": b"# my report\n", "results.csv": b"a,b\n1,2\n", "summary.json": b"{}\n"}
 
