@@ -326,7 +326,7 @@ def _confidence(design: Mapping[str, Any]) -> float:
 
 
 def domain_estimates(table: FaultTable, rate: str, by: str, engine: str | None = None,
-                     _split: bool = False) -> list[tuple[Any, Any]]:
+                     confidence: float | None = None) -> list[tuple[Any, Any]]:
     """``[(domain, statistics.Estimate)]`` of ``rate`` over the whole model (``by='model'``), each layer
     tensor (``'layer'``), bit position (``'bit'``), (layer tensor, bit) cell (``'cell'``) or stratum."""
     from fkhls.campaign.statistics import difference_estimate, domain_estimate
@@ -334,9 +334,13 @@ def domain_estimates(table: FaultTable, rate: str, by: str, engine: str | None =
     design = _design(table)
     if design is None:
         return []
-    if rate == "accuracy_drop":  # signed: gains and losses bounded apart, at (1 + c) / 2 each
-        pos, neg = (domain_estimates(table, f"accuracy_drop{sign}", by, engine, _split=True) for sign in "+-")
-        return [(name, difference_estimate(p, q)) for (name, p), (_, q) in zip(pos, neg)]
+    alpha = 1.0 - (confidence or _confidence(design))
+    if rate == "accuracy_drop":
+        # Signed: losses and gains bounded apart (alpha/4 each), then kept inside +-(top-1 vulnerability)
+        # (alpha/2), since a sample's correctness changes only when its top-1 class does.
+        pos, neg = (domain_estimates(table, f"accuracy_drop{sign}", by, engine, 1.0 - alpha / 4) for sign in "+-")
+        top1 = domain_estimates(table, "top1_vulnerability", by, engine, 1.0 - alpha / 2)
+        return [(name, difference_estimate(p, q, t.high)) for (name, p), (_, q), (_, t) in zip(pos, neg, top1)]
     rv = rate_values(table, rate, engine)
     strata = np.asarray(table.columns["stratum"])
     populations = np.array([st["population"] for st in design["strata"]], dtype=np.int64)
@@ -358,9 +362,7 @@ def domain_estimates(table: FaultTable, rate: str, by: str, engine: str | None =
         domains = [(key, (rows == key[0]) & (bits == key[1]), n) for key, n in cells.items()]
     else:
         raise KeyError(by)
-    confidence = _confidence(design)
-    if _split:
-        confidence = (1.0 + confidence) / 2.0
+    confidence = 1.0 - alpha
     return [(name, domain_estimate(rv.values, strata, populations, confidence, mask, n, rv.bounds, rv.method,
                                    rv.units)) for name, mask, n in domains]
 
@@ -380,8 +382,8 @@ def statistics_summary(table: FaultTable) -> dict:
         "intervals": "exact (every fault run): width zero" if exact else
         "two-sided; stratified ratio estimator weighting each stratum by its population, variance with the finite "
         "population correction; rates in [0, 1]: Clopper-Pearson interval at the design's effective sample size "
-        "(Korn-Graubard); accuracy drop (signed): its loss and gain parts bounded apart at (1+c)/2 each and "
-        "subtracted (Bonferroni, conservative)",
+        "(Korn-Graubard); accuracy drop (signed): its loss and gain parts bounded apart (each at 1-(1-c)/4) and "
+        "subtracted, inside +-(top-1 vulnerability bound at 1-(1-c)/2) (Bonferroni, conservative)",
         "rates": {e: {r: domain_estimates(table, r, "model", e)[0][1].as_dict() for r in rates} for e in engines},
         "engine": primary,
         "vulnerability": {},

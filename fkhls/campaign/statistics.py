@@ -196,15 +196,20 @@ def domain_estimate(values: np.ndarray, strata: np.ndarray, populations: np.ndar
     return Estimate(value, max(bounds[0], value - half), min(bounds[1], value + half), measured, total, False)
 
 
-def difference_estimate(positive: Estimate, negative: Estimate) -> Estimate:
-    """``positive - negative`` of two estimates each made at confidence ``(1 + c) / 2``: an interval at ``c``.
+def difference_estimate(positive: Estimate, negative: Estimate, envelope: float = math.inf) -> Estimate:
+    """``positive - negative`` of two estimates, inside ``[-envelope, envelope]``.
 
     A signed per-fault value (an accuracy drop can be negative) is split into its positive and
-    negative parts, each a rate in [0, 1] that ``domain_estimate`` bounds well even when rare;
-    the difference interval fails only if one of the four bounds does (Bonferroni), so it holds at ``c``.
+    negative parts, each a rate in [0, 1] that ``domain_estimate`` bounds well even when rare. The
+    difference interval fails only if a bound it uses does (Bonferroni): with both parts at
+    ``1 - a/4`` and an envelope (a bound on ``|value|``) at ``1 - a/2``, it holds at ``1 - a``.
     """
-    return Estimate(positive.value - negative.value, positive.low - negative.high, positive.high - negative.low,
-                    positive.measured, positive.population, positive.exact and negative.exact)
+    value = positive.value - negative.value
+    if positive.exact and negative.exact:
+        return Estimate(value, value, value, positive.measured, positive.population, True)
+    low = max(positive.low - negative.high, -envelope)
+    high = min(positive.high - negative.low, envelope)
+    return Estimate(value, min(low, value), max(high, value), positive.measured, positive.population, False)
 
 
 def clopper_pearson_upper(k: int, n: int, confidence: float) -> float:
