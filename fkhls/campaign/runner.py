@@ -117,7 +117,7 @@ class Selection:
         if self.mode != "ber" and self.ber is not None:
             raise FkhlsError("--ber is for BER campaigns; an exhaustive or sampled campaign flips one bit at a time")
         if self.mode == "ber" and self.bits is not None:
-            raise FkhlsError("--bits selects bit positions of an exhaustive or sampled campaign only")
+            raise FkhlsError("--bits selects bit positions of a sampled or exhaustive campaign only")
         if self.mode != "sampled" and any(v is not None for v in (self.confidence, self.margin, self.per,
                                                                     self.prior)):
             raise FkhlsError("--confidence, --margin, --per and --prior describe a sampled campaign only")

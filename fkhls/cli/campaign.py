@@ -74,7 +74,7 @@ def campaign(project, inputs, labels, engine, exhaustive, ber, trials, seed, con
     from fkhls.cli.common import EXIT_MISMATCH
 
     if exhaustive + (ber is not None) + (confidence is not None) != 1:
-        raise click.UsageError("give exactly one of --exhaustive, --ber RATE (with --trials N --seed S) or "
+        raise click.UsageError("give exactly one of --exhaustive or --ber RATE (with --trials N --seed S) or "
                                "--confidence C (with --margin E --seed S)")
     mode = "exhaustive" if exhaustive else "ber" if ber is not None else "sampled"
     if mode != "sampled" and any(v is not None for v in (margin, per, prior)):
