@@ -593,6 +593,10 @@ def render_markdown(table: FaultTable, summary: Mapping[str, Any], title: str = 
         if summary.get("timings") else "", footer=f"Full per-fault rows: `results.csv`; machine-readable summary: `summary.json`.")
 
 
+def _estimate_cell(est: Mapping[str, Any], spec: str) -> str:
+    return "-" if est["value"] is None else format(est["value"], spec)
+
+
 def _interval_cell(est: Mapping[str, Any]) -> str:
     if est["value"] is None:
         return "not sampled"
@@ -620,7 +624,7 @@ def _statistics_markdown(stats: Mapping[str, Any] | None) -> str:
     rows = []
     for engine, rates in stats["rates"].items():
         for name, est in rates.items():
-            rows.append([name, engine, f"{est['value']:.6g}", _interval_cell(est),
+            rows.append([name, engine, _estimate_cell(est, ".6g"), _interval_cell(est),
                          f"{est['measured']:,} / {est['population']:,}", RATES[name]])
     out.append(tabulate(rows, headers=["rate", "engine", "estimate", "interval", "faults run / population",
                                        "meaning"], tablefmt="github", disable_numparse=True))
@@ -630,8 +634,8 @@ def _statistics_markdown(stats: Mapping[str, Any] | None) -> str:
         if not entries:
             continue
         rows = [[(f"b{e[by]}" if by == "bit" else e[by]),
-                 f"{e['top1_vulnerability']['value']:.4g}", _interval_cell(e["top1_vulnerability"]),
-                 f"{e['output_vulnerability']['value']:.4g}", _interval_cell(e["output_vulnerability"]),
+                 _estimate_cell(e["top1_vulnerability"], ".4g"), _interval_cell(e["top1_vulnerability"]),
+                 _estimate_cell(e["output_vulnerability"], ".4g"), _interval_cell(e["output_vulnerability"]),
                  f"{e['top1_vulnerability']['measured']:,} / {e['top1_vulnerability']['population']:,}"]
                 for e in entries]
         out.append(f"### Vulnerability per {title} ({stats['engine']} engine)")

@@ -33,6 +33,7 @@ from statistics import NormalDist
 
 import numpy as np
 from scipy.stats import beta
+from scipy.stats import t as student_t
 
 from fkhls.core.errors import FkhlsError
 
@@ -187,13 +188,22 @@ def domain_estimate(values: np.ndarray, strata: np.ndarray, populations: np.ndar
         n_eff = p * (1.0 - p) / (variance / (hi_b - lo_b) ** 2) if variance > 0 else 0.0
         if n_eff <= 0:
             n_eff = n_srs
+        elif measured > 1:
+            # Korn and Graubard's degrees-of-freedom correction: the variance of a domain with few measured
+            # faults is itself uncertain (t with measured-1 df instead of the normal quantile).
+            n_eff *= (normal_quantile(confidence) / _t_quantile(confidence, measured - 1)) ** 2
         if method == "beta":
             n_eff = min(n_eff, n_srs * units)
         low, high = (wilson_interval if method == "wilson" else beta_interval)(p, n_eff, confidence)
         low, high = lo_b + low * (hi_b - lo_b), lo_b + high * (hi_b - lo_b)
         return Estimate(value, min(low, value), max(high, value), measured, total, False)
-    half = normal_quantile(confidence) * math.sqrt(variance)
+    half = _t_quantile(confidence, max(measured - 1, 1)) * math.sqrt(variance)
     return Estimate(value, max(bounds[0], value - half), min(bounds[1], value + half), measured, total, False)
+
+
+def _t_quantile(confidence: float, df: int) -> float:
+    """Two-sided Student-t quantile of ``confidence`` with ``df`` degrees of freedom."""
+    return float(student_t.ppf(0.5 + confidence / 2.0, df))
 
 
 def difference_estimate(positive: Estimate, negative: Estimate, envelope: float = math.inf) -> Estimate:

@@ -105,6 +105,8 @@ def campaign(project, inputs, labels, engine, exhaustive, ber, trials, seed, con
     summary_path = result.reports.get("summary")
     stats = json.loads(Path(summary_path).read_text()).get("statistics", {}) if summary_path else {}
     for name, est in stats.get("rates", {}).get(table.primary, {}).items():
+        if est["value"] is None:
+            continue
         interval = "exact" if est["exact"] else f"[{est['low']:.4g}, {est['high']:.4g}] at {stats['confidence']:.4g}"
         rows.append([name.replace("_", " "), f"{est['value']:.4g}  {interval}"])
     click.echo(tabulate(rows, tablefmt="plain", disable_numparse=True))

@@ -97,12 +97,13 @@ def test_domain_estimate_weights_strata_by_population_and_applies_the_fpc():
     # Variance: sum_h N_h^2 (1 - n_h/N_h) s_h^2 / n_h / N^2 with s_h^2 (ddof 1) of the residuals
     # y - value: the residuals' variance equals that of y inside each stratum (0.25 both).
     var = (10 ** 2 * (1 - 4 / 10) * 0.25 / 4 + 100 ** 2 * (1 - 4 / 100) * 0.25 / 4) / 110 ** 2
-    assert est.high - est.value == pytest.approx(1.959964 * math.sqrt(var), rel=1e-6)
+    # The quantile is Student's t with (measured - 1) degrees of freedom: 8 rows -> t(7) = 2.364624.
+    assert est.high - est.value == pytest.approx(2.364624 * math.sqrt(var), rel=1e-6)
     # Domain = stratum 0 alone: a simple random sample of 4 of 10 (residuals outside the domain are 0).
     own = domain_estimate(values, strata, np.array([10, 100]), 0.95, domain=strata == 0, domain_population=10,
                           method="normal")
     assert own.value == pytest.approx(0.75)
-    assert own.value - own.low == pytest.approx(1.959964 * math.sqrt((1 - 4 / 10) * 0.25 / 4), rel=1e-6)
+    assert own.value - own.low == pytest.approx(3.182446 * math.sqrt((1 - 4 / 10) * 0.25 / 4), rel=1e-6)  # t(3)
     assert own.high == 1.0  # clipped to the bounds
 
 
@@ -334,3 +335,32 @@ def test_csim_sample_bound_with_disagreements_is_clopper_pearson():
     assert bound["disagreement_rate_upper_bound"] == pytest.approx(clopper_pearson_upper(2, 10, 0.95))
     assert binom.cdf(2, 10, bound["disagreement_rate_upper_bound"]) == pytest.approx(0.05, rel=1e-6)
     assert "Clopper-Pearson" in bound["statement"]
+
+
+# ----------------------------------------------------------------------------- the command line
+
+
+def test_cli_statistical_campaign(demo, tmp_path):
+    from click.testing import CliRunner
+
+    from fkhls.cli import main
+
+    base, manifest, _ = demo
+    common = ["campaign", str(manifest.project_dir), "--inputs", str(base / "x.npy"), "--engine", "tf",
+              "--workers", "1", "--quiet"]
+    runner = CliRunner()
+    result = runner.invoke(main, [*common, "--labels", str(base / "y.npy"), "--confidence", "0.95", "--margin", "0.1",
+                                  "--per", "bit", "--seed", "2", "-o", str(tmp_path / "cli")])
+    assert result.exit_code == 0, result.output
+    assert "top1 vulnerability" in result.output and "at 0.95" in result.output
+    stats = json.loads((tmp_path / "cli" / "summary.json").read_text())["statistics"]
+    assert stats["design"]["per"] == "bit" and len(stats["design"]["strata"]) == 6
+    bad = runner.invoke(main, [*common, "--exhaustive", "--margin", "0.1", "-o", str(tmp_path / "b1")])
+    assert bad.exit_code == 2 and "belong to a statistical campaign" in bad.output
+    bad = runner.invoke(main, [*common, "--exhaustive", "--csim-sample", "5", "--seed", "1", "-o", str(tmp_path / "b2")])
+    assert bad.exit_code == 1 and "needs --engine both" in bad.output
+    bad = runner.invoke(main, [*common, "--confidence", "0.9", "--margin", "0.1", "-o", str(tmp_path / "b3")])
+    assert bad.exit_code == 1 and "--seed S" in bad.output
+    bad = runner.invoke(main, [*common, "--confidence", "1.5", "--margin", "0.1", "--seed", "0", "-o",
+                               str(tmp_path / "b4")])
+    assert bad.exit_code == 2 and "--confidence" in bad.output
