@@ -345,26 +345,34 @@ def domain_estimates(table: FaultTable, rate: str, by: str, engine: str | None =
     strata = np.asarray(table.columns["stratum"])
     populations = np.array([st["population"] for st in design["strata"]], dtype=np.int64)
     cells = _cell_population(design)
-    rows = np.char.add(np.char.add(np.asarray(table.columns["layer"]).astype(str), " "),
-                       np.asarray(table.columns["tensor"]).astype(str))
+    names = list(design["cell_population"])
+    rows = _row_codes(table, names)  # index into ``names`` per row: integer masks, not string compares
     bits = np.asarray(table.columns["bit"])
     if by == "model":
         domains = [("model", None, int(populations.sum()))]
     elif by == "stratum":
         domains = [(st["label"], strata == h, st["population"]) for h, st in enumerate(design["strata"])]
     elif by == "layer":
-        names = list(design["cell_population"])
-        domains = [(name, rows == name, sum(n for (r, _), n in cells.items() if r == name)) for name in names]
+        domains = [(name, rows == i, sum(n for (r, _), n in cells.items() if r == name)) for i, name in enumerate(names)]
     elif by == "bit":
         positions = sorted({b for _, b in cells}, reverse=True)
         domains = [(b, bits == b, sum(n for (_, cb), n in cells.items() if cb == b)) for b in positions]
     elif by == "cell":
-        domains = [(key, (rows == key[0]) & (bits == key[1]), n) for key, n in cells.items()]
+        domains = [(key, (rows == names.index(key[0])) & (bits == key[1]), n) for key, n in cells.items()]
     else:
         raise KeyError(by)
     confidence = 1.0 - alpha
     return [(name, domain_estimate(rv.values, strata, populations, confidence, mask, n, rv.bounds, rv.method,
                                    rv.units)) for name, mask, n in domains]
+
+
+def _row_codes(table: FaultTable, names: list[str]) -> np.ndarray:
+    """Per row, the index in ``names`` of its "layer tensor" (-1 if absent)."""
+    layer_names, layer_code = np.unique(np.asarray(table.columns["layer"]).astype(str), return_inverse=True)
+    tensor_names, tensor_code = np.unique(np.asarray(table.columns["tensor"]).astype(str), return_inverse=True)
+    lookup = np.array([[names.index(f"{a} {b}") if f"{a} {b}" in names else -1 for b in tensor_names]
+                       for a in layer_names], dtype=np.int64).reshape(len(layer_names), len(tensor_names))
+    return lookup[layer_code, tensor_code]
 
 
 def statistics_summary(table: FaultTable) -> dict:

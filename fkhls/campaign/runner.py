@@ -269,6 +269,11 @@ class SampleDesign:
     sizes: tuple[int, ...]
     chosen: np.ndarray  # population indices measured, sorted
 
+    def scenarios(self) -> list[FaultScenario]:
+        """The measured faults as single-bit scenarios, in population (model-bit) order."""
+        return [FaultScenario(f"{f.layer}.{f.tensor}[lbi={f.lbi}]", (f,))
+                for f in (self.population[i] for i in self.chosen)]
+
     def notes(self, selection: Selection) -> dict:
         """What ``fkhls.campaign.report`` needs: the design's parameters, strata and cell populations."""
         cells: dict[str, dict[int, int]] = {}
@@ -316,9 +321,7 @@ def campaign_scenarios(spec, selection: Selection) -> list[FaultScenario]:
         faults = exhaustive_faults(spec, selection.layers, selection.tensors, selection.bits)
         return [FaultScenario(f"{f.layer}.{f.tensor}[lbi={f.lbi}]", (f,)) for f in faults]
     if selection.mode == "sampled":
-        design = sample_design(spec, selection)
-        return [FaultScenario(f"{f.layer}.{f.tensor}[lbi={f.lbi}]", (f,))
-                for f in (design.population[i] for i in design.chosen)]
+        return sample_design(spec, selection).scenarios()
     return random_ber_scenarios(spec, float(selection.ber), int(selection.trials), int(selection.seed),
                                 selection.layers, selection.tensors)
 
@@ -608,7 +611,9 @@ def run_campaign(config: CampaignConfig, results_dir: str | Path, *, workers: in
         raise FkhlsError(f"cannot read inputs {str(config.inputs)!r} (expected a .npy array): {exc}") from exc
     x_raw = input_words(manifest, x, what=f"inputs {config.inputs}")
     labels = _load_labels(config.labels, x_raw.shape[0])
-    scenarios = campaign_scenarios(spec_from_manifest(manifest), config.selection)
+    design = sample_design(spec_from_manifest(manifest), config.selection) \
+        if config.selection.mode == "sampled" else None
+    scenarios = design.scenarios() if design else campaign_scenarios(spec_from_manifest(manifest), config.selection)
     if not scenarios:
         raise FkhlsError("the fault selection is empty: no scenario to run")
     if config.csim_sample is not None:  # checked before anything is written
@@ -616,6 +621,9 @@ def run_campaign(config: CampaignConfig, results_dir: str | Path, *, workers: in
     if config.shard_size is None:
         config = replace(config, shard_size=default_shard_size(x_raw.shape[0], int(np.prod(manifest.output_shape))))
     identity = campaign_identity(config, manifest, x_raw.shape[0], len(scenarios))
+    if design is not None:  # recorded, not compared: the selection (with its seed) already determines it
+        identity["strata"] = [{"label": st.label, "population": st.population, "sample": int(n)}
+                              for st, n in zip(design.strata, design.sizes)]
     _prepare_dir(results_dir, identity, force)
     shard_dir = results_dir / SHARD_DIR
     n_shards = identity["n_shards"]
@@ -760,8 +768,7 @@ def load_results(results_dir: str | Path) -> FaultTable:
     design = None
     if selection.mode in ("exhaustive", "sampled"):
         design = sample_design(spec_from_manifest(manifest), selection)
-        scenarios = [FaultScenario(f"{f.layer}.{f.tensor}[lbi={f.lbi}]", (f,))
-                     for f in (design.population[i] for i in design.chosen)]
+        scenarios = design.scenarios()
     else:
         scenarios = campaign_scenarios(spec_from_manifest(manifest), selection)
     parts = []

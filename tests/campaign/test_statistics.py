@@ -264,6 +264,7 @@ def test_sampled_campaign_runs_exactly_the_drawn_faults(demo, tmp_path):
     assert [s["population"] for s in stats["design"]["strata"]] == [s.population for s in design.strata]
     identity = json.loads((tmp_path / "s" / "campaign.json").read_text())
     assert identity["selection"]["confidence"] == 0.95 and identity["seeds"] == {"stratified_draw": 11}
+    assert identity["strata"] == stats["design"]["strata"]
     # Intervals in summary.json, report.md (interval column) and the heatmap cells.
     est = stats["rates"]["tf"]["top1_vulnerability"]
     assert est["low"] <= est["value"] <= est["high"] and est["low"] < est["high"]
