@@ -5,6 +5,10 @@ Small pieces rather than one monolith, so the cross-check (``fkhls.crosscheck.co
 * ``FaultTable`` -- one row per fault scenario (where it is, what it did), column arrays;
 * ``sensitivity`` -- layer/tensor x bit-position table of a metric (single-bit scenarios);
 * ``worst_faults``, ``agreement`` -- the rows and the engine-agreement numbers a report lists;
+* ``domain_estimates`` / ``statistics_summary`` -- population rates and vulnerability factors (whole
+  model, per layer tensor, per bit position, per heatmap cell) with confidence intervals, from a
+  single-bit campaign's sample design (``fkhls.campaign.statistics``; exact for an exhaustive one);
+* ``csim_sample_bound`` -- what a ``--csim-sample`` cross-check proves about the faults not checked;
 * ``build_summary`` / ``write_summary`` -- the JSON summary (numpy values converted);
 * ``render_markdown`` -- the Markdown report (tables by tabulate, GitHub format);
 * ``plot_heatmap`` / ``plot_histograms`` -- PNGs with matplotlib's Agg backend (no display);

@@ -1,11 +1,14 @@
-"""Fault campaigns: exhaustive single-bit or seeded-BER, sharded over a process pool, resumable.
+"""Fault campaigns: exhaustive single-bit, statistical (sampled) single-bit or seeded-BER, sharded, resumable.
 
 A campaign is a deterministically ordered list of fault scenarios (``faults.exhaustive_faults``
-in model-bit order, or ``faults.random_ber_scenarios`` drawn from the seed), cut into shards of
+in model-bit order; a seeded stratified sample of that list, ``sample_design``, sized for a
+margin at a confidence by ``fkhls.campaign.statistics``; or ``faults.random_ber_scenarios``
+drawn from the seed), cut into shards of
 ``shard_size`` consecutive scenarios. A shard is the unit of work and of storage: a worker runs
 it through the engines asked for (``tf``: the exact integer emulator of ``fkhls.emulate.emulator``, pure
 numpy; ``csim``: the C-sim fault harness -- the cone harness when the project supports it),
-compares the engines' raw output words in memory, reduces them to per-scenario rows and writes
+compares the engines' raw output words in memory (with ``csim_sample``: only on a seeded sample of
+the scenarios, the TF engine running all), reduces them to per-scenario rows and writes
 ``shards/shard-NNNNN.npz`` atomically. Shard boundaries do not depend on the number of
 workers, and a shard's rows depend only on its scenarios, so results are identical for any
 worker count and any interruption pattern.
