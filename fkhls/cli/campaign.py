@@ -48,7 +48,7 @@ def _csv_list(value: str | None, what: str, cast=str) -> tuple | None:
                    "seeded sample of N of them (needs --seed); the report states the bound this proves.")
 @click.option("--layers", help="Comma-separated layers to fault (default: every quantized layer).")
 @click.option("--tensors", default="kernel,bias", show_default=True, help="kernel, bias or both.")
-@click.option("--bits", help="Exhaustive: only these bit positions (from the LSB, comma-separated).")
+@click.option("--bits", help="Exhaustive or statistical: only these bit positions (from the LSB, comma-separated).")
 @click.option("-o", "--output", "results_dir", required=True, type=click.Path(file_okay=False),
               help="Results directory (kept outside the project: the golden project is only read).")
 @click.option("--shard-size", type=click.IntRange(min=1),
