@@ -538,8 +538,8 @@ Mean fraction of samples whose top-1 class changed:
 def _sens_markdown(sens: Sensitivity, bounds: tuple[np.ndarray, np.ndarray] | None = None) -> str:
     rows = []
     for r, name in enumerate(sens.rows):
-        rows.append([name, *["" if math.isnan(v) else f"{v:.3f}" + _interval_note(bounds, r, c).replace("\n", " ")
-                             for c, v in enumerate(sens.values[r])]])
+        rows.append([name, *["" if math.isnan(v) else _cell_value(v, bounds) + _interval_note(bounds, r, c).replace(
+            "\n", " ") for c, v in enumerate(sens.values[r])]])
     return tabulate(rows, headers=["tensor", *[f"b{b}" for b in sens.bits]], tablefmt="github",
                     disable_numparse=True)
 
@@ -719,7 +719,19 @@ def _interval_note(bounds: tuple[np.ndarray, np.ndarray] | None, r: int, c: int)
     """A cell's interval under its value, ``[low, high]``, when the cell was sampled (not measured whole)."""
     if bounds is None or not np.isfinite(bounds[0][r, c]) or bounds[0][r, c] == bounds[1][r, c]:
         return ""
-    return f"\n[{bounds[0][r, c]:.2g}, {bounds[1][r, c]:.2g}]"
+    return f"\n[{_short(bounds[0][r, c])}, {_short(bounds[1][r, c])}]"
+
+
+def _cell_value(value: float, bounds: tuple[np.ndarray, np.ndarray] | None) -> str:
+    # With intervals (a statistical campaign) small rates keep their digits: 2.3e-05, not 0.000.
+    return f"{value:.3f}" if bounds is None or value == 0 or value >= 0.001 else f"{value:.2g}"
+
+
+def _short(value: float) -> str:
+    """A bound in a few characters: 0, 0.11, 0.0096, 1e-4."""
+    if value == 0 or abs(value) >= 0.001:
+        return f"{value:.2g}"
+    return f"{value:.0e}".replace("e-0", "e-")
 
 
 def _heatmap_interval_caption(table: FaultTable) -> str:
