@@ -317,7 +317,9 @@ def rate_values(table: FaultTable, rate: str, engine: str | None = None) -> Rate
 def _design(table: FaultTable) -> Mapping[str, Any] | None:
     """The sample design of a single-bit campaign (``runner.SampleDesign.notes``), or None."""
     design = table.notes.get("design")
-    return design if design is not None and "stratum" in table.columns and table.single_bit else None
+    if design is None or "stratum" not in table.columns:
+        return None
+    return design if table.single_bit or design["mode"] == "ber" else None
 
 
 def _cell_population(design: Mapping[str, Any]) -> dict[tuple[str, int], int]:
@@ -347,15 +349,16 @@ def domain_estimates(table: FaultTable, rate: str, by: str, engine: str | None =
         return [(name, difference_estimate(p, q, t.high)) for (name, p), (_, q), (_, t) in zip(pos, neg, top1)]
     rv = rate_values(table, rate, engine)
     strata = np.asarray(table.columns["stratum"])
-    populations = np.array([st["population"] for st in design["strata"]], dtype=np.int64)
+    populations = np.array([math.inf if st["population"] is None else st["population"] for st in design["strata"]],
+                           dtype=np.float64)
     cells = _cell_population(design)
     names = list(design["cell_population"])
     rows = _row_codes(table, names)  # index into ``names`` per row: integer masks, not string compares
     bits = np.asarray(table.columns["bit"])
     if by == "model":
-        domains = [("model", None, int(populations.sum()))]
+        domains = [("model", None, float(populations.sum()))]
     elif by == "stratum":
-        domains = [(st["label"], strata == h, st["population"]) for h, st in enumerate(design["strata"])]
+        domains = [(st["label"], strata == h, populations[h]) for h, st in enumerate(design["strata"])]
     elif by == "layer":
         domains = [(name, rows == i, sum(n for (r, _), n in cells.items() if r == name)) for i, name in enumerate(names)]
     elif by == "bit":
@@ -400,7 +403,7 @@ def statistics_summary(table: FaultTable) -> dict:
         "engine": primary,
         "vulnerability": {},
     }
-    for by in ("layer", "bit", "stratum"):
+    for by in ("layer", "bit", "stratum") if table.single_bit else ():  # a BER trial has no one layer or bit
         per = {r: domain_estimates(table, r, by, primary) for r in VULNERABILITY}
         out["vulnerability"][f"per_{by}"] = [
             {by: name, **{r: dict(per[r][i][1].as_dict()) for r in VULNERABILITY}}
@@ -622,10 +625,15 @@ def _statistics_markdown(stats: Mapping[str, Any] | None) -> str:
     if not stats:
         return ""
     design = stats["design"]
-    sampled = design["mode"] == "sampled"
+    sampled = design["mode"] in ("sampled", "ber")
     conf = f"{stats['confidence']:.4g}" if sampled else "-"
     out = ["## Rates over the fault population" + (f" ({float(conf):.0%} confidence intervals)" if sampled else "")]
-    if sampled:
+    if design["mode"] == "ber":
+        out[0] = f"## Rates over random-BER trials ({stats['confidence']:.0%} confidence intervals)"
+        out.append(f"Each of the {design['sample']:,} trials (seed {design['seed']}) is an independent draw of a "
+                   f"fault pattern, so each rate (a 'fault' below is a trial) has an interval for the mean over "
+                   f"all patterns (no finite population correction). Intervals: {stats['intervals']}.")
+    elif sampled:
         out.append(f"A stratified random sample (per {design['per']}, seed {design['seed']}) of {design['sample']:,} "
                    f"of the {design['population']:,} single-bit faults, sized by Leveugle et al. (DATE 2009) for a "
                    f"margin of {design['margin']} at {float(conf):.0%} confidence (expected rate {design['prior']}). "
@@ -636,8 +644,9 @@ def _statistics_markdown(stats: Mapping[str, Any] | None) -> str:
     rows = []
     for engine, rates in stats["rates"].items():
         for name, est in rates.items():
+            population = "unbounded" if est["population"] is None else f"{est['population']:,}"
             rows.append([name, engine, _estimate_cell(est, ".6g"), _interval_cell(est),
-                         f"{est['measured']:,} / {est['population']:,}", RATES[name]])
+                         f"{est['measured']:,} / {population}", RATES[name]])
     out.append(tabulate(rows, headers=["rate", "engine", "estimate", "interval", "faults run / population",
                                        "meaning"], tablefmt="github", disable_numparse=True))
     vul = stats["vulnerability"]
@@ -654,8 +663,9 @@ def _statistics_markdown(stats: Mapping[str, Any] | None) -> str:
         out.append(tabulate(rows, headers=[title, "P(top-1 changes)", "interval", "P(any output word changes)",
                                            "interval", "faults run / population"], tablefmt="github",
                             disable_numparse=True))
-    out.append("Vulnerability: the probability that one flip of a bit drawn uniformly from the domain changes the "
-               "top-1 class of a sample (resp. any of its output words), averaged over the samples.")
+    if vul:
+        out.append("Vulnerability: the probability that one flip of a bit drawn uniformly from the domain changes the "
+                   "top-1 class of a sample (resp. any of its output words), averaged over the samples.")
     return "\n\n".join(out)
 
 

@@ -76,6 +76,8 @@ ENGINES = ("tf", "csim", "both")
 MODES = ("exhaustive", "ber", "sampled")
 # Confidence of the --csim-sample bound when the campaign names none (a sampled campaign uses its own).
 CSIM_BOUND_CONFIDENCE = 0.99
+# Confidence of the intervals of a random-BER campaign's rates over its trials.
+BER_CONFIDENCE = 0.99
 SCHEMA = 1
 # Default shard: the most scenarios (a power of two, at most 4096) whose faulty output words stay
 # under ~16 M per engine (~128 MB of int64), so a worker's memory is bounded for any model, and
@@ -806,6 +808,12 @@ def load_results(results_dir: str | Path) -> FaultTable:
     if design is not None:
         columns["stratum"] = design.owner[design.chosen]
         notes["design"] = design.notes(selection)
+    elif selection.mode == "ber":  # independent trials from an unbounded population of fault patterns
+        columns["stratum"] = np.zeros(len(scenarios), dtype=np.int64)
+        notes["design"] = {"mode": "ber", "per": None, "confidence": BER_CONFIDENCE, "margin": None, "prior": None,
+                           "seed": selection.seed, "population": None, "sample": len(scenarios),
+                           "strata": [{"label": "trials", "population": None, "sample": len(scenarios)}],
+                           "cell_population": {}}
     if "csim_checked" in results:  # --csim-sample: C-sim columns hold -1 (NaN for floats) where not run
         checked = results["csim_checked"].astype(bool)
         columns["csim_checked"] = checked

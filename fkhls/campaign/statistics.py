@@ -90,7 +90,7 @@ class Estimate:
     low: float
     high: float
     measured: int  # faults of the domain that were run
-    population: int  # faults of the domain in the population
+    population: int | None  # faults of the domain in the population (None: unbounded, e.g. BER trials)
     exact: bool
 
     @property
@@ -139,32 +139,39 @@ def domain_estimate(values: np.ndarray, strata: np.ndarray, populations: np.ndar
 
     ``values`` (rows,): the per-fault value of each measured fault; ``strata`` (rows,): the
     stratum index of each row; ``populations`` (H,): faults per stratum in the population (the
-    sample size of stratum h is the number of rows with index h). ``domain`` (rows,) bool
-    selects the rows of the domain (default: all); ``domain_population`` is the number of
-    population faults in the domain (default: the whole population). ``method``: ``wilson``
-    for rates in [0, 1] (``wilson_interval``), ``normal`` for any bounded value (clipped to
-    ``bounds``). A domain with no measured row has value NaN.
+    sample size of stratum h is the number of rows with index h; ``inf`` for draws from an
+    unbounded population, such as random-BER trials: no finite population correction).
+    ``domain`` (rows,) bool selects the rows of the domain (default: all); ``domain_population``
+    is the number of population faults in the domain (default: the whole population).
+    ``method``: ``beta`` (Clopper-Pearson, Korn-Graubard) or ``wilson`` for rates in [0, 1] at
+    the effective sample size, capped for ``beta`` at ``units`` elementary outcomes per row
+    (1 for a yes/no per fault, the samples for a fraction of samples); ``normal`` (Student t)
+    for any bounded value. Every interval is clipped to ``bounds``. A domain with no measured
+    row has value NaN.
     """
     values = np.asarray(values, dtype=np.float64)
     strata = np.asarray(strata, dtype=np.int64)
-    populations = np.asarray(populations, dtype=np.int64)
+    populations = np.asarray(populations, dtype=np.float64)
     if method not in METHODS:
         raise FkhlsError(f"interval method {method!r} is not valid; valid methods: {list(METHODS)}")
     if values.shape != strata.shape:
         raise FkhlsError(f"values {values.shape} and strata {strata.shape} must have the same shape")
     domain = np.ones(values.shape, dtype=bool) if domain is None else np.asarray(domain, dtype=bool)
-    total = int(populations.sum()) if domain_population is None else int(domain_population)
+    total = float(populations.sum()) if domain_population is None else float(domain_population)
     sizes = np.bincount(strata, minlength=len(populations))
     if len(sizes) > len(populations) or np.any(sizes > populations):
         raise FkhlsError(f"a stratum has more measured faults than its population ({sizes.tolist()} > "
                          f"{populations.tolist()})")
     measured = int(domain.sum())
+    population = int(total) if math.isfinite(total) else None  # None: unbounded
     if measured == 0:
-        return Estimate(math.nan, math.nan, math.nan, 0, total, False)
+        return Estimate(math.nan, math.nan, math.nan, 0, population, False)
     if measured >= total:  # every fault of the domain was run: the plain mean is the truth
         value = float(values[domain].mean())
-        return Estimate(value, value, value, measured, total, True)
-    weight = populations[strata] / np.maximum(sizes[strata], 1)
+        return Estimate(value, value, value, measured, population, True)
+    finite = np.isfinite(populations)
+    # N_h / n_h; rows of an unbounded stratum weigh 1 (that is valid only when every stratum is unbounded).
+    weight = np.where(finite, populations, 1.0)[strata] / np.where(finite, np.maximum(sizes, 1), 1)[strata]
     d = domain.astype(np.float64)
     n_hat = float((weight * d).sum())
     value = float((weight * d * values).sum() / n_hat)
@@ -175,9 +182,9 @@ def domain_estimate(values: np.ndarray, strata: np.ndarray, populations: np.ndar
     n_h = sizes.astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         s2 = np.where(n_h > 1, (sum_e2 - sum_e * sum_e / np.maximum(n_h, 1)) / np.maximum(n_h - 1, 1), 0.0)
-        fpc = np.where(populations > 0, 1.0 - n_h / np.maximum(populations, 1), 0.0)
-        terms = np.where(n_h > 0, populations.astype(np.float64) ** 2 * fpc * np.maximum(s2, 0.0)
-                         / np.maximum(n_h, 1), 0.0)
+        fpc = np.where(finite, 1.0 - n_h / np.maximum(populations, 1), 1.0)
+        w_h = np.where(finite, populations / np.maximum(n_h, 1), 1.0)
+        terms = np.where(n_h > 0, w_h * w_h * n_h * fpc * np.maximum(s2, 0.0), 0.0)  # N_h^2 (1-f_h) s_h^2 / n_h
     variance = float(terms.sum()) / (n_hat * n_hat)
     if method in ("wilson", "beta"):
         lo_b, hi_b = bounds
@@ -196,9 +203,9 @@ def domain_estimate(values: np.ndarray, strata: np.ndarray, populations: np.ndar
             n_eff = min(n_eff, n_srs * units)
         low, high = (wilson_interval if method == "wilson" else beta_interval)(p, n_eff, confidence)
         low, high = lo_b + low * (hi_b - lo_b), lo_b + high * (hi_b - lo_b)
-        return Estimate(value, min(low, value), max(high, value), measured, total, False)
+        return Estimate(value, min(low, value), max(high, value), measured, population, False)
     half = _t_quantile(confidence, max(measured - 1, 1)) * math.sqrt(variance)
-    return Estimate(value, max(bounds[0], value - half), min(bounds[1], value + half), measured, total, False)
+    return Estimate(value, max(bounds[0], value - half), min(bounds[1], value + half), measured, population, False)
 
 
 def _t_quantile(confidence: float, df: int) -> float:

@@ -107,6 +107,14 @@ def test_domain_estimate_weights_strata_by_population_and_applies_the_fpc():
     assert own.high == 1.0  # clipped to the bounds
 
 
+def test_an_unbounded_population_has_no_finite_population_correction():
+    """Random-BER trials: independent draws, so the interval is the plain Student-t one of the mean."""
+    values = np.array([0.1, 0.3, 0.2, 0.6, 0.3])
+    est = domain_estimate(values, np.zeros(5, dtype=int), np.array([np.inf]), 0.95, method="normal")
+    assert est.value == pytest.approx(0.3) and est.population is None and not est.exact
+    assert est.high - est.value == pytest.approx(2.776445 * values.std(ddof=1) / math.sqrt(5), rel=1e-6)  # t(4)
+
+
 def test_a_domain_measured_whole_is_exact_and_an_empty_one_is_nan():
     values = np.array([0.2, 0.4, 0.9])
     est = domain_estimate(values, np.zeros(3, dtype=int), np.array([3]), 0.99)
@@ -293,6 +301,20 @@ def test_sampled_selection_is_validated():
         Selection("exhaustive", confidence=0.9)
     with pytest.raises(FkhlsError, match="needs --engine both"):
         CampaignConfig(Path("."), Path("x.npy"), "tf", Selection("exhaustive"), csim_sample=10, csim_seed=0)
+
+
+def test_ber_campaign_rates_carry_intervals(demo, tmp_path):
+    base, manifest, _ = demo
+    config = CampaignConfig(manifest.project_dir, base / "x.npy", "tf", Selection("ber", ber=0.001, trials=40, seed=5),
+                            base / "y.npy")
+    result = run_campaign(config, tmp_path / "ber", workers=1, quiet=True)
+    stats = json.loads((tmp_path / "ber" / "summary.json").read_text())["statistics"]
+    assert stats["design"]["mode"] == "ber" and stats["confidence"] == 0.99 and stats["vulnerability"] == {}
+    rate = np.asarray(result.table.columns["tf_top1_changed"]) / N_INPUTS
+    est = stats["rates"]["tf"]["top1_vulnerability"]
+    assert est["value"] == pytest.approx(rate.mean()) and est["population"] is None and not est["exact"]
+    assert est["low"] <= est["value"] <= est["high"] and est["low"] < est["high"]
+    assert "Rates over random-BER trials (99% confidence intervals)" in (tmp_path / "ber" / "report.md").read_text()
 
 
 # ----------------------------------------------------------------------------- --csim-sample
