@@ -23,12 +23,13 @@ from fkhls.campaign.runner import (
     sample_design,
 )
 from fkhls.campaign.statistics import (
-    Estimate,
+    beta_interval,
     clopper_pearson_upper,
     disagreement_bound,
     domain_estimate,
     normal_quantile,
     sample_size,
+    wilson_interval,
 )
 from fkhls.core.errors import FaultSpecError, FkhlsError
 from fkhls.faults.descriptors import exhaustive_faults
@@ -86,6 +87,16 @@ def test_clopper_pearson_bound_leaves_exactly_one_minus_c_below(k, n):
     upper = clopper_pearson_upper(k, n, 0.99)
     assert binom.cdf(k, n, upper) == pytest.approx(0.01, rel=1e-6)
     assert clopper_pearson_upper(n, n, 0.99) == 1.0
+
+
+def test_wilson_and_clopper_pearson_intervals_by_hand():
+    # Wilson, p = 0.5, n = 100, 95 %: (0.5 + 1.96^2/200) / (1 + 1.96^2/100) +- ... = [0.4038, 0.5962].
+    low, high = wilson_interval(0.5, 100, 0.95)
+    assert (low, high) == (pytest.approx(0.40383, abs=1e-5), pytest.approx(0.59617, abs=1e-5))
+    # Clopper-Pearson with no event in 10: [0, 1 - 0.025^(1/10)] = [0, 0.30850].
+    assert beta_interval(0.0, 10, 0.95) == (0.0, pytest.approx(1 - 0.025 ** 0.1))
+    low, high = beta_interval(0.3, 10, 0.95)  # 3 of 10: the textbook [0.0667, 0.6525]
+    assert (low, high) == (pytest.approx(0.06674, abs=1e-5), pytest.approx(0.65245, abs=1e-5))
 
 
 def test_domain_estimate_weights_strata_by_population_and_applies_the_fpc():
