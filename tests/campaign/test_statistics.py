@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose, assert_array_equal
+from numpy.testing import assert_array_equal
 from scipy.stats import binom
 
 from fkhls.campaign.report import RATES, VULNERABILITY, FaultTable, csim_sample_bound, domain_estimates
@@ -18,7 +18,6 @@ from fkhls.campaign.runner import (
     CampaignMismatchError,
     Selection,
     csim_sample_rows,
-    load_results,
     run_campaign,
     sample_design,
 )
