@@ -291,9 +291,16 @@ def test_sampled_campaign_runs_exactly_the_drawn_faults(demo, tmp_path):
     report = (tmp_path / "s" / "report.md").read_text()
     assert "95% confidence intervals" in report and "| interval" in report and "Vulnerability per bit position" in report
     assert (tmp_path / "s" / "heatmap.png").read_bytes()[:4] == b"\x89PNG"
-    # Resumable like any campaign: the same command runs nothing; another seed is another campaign.
+    # Resumable like any campaign: the same command runs nothing; an interrupted one completes to the same rows;
+    # another seed is another campaign.
     again = run_campaign(config, tmp_path / "s", workers=1, quiet=True, report=False)
     assert again.shards_run == 0
+    partial = run_campaign(config, tmp_path / "r", workers=1, quiet=True, report=False, max_shards=2)
+    assert partial.table is None and partial.shards_run == 2 < partial.shards_total
+    resumed = run_campaign(config, tmp_path / "r", workers=1, quiet=True, report=False)
+    assert resumed.shards_run == partial.shards_total - 2
+    for key in ("tf_outputs_changed", "tf_top1_changed", "tf_samples_changed", "stratum"):
+        assert_array_equal(resumed.table.columns[key], table.columns[key], err_msg=key)
     with pytest.raises(CampaignMismatchError, match="selection"):
         run_campaign(CampaignConfig(manifest.project_dir, base / "x.npy", "tf",
                                     Selection("sampled", confidence=0.95, margin=0.05, per="layer-bit", seed=12),
