@@ -5,6 +5,10 @@ Small pieces rather than one monolith, so the cross-check (``fkhls.crosscheck.co
 * ``FaultTable`` -- one row per fault scenario (where it is, what it did), column arrays;
 * ``sensitivity`` -- layer/tensor x bit-position table of a metric (single-bit scenarios);
 * ``worst_faults``, ``agreement`` -- the rows and the engine-agreement numbers a report lists;
+* ``domain_estimates`` / ``statistics_summary`` -- population rates and vulnerability factors (whole
+  model, per layer tensor, per bit position, per heatmap cell) with confidence intervals, from a
+  single-bit campaign's sample design (``fkhls.campaign.statistics``; exact for an exhaustive one);
+* ``csim_sample_bound`` -- what a ``--csim-sample`` cross-check proves about the faults not checked;
 * ``build_summary`` / ``write_summary`` -- the JSON summary (numpy values converted);
 * ``render_markdown`` -- the Markdown report (tables by tabulate, GitHub format);
 * ``plot_heatmap`` / ``plot_histograms`` -- PNGs with matplotlib's Agg backend (no display);
@@ -41,6 +45,13 @@ __all__ = [
     "plot_histograms",
     "write_report",
     "to_jsonable",
+    "RATES",
+    "VULNERABILITY",
+    "rate_values",
+    "domain_estimates",
+    "statistics_summary",
+    "sensitivity_intervals",
+    "csim_sample_bound",
 ]
 
 # Metric columns per engine (prefix "<engine>_"): see FaultTable.
@@ -85,8 +96,19 @@ class FaultTable:
 
     @property
     def primary(self) -> str:
-        """The engine a report's sensitivity numbers come from: the hardware (C-sim) when present."""
-        return "csim" if "csim" in self.engines else self.engines[0]
+        """The engine a report's sensitivity numbers come from: the hardware (C-sim) when it ran every fault."""
+        return "csim" if "csim" in self.engines and not self.csim_sampled else self.engines[0]
+
+    @property
+    def csim_sampled(self) -> bool:
+        """``--csim-sample``: the C-sim engine ran only the rows where ``csim_checked`` is true."""
+        return "csim_checked" in self.columns
+
+    def ran(self, engine: str) -> np.ndarray:
+        """Rows ``engine`` ran (all, except the C-sim engine's unsampled rows under ``--csim-sample``)."""
+        if engine == "csim" and self.csim_sampled:
+            return np.asarray(self.columns["csim_checked"], dtype=bool)
+        return np.ones(len(self), dtype=bool)
 
     @property
     def both(self) -> bool:
@@ -198,15 +220,21 @@ def agreement(table: FaultTable, limit: int = 1000) -> dict:
     if not table.both:
         return {}
     cols = table.columns
-    mismatched = np.asarray(cols["mismatched_words"])
+    checked = table.ran("csim")
+    mismatched = np.where(checked, np.asarray(cols["mismatched_words"]), 0)
     bad = np.nonzero(mismatched)[0]
-    compared = len(table) * table.n_samples * table.n_outputs
+    n_checked = int(checked.sum())
+    compared = n_checked * table.n_samples * table.n_outputs
+    sampled = {}
+    if table.csim_sampled:
+        sampled = {"csim_sample": csim_sample_bound(table)}
     return {
+        **sampled,
         "outputs_compared": compared,
         "bit_exact": compared - int(mismatched.sum()),
-        "scenarios_bit_exact": len(table) - len(bad),
+        "scenarios_bit_exact": n_checked - len(bad),
         "scenarios_mismatching": len(bad),
-        "max_lsb_diff": int(np.max(cols["max_lsb_diff"], initial=0)),
+        "max_lsb_diff": int(np.max(np.where(checked, cols["max_lsb_diff"], 0), initial=0)),
         "mismatching_scenarios": [
             {key: to_jsonable(cols[key][i]) for key in ("scenario", "name", "layer", "tensor", "lbi", "bit", "array",
                                                         "element", "array_bit", *AGREEMENT_COLUMNS)}
@@ -217,18 +245,205 @@ def agreement(table: FaultTable, limit: int = 1000) -> dict:
 
 
 def _totals(table: FaultTable, engine: str) -> dict:
+    """Counts and plain means over the faults ``engine`` ran (population estimates: ``rate_estimates``)."""
+    ran = table.ran(engine)
+    n = int(ran.sum())
+
+    def col(name: str) -> np.ndarray:
+        return np.asarray(table.metric(name, engine))[ran]
+
     out = {
-        "faults_changing_outputs": int(np.count_nonzero(table.metric("outputs_changed", engine))),
-        "faults_changing_top1": int(np.count_nonzero(table.metric("top1_changed", engine))),
-        "mean_outputs_changed_fraction": float(np.mean(table.metric("outputs_changed_fraction", engine)))
-        if len(table) else 0.0,
-        "mean_top1_change_rate": float(np.mean(table.metric("top1_change_rate", engine))) if len(table) else 0.0,
-        "max_abs_error_lsb": int(np.max(table.metric("max_abs_error_lsb", engine), initial=0)),
+        "faults_run": n,
+        "faults_changing_outputs": int(np.count_nonzero(col("outputs_changed"))),
+        "faults_changing_top1": int(np.count_nonzero(col("top1_changed"))),
+        "mean_outputs_changed_fraction": float(np.mean(col("outputs_changed_fraction"))) if n else 0.0,
+        "mean_top1_change_rate": float(np.mean(col("top1_change_rate"))) if n else 0.0,
+        "max_abs_error_lsb": int(np.max(col("max_abs_error_lsb"), initial=0)),
     }
-    if table.has_labels and len(table):
-        drop = np.asarray(table.metric("accuracy_drop", engine), dtype=np.float64)
+    if table.has_labels and n:
+        drop = np.asarray(col("accuracy_drop"), dtype=np.float64)
         out.update(mean_accuracy_drop=float(drop.mean()), max_accuracy_drop=float(drop.max()))
     return out
+
+
+# ----------------------------------------------------------------------------- population estimates
+
+# Rates estimated for the population of a single-bit campaign: name -> (what it is, per-row value, bounds, interval).
+RATES = {
+    "faults_changing_outputs": "fraction of faults that change any output word of any sample",
+    "faults_changing_top1": "fraction of faults that change the top-1 class of at least one sample",
+    "outputs_changed_fraction": "mean fraction of output words a fault changes",
+    "output_vulnerability": "probability that a flip changes any output word of a sample",
+    "top1_vulnerability": "probability that a flip changes the top-1 class of a sample",
+    "accuracy_drop": "mean accuracy drop per fault (golden - faulty, with labels)",
+}
+RATE_METHOD = "beta"
+# The two vulnerability factors reported per layer tensor, per bit position and per heatmap cell.
+VULNERABILITY = ("top1_vulnerability", "output_vulnerability")
+
+
+@dataclass(frozen=True)
+class RateValues:
+    """Per-row values of a rate, their bounds, the interval method and the elementary units per fault."""
+
+    values: np.ndarray
+    bounds: tuple[float, float]
+    method: str
+    units: int  # 1 for a per-fault yes/no; samples (x outputs) for a fraction of them
+
+
+def rate_values(table: FaultTable, rate: str, engine: str | None = None) -> RateValues:
+    """Per-row value of ``rate`` (see ``RATES``) with what ``statistics.domain_estimate`` needs to bound it."""
+    engine = engine or table.primary
+    n, words = table.n_samples, table.n_samples * table.n_outputs
+    if rate == "faults_changing_outputs":
+        values, units = np.asarray(table.metric("outputs_changed", engine)) > 0, 1
+    elif rate == "faults_changing_top1":
+        values, units = np.asarray(table.metric("top1_changed", engine)) > 0, 1
+    elif rate == "outputs_changed_fraction":
+        values, units = table.metric("outputs_changed_fraction", engine), words
+    elif rate == "output_vulnerability":
+        values, units = np.asarray(table.metric("samples_changed", engine)) / float(n), n
+    elif rate == "top1_vulnerability":
+        values, units = table.metric("top1_change_rate", engine), n
+    elif rate in ("accuracy_drop+", "accuracy_drop-"):  # the two parts ``domain_estimates`` bounds separately
+        drop = np.asarray(table.metric("accuracy_drop", engine), dtype=np.float64)
+        values, units = np.maximum(drop if rate.endswith("+") else -drop, 0.0), n
+    else:
+        raise KeyError(rate)
+    return RateValues(np.asarray(values, dtype=np.float64), (0.0, 1.0), RATE_METHOD, units)
+
+
+def _design(table: FaultTable) -> Mapping[str, Any] | None:
+    """The sample design of a single-bit campaign (``runner.SampleDesign.notes``), or None."""
+    design = table.notes.get("design")
+    if design is None or "stratum" not in table.columns:
+        return None
+    return design if table.single_bit or design["mode"] == "ber" else None
+
+
+def _cell_population(design: Mapping[str, Any]) -> dict[tuple[str, int], int]:
+    return {(row, int(bit)): int(n) for row, bits in design["cell_population"].items() for bit, n in bits.items()}
+
+
+def _confidence(design: Mapping[str, Any]) -> float:
+    # An exhaustive design has no confidence: every domain is measured whole and its interval has width zero.
+    return float(design.get("confidence") or 0.99)
+
+
+def domain_estimates(table: FaultTable, rate: str, by: str, engine: str | None = None,
+                     confidence: float | None = None) -> list[tuple[Any, Any]]:
+    """``[(domain, statistics.Estimate)]`` of ``rate`` over the whole model (``by='model'``), each layer
+    tensor (``'layer'``), bit position (``'bit'``), (layer tensor, bit) cell (``'cell'``) or stratum."""
+    from fkhls.campaign.statistics import difference_estimate, domain_estimate
+
+    design = _design(table)
+    if design is None:
+        return []
+    alpha = 1.0 - (confidence or _confidence(design))
+    if rate == "accuracy_drop":
+        # Signed: losses and gains bounded apart (alpha/4 each), then kept inside +-(top-1 vulnerability)
+        # (alpha/2), since a sample's correctness changes only when its top-1 class does.
+        pos, neg = (domain_estimates(table, f"accuracy_drop{sign}", by, engine, 1.0 - alpha / 4) for sign in "+-")
+        top1 = domain_estimates(table, "top1_vulnerability", by, engine, 1.0 - alpha / 2)
+        return [(name, difference_estimate(p, q, t.high)) for (name, p), (_, q), (_, t) in zip(pos, neg, top1)]
+    rv = rate_values(table, rate, engine)
+    strata = np.asarray(table.columns["stratum"])
+    populations = np.array([math.inf if st["population"] is None else st["population"] for st in design["strata"]],
+                           dtype=np.float64)
+    cells = _cell_population(design)
+    names = list(design["cell_population"])
+    rows = _row_codes(table, names)  # index into ``names`` per row: integer masks, not string compares
+    bits = np.asarray(table.columns["bit"])
+    if by == "model":
+        domains = [("model", None, float(populations.sum()))]
+    elif by == "stratum":
+        domains = [(st["label"], strata == h, populations[h]) for h, st in enumerate(design["strata"])]
+    elif by == "layer":
+        domains = [(name, rows == i, sum(n for (r, _), n in cells.items() if r == name)) for i, name in enumerate(names)]
+    elif by == "bit":
+        positions = sorted({b for _, b in cells}, reverse=True)
+        domains = [(b, bits == b, sum(n for (_, cb), n in cells.items() if cb == b)) for b in positions]
+    elif by == "cell":
+        domains = [(key, (rows == names.index(key[0])) & (bits == key[1]), n) for key, n in cells.items()]
+    else:
+        raise KeyError(by)
+    confidence = 1.0 - alpha
+    return [(name, domain_estimate(rv.values, strata, populations, confidence, mask, n, rv.bounds, rv.method,
+                                   rv.units)) for name, mask, n in domains]
+
+
+def _row_codes(table: FaultTable, names: list[str]) -> np.ndarray:
+    """Per row, the index in ``names`` of its "layer tensor" (-1 if absent)."""
+    layer_names, layer_code = np.unique(np.asarray(table.columns["layer"]).astype(str), return_inverse=True)
+    tensor_names, tensor_code = np.unique(np.asarray(table.columns["tensor"]).astype(str), return_inverse=True)
+    lookup = np.array([[names.index(f"{a} {b}") if f"{a} {b}" in names else -1 for b in tensor_names]
+                       for a in layer_names], dtype=np.int64).reshape(len(layer_names), len(tensor_names))
+    return lookup[layer_code, tensor_code]
+
+
+def statistics_summary(table: FaultTable) -> dict:
+    """The ``statistics`` part of summary.json: design, population rates with intervals, vulnerability factors."""
+    design = _design(table)
+    if design is None:
+        return {}
+    engines = [e for e in table.engines if table.ran(e).all()]
+    rates = [r for r in RATES if r != "accuracy_drop" or table.has_labels]
+    primary = table.primary
+    exact = design["mode"] == "exhaustive"
+    out = {
+        "design": {k: v for k, v in design.items() if k != "cell_population"},
+        "confidence": None if exact else design["confidence"],
+        "intervals": "exact (every fault run): width zero" if exact else
+        "two-sided; stratified ratio estimator weighting each stratum by its population, variance with the finite "
+        "population correction; rates in [0, 1]: Clopper-Pearson interval at the design's effective sample size "
+        "(Korn-Graubard); accuracy drop (signed): its loss and gain parts bounded apart (each at 1-(1-c)/4) and "
+        "subtracted, inside +-(top-1 vulnerability bound at 1-(1-c)/2) (Bonferroni, conservative)",
+        "rates": {e: {r: domain_estimates(table, r, "model", e)[0][1].as_dict() for r in rates} for e in engines},
+        "engine": primary,
+        "vulnerability": {},
+    }
+    for by in ("layer", "bit", "stratum") if table.single_bit else ():  # a BER trial has no one layer or bit
+        per = {r: domain_estimates(table, r, by, primary) for r in VULNERABILITY}
+        out["vulnerability"][f"per_{by}"] = [
+            {by: name, **{r: dict(per[r][i][1].as_dict()) for r in VULNERABILITY}}
+            for i, (name, _) in enumerate(per[VULNERABILITY[0]])]
+    return to_jsonable(out)
+
+
+def sensitivity_intervals(table: FaultTable, sens: Sensitivity, engine: str | None = None
+                          ) -> tuple[np.ndarray, np.ndarray] | None:
+    """(low, high) arrays shaped like ``sens.values``: the interval of each heatmap cell (None without a design)."""
+    rate = {"outputs_changed_fraction": "outputs_changed_fraction", "top1_change_rate": "top1_vulnerability"}
+    if _design(table) is None or sens.metric not in rate:
+        return None
+    low, high = np.full(sens.values.shape, np.nan), np.full(sens.values.shape, np.nan)
+    for (row, bit), est in domain_estimates(table, rate[sens.metric], "cell", engine):
+        if row in sens.rows and bit in sens.bits:
+            r, c = sens.rows.index(row), sens.bits.index(bit)
+            low[r, c], high[r, c] = est.low, est.high
+    return low, high
+
+
+def csim_sample_bound(table: FaultTable) -> dict:
+    """What ``--csim-sample`` proves: k disagreements in n cross-checked faults bound the rate over all faults."""
+    from fkhls.campaign.statistics import disagreement_bound
+
+    checked = table.ran("csim")
+    info = dict(table.notes.get("csim_sample", {}))
+    confidence = float(info.get("confidence") or 0.99)
+    n = int(checked.sum())
+    k = int(np.count_nonzero(np.asarray(table.columns["mismatched_words"])[checked] > 0)) if n else 0
+    bound = disagreement_bound(k, n, confidence) if n else 1.0
+    method = "1 - (1 - c)^(1/n)" if k == 0 else "one-sided Clopper-Pearson upper bound"
+    return {
+        "faults_checked": n, "faults_total": len(table), "seed": info.get("seed"), "disagreeing": k,
+        "confidence": confidence, "disagreement_rate_upper_bound": bound, "bound_method": method,
+        "disagreeing_faults_upper_bound": bound * len(table),
+        "statement": f"{k} of {n} sampled faults disagree: at {confidence:.0%} confidence, the engines disagree on "
+                     f"less than {bound:.3g} of the {len(table):,} faults (about {bound * len(table):,.0f} faults; "
+                     f"{method}, binomial, conservative for a draw without replacement)",
+    }
 
 
 def build_summary(table: FaultTable, info: Mapping[str, Any], worst: int = 20) -> dict:
@@ -251,6 +466,13 @@ def build_summary(table: FaultTable, info: Mapping[str, Any], worst: int = 20) -
             sens = sensitivity(table, metric)
             summary["sensitivity"][metric] = {"rows": list(sens.rows), "bits": list(sens.bits),
                                               "values": to_jsonable(sens.values), "faults": to_jsonable(sens.counts)}
+    stats = statistics_summary(table)
+    if stats:
+        summary["statistics"] = stats
+        for metric, entry in summary.get("sensitivity", {}).items():
+            bounds = sensitivity_intervals(table, sensitivity(table, metric))
+            if bounds is not None:
+                entry["low"], entry["high"] = to_jsonable(bounds[0]), to_jsonable(bounds[1])
     summary["worst_faults"] = worst_faults(table, worst)
     summary.update({key: to_jsonable(value) for key, value in info.items()})
     return to_jsonable(summary)
@@ -274,6 +496,10 @@ _REPORT_MD = """\
 | {{ key }} | {{ value }} |
 {% endfor %}
 
+{% if statistics %}
+{{ statistics }}
+
+{% endif %}
 {% if agreement %}
 ## Engine agreement ({{ engines }})
 
@@ -312,10 +538,11 @@ Mean fraction of samples whose top-1 class changed:
 """
 
 
-def _sens_markdown(sens: Sensitivity) -> str:
+def _sens_markdown(sens: Sensitivity, bounds: tuple[np.ndarray, np.ndarray] | None = None) -> str:
     rows = []
     for r, name in enumerate(sens.rows):
-        rows.append([name, *["" if math.isnan(v) else f"{v:.3f}" for v in sens.values[r]]])
+        rows.append([name, *["" if math.isnan(v) else _cell_value(v, bounds) + _interval_note(bounds, r, c).replace(
+            "\n", " ") for c, v in enumerate(sens.values[r])]])
     return tabulate(rows, headers=["tensor", *[f"b{b}" for b in sens.bits]], tablefmt="github",
                     disable_numparse=True)
 
@@ -344,6 +571,10 @@ def render_markdown(table: FaultTable, summary: Mapping[str, Any], title: str = 
                   f"{a['scenarios_bit_exact']:,} / {len(table):,}", a["max_lsb_diff"]]]
         agree = tabulate(lines, headers=["output words compared", "bit-exact", "agreement", "scenarios bit-exact",
                                          "max LSB diff"], tablefmt="github", disable_numparse=True)
+        if "csim_sample" in a:
+            agree = (f"C-sim cross-checked a seeded sample (`--csim-sample`, seed {a['csim_sample']['seed']}) of the "
+                     f"faults the TF engine ran; what the sample proves: {a['csim_sample']['statement']}.\n\n"
+                     + agree)
         if a["mismatching_scenarios"]:
             rows = [[m["scenario"], m["name"], m["array"], m["element"], m["array_bit"], m["mismatched_words"],
                      m["max_lsb_diff"], m["first_mismatch_sample"]] for m in a["mismatching_scenarios"]]
@@ -352,8 +583,10 @@ def render_markdown(table: FaultTable, summary: Mapping[str, Any], title: str = 
                                "first sample"], tablefmt="github")
     sens_outputs = sens_top1 = ""
     if table.single_bit:
-        sens_outputs = _sens_markdown(sensitivity(table, "outputs_changed_fraction"))
-        sens_top1 = _sens_markdown(sensitivity(table, "top1_change_rate"))
+        sens = sensitivity(table, "outputs_changed_fraction")
+        sens_outputs = _sens_markdown(sens, sensitivity_intervals(table, sens))
+        sens = sensitivity(table, "top1_change_rate")
+        sens_top1 = _sens_markdown(sens, sensitivity_intervals(table, sens))
     worst_cols = ["scenario", "layer", "tensor", "flat_index", "bit", "array", "element"] if table.single_bit else \
         ["scenario", "name", "n_bits"]
     metric_cols = ["top1_changed", "outputs_changed", "max_abs_error"] + (["accuracy_drop"] if table.has_labels else [])
@@ -367,11 +600,73 @@ def render_markdown(table: FaultTable, summary: Mapping[str, Any], title: str = 
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True)
     return env.from_string(_REPORT_MD).render(
-        title=title or summary.get("project", "campaign"), facts=facts, agreement=agree, engines=" vs ".join(
+        title=title or summary.get("project", "campaign"), facts=facts, agreement=agree,
+        statistics=_statistics_markdown(summary.get("statistics")), engines=" vs ".join(
             table.engines), sens_outputs=sens_outputs, sens_top1=sens_top1, primary=primary, n_worst=n_worst,
         worst=worst, timings=tabulate([[k, _fmt(v)] for k, v in summary.get("timings", {}).items()],
                                       headers=["", ""], tablefmt="github", disable_numparse=True)
         if summary.get("timings") else "", footer=f"Full per-fault rows: `results.csv`; machine-readable summary: `summary.json`.")
+
+
+def _estimate_cell(est: Mapping[str, Any], spec: str) -> str:
+    return "-" if est["value"] is None else format(est["value"], spec)
+
+
+def _interval_cell(est: Mapping[str, Any]) -> str:
+    if est["value"] is None:
+        return "not sampled"
+    if est["exact"]:
+        return "exact"
+    return f"[{est['low']:.4g}, {est['high']:.4g}]"
+
+
+def _statistics_markdown(stats: Mapping[str, Any] | None) -> str:
+    """Population rates with intervals, vulnerability per layer and per bit position, and the strata."""
+    if not stats:
+        return ""
+    design = stats["design"]
+    sampled = design["mode"] in ("sampled", "ber")
+    conf = f"{stats['confidence']:.4g}" if sampled else "-"
+    out = ["## Rates over the fault population" + (f" ({float(conf):.0%} confidence intervals)" if sampled else "")]
+    if design["mode"] == "ber":
+        out[0] = f"## Rates over random-BER trials ({stats['confidence']:.0%} confidence intervals)"
+        out.append(f"Each of the {design['sample']:,} trials (seed {design['seed']}) is an independent draw of a "
+                   f"fault pattern, so each rate (a 'fault' below is a trial) has an interval for the mean over "
+                   f"all patterns (no finite population correction). Intervals: {stats['intervals']}.")
+    elif sampled:
+        out.append(f"A stratified random sample (per {design['per']}, seed {design['seed']}) of {design['sample']:,} "
+                   f"of the {design['population']:,} single-bit faults, sized by Leveugle et al. (DATE 2009) for a "
+                   f"margin of {design['margin']} at {float(conf):.0%} confidence (expected rate {design['prior']}). "
+                   f"Intervals: {stats['intervals']}. Each interval holds the rate of the whole population (what "
+                   f"an exhaustive campaign would measure) with the stated confidence.")
+    else:
+        out.append("Every fault of the population was run: the rates are exact (intervals of width zero).")
+    rows = []
+    for engine, rates in stats["rates"].items():
+        for name, est in rates.items():
+            population = "unbounded" if est["population"] is None else f"{est['population']:,}"
+            rows.append([name, engine, _estimate_cell(est, ".6g"), _interval_cell(est),
+                         f"{est['measured']:,} / {population}", RATES[name]])
+    out.append(tabulate(rows, headers=["rate", "engine", "estimate", "interval", "faults run / population",
+                                       "meaning"], tablefmt="github", disable_numparse=True))
+    vul = stats["vulnerability"]
+    for by, title in (("layer", "layer tensor"), ("bit", "bit position (from the LSB)")):  # strata: summary.json
+        entries = vul.get(f"per_{by}", [])
+        if not entries:
+            continue
+        rows = [[(f"b{e[by]}" if by == "bit" else e[by]),
+                 _estimate_cell(e["top1_vulnerability"], ".4g"), _interval_cell(e["top1_vulnerability"]),
+                 _estimate_cell(e["output_vulnerability"], ".4g"), _interval_cell(e["output_vulnerability"]),
+                 f"{e['top1_vulnerability']['measured']:,} / {e['top1_vulnerability']['population']:,}"]
+                for e in entries]
+        out.append(f"### Vulnerability per {title} ({stats['engine']} engine)")
+        out.append(tabulate(rows, headers=[title, "P(top-1 changes)", "interval", "P(any output word changes)",
+                                           "interval", "faults run / population"], tablefmt="github",
+                            disable_numparse=True))
+    if vul:
+        out.append("Vulnerability: the probability that one flip of a bit drawn uniformly from the domain changes the "
+                   "top-1 class of a sample (resp. any of its output words), averaged over the samples.")
+    return "\n\n".join(out)
 
 
 def _fmt_mapping(value: Any) -> str:
@@ -414,18 +709,48 @@ def plot_heatmap(path: str | Path, table: FaultTable, engine: str | None = None)
         ax.set_xlabel("bit position (MSB ... LSB)")
         ax.set_title(METRICS[sens.metric], fontsize=10)
         vmax = np.nanmax(sens.values) if np.isfinite(sens.values).any() else 1.0
+        bounds = sensitivity_intervals(table, sens, engine)
         for r in range(n_rows):
             for c in range(n_bits):
                 v = sens.values[r, c]
                 if np.isfinite(v):
-                    ax.text(c, r, f"{v:.2g}", ha="center", va="center", fontsize=7,
+                    ax.text(c, r, f"{v:.2g}" + _interval_note(bounds, r, c), ha="center", va="center", fontsize=7,
                             color="white" if v > 0.6 * vmax else "black")
         fig.colorbar(image, ax=ax, shrink=0.9)
     fig.suptitle(f"single-bit fault sensitivity ({engine or table.primary} engine, {len(table):,} faults, "
-                 f"{table.n_samples:,} samples; grey: bit not in the campaign or not in the word)", fontsize=10)
+                 f"{table.n_samples:,} samples; grey: bit not in the campaign or not in the word)"
+                 + _heatmap_interval_caption(table), fontsize=10)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def _interval_note(bounds: tuple[np.ndarray, np.ndarray] | None, r: int, c: int) -> str:
+    """A cell's interval under its value, ``[low, high]``, when the cell was sampled (not measured whole)."""
+    if bounds is None or not np.isfinite(bounds[0][r, c]) or bounds[0][r, c] == bounds[1][r, c]:
+        return ""
+    return f"\n[{_short(bounds[0][r, c])}, {_short(bounds[1][r, c])}]"
+
+
+def _cell_value(value: float, bounds: tuple[np.ndarray, np.ndarray] | None) -> str:
+    # With intervals (a statistical campaign) small rates keep their digits: 2.3e-05, not 0.000.
+    return f"{value:.3f}" if bounds is None or value == 0 or value >= 0.001 else f"{value:.2g}"
+
+
+def _short(value: float) -> str:
+    """A bound in a few characters: 0, 0.11, 0.0096, 1e-4."""
+    if value == 0 or abs(value) >= 0.001:
+        return f"{value:.2g}"
+    return f"{value:.0e}".replace("e-0", "e-")
+
+
+def _heatmap_interval_caption(table: FaultTable) -> str:
+    design = _design(table)
+    if design is None or design["mode"] != "sampled":
+        return ""
+    return (f"\nsampled ({design['sample']:,} of {design['population']:,} faults, per {design['per']}, seed "
+            f"{design['seed']}): each cell shows its estimate and its {design['confidence']:.0%} interval "
+            f"[low, high]; cells without one were measured whole")
 
 
 def _bit_label(bit: int, sens: Sensitivity) -> str:

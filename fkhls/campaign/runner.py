@@ -1,11 +1,14 @@
-"""Fault campaigns: exhaustive single-bit or seeded-BER, sharded over a process pool, resumable.
+"""Fault campaigns: exhaustive single-bit, statistical (sampled) single-bit or seeded-BER, sharded, resumable.
 
 A campaign is a deterministically ordered list of fault scenarios (``faults.exhaustive_faults``
-in model-bit order, or ``faults.random_ber_scenarios`` drawn from the seed), cut into shards of
+in model-bit order; a seeded stratified sample of that list, ``sample_design``, sized for a
+margin at a confidence by ``fkhls.campaign.statistics``; or ``faults.random_ber_scenarios``
+drawn from the seed), cut into shards of
 ``shard_size`` consecutive scenarios. A shard is the unit of work and of storage: a worker runs
 it through the engines asked for (``tf``: the exact integer emulator of ``fkhls.emulate.emulator``, pure
 numpy; ``csim``: the C-sim fault harness -- the cone harness when the project supports it),
-compares the engines' raw output words in memory, reduces them to per-scenario rows and writes
+compares the engines' raw output words in memory (with ``csim_sample``: only on a seeded sample of
+the scenarios, the TF engine running all), reduces them to per-scenario rows and writes
 ``shards/shard-NNNNN.npz`` atomically. Shard boundaries do not depend on the number of
 workers, and a shard's rows depend only on its scenarios, so results are identical for any
 worker count and any interruption pattern.
@@ -53,6 +56,10 @@ __all__ = [
     "CampaignConfig",
     "CampaignResult",
     "CampaignMismatchError",
+    "MODES",
+    "SampleDesign",
+    "sample_design",
+    "csim_sample_rows",
     "campaign_scenarios",
     "campaign_identity",
     "run_campaign",
@@ -66,6 +73,11 @@ __all__ = [
 ]
 
 ENGINES = ("tf", "csim", "both")
+MODES = ("exhaustive", "ber", "sampled")
+# Confidence of the --csim-sample bound when the campaign names none (a sampled campaign uses its own).
+CSIM_BOUND_CONFIDENCE = 0.99
+# Confidence of the intervals of a random-BER campaign's rates over its trials.
+BER_CONFIDENCE = 0.99
 SCHEMA = 1
 # Default shard: the most scenarios (a power of two, at most 4096) whose faulty output words stay
 # under ~16 M per engine (~128 MB of int64), so a worker's memory is bounded for any model, and
@@ -85,25 +97,47 @@ class CampaignMismatchError(ProjectError):
 
 @dataclass(frozen=True)
 class Selection:
-    """Which faults: every single bit of the chosen tensors (``exhaustive``) or ``trials`` seeded BER draws."""
+    """Which faults: every single bit of the chosen tensors (``exhaustive``), ``trials`` seeded BER draws
+    (``ber``), or a seeded stratified sample of the exhaustive list sized for ``margin`` at ``confidence``
+    (``sampled``, see ``fkhls.campaign.statistics`` and ``fkhls.faults.sampling``)."""
 
-    mode: str  # "exhaustive" | "ber"
+    mode: str  # "exhaustive" | "ber" | "sampled"
     layers: tuple[str, ...] | None = None  # None = every layer with quantized tensors
     tensors: tuple[str, ...] = TENSORS
-    bits: tuple[int, ...] | None = None  # exhaustive only: bit positions (from the LSB) kept
+    bits: tuple[int, ...] | None = None  # exhaustive/sampled: bit positions (from the LSB) kept
     ber: float | None = None
     trials: int | None = None
     seed: int | None = None
+    # sampled only (left out of campaign.json when None, so older campaigns keep their identity):
+    confidence: float | None = None
+    margin: float | None = None
+    per: str | None = None  # fkhls.faults.sampling.PER
+    prior: float | None = None  # expected rate p of the sample-size formula (None: 0.5, the worst case)
 
     def __post_init__(self) -> None:
-        if self.mode not in ("exhaustive", "ber"):
-            raise FkhlsError(f"campaign mode {self.mode!r} is not valid; valid modes: ['exhaustive', 'ber']")
+        if self.mode not in MODES:
+            raise FkhlsError(f"campaign mode {self.mode!r} is not valid; valid modes: {list(MODES)}")
         if self.mode == "ber" and (self.ber is None or self.trials is None or self.seed is None):
             raise FkhlsError("a BER campaign needs --ber RATE, --trials N and --seed S")
-        if self.mode == "exhaustive" and self.ber is not None:
-            raise FkhlsError("--ber is for BER campaigns; an exhaustive campaign flips every selected bit once")
+        if self.mode != "ber" and self.ber is not None:
+            raise FkhlsError("--ber is for BER campaigns; an exhaustive or sampled campaign flips one bit at a time")
         if self.mode == "ber" and self.bits is not None:
-            raise FkhlsError("--bits selects bit positions of an exhaustive campaign only")
+            raise FkhlsError("--bits selects bit positions of a sampled or exhaustive campaign only")
+        if self.mode != "sampled" and any(v is not None for v in (self.confidence, self.margin, self.per,
+                                                                    self.prior)):
+            raise FkhlsError("--confidence, --margin, --per and --prior describe a sampled campaign only")
+        if self.mode == "sampled":
+            from fkhls.campaign.statistics import check_confidence
+            from fkhls.faults.sampling import PER
+
+            if self.confidence is None or self.margin is None or self.seed is None:
+                raise FkhlsError("a sampled campaign needs --confidence C, --margin E and --seed S")
+            check_confidence(self.confidence, "confidence")
+            check_confidence(self.margin, "margin")
+            if self.prior is not None:
+                check_confidence(self.prior, "prior")
+            if self.per not in PER:
+                raise FkhlsError(f"--per {self.per!r} is not valid; valid values: {list(PER)}")
 
 
 @dataclass(frozen=True)
@@ -116,12 +150,24 @@ class CampaignConfig:
     selection: Selection
     labels: Path | None = None
     shard_size: int | None = None  # None: ``default_shard_size`` of the inputs and outputs
+    # engine "both" only: the C-sim engine cross-checks a seeded sample of this many of the selected
+    # faults (the TF engine runs all); None = every fault through both engines.
+    csim_sample: int | None = None
+    csim_seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise FkhlsError(f"engine {self.engine!r} is not valid; valid engines: {list(ENGINES)}")
         if self.shard_size is not None and self.shard_size < 1:
             raise FkhlsError(f"shard size {self.shard_size} must be >= 1")
+        if self.csim_sample is not None:
+            if self.engine != "both":
+                raise FkhlsError(f"--csim-sample cross-checks the TF engine's faults in C-sim: it needs --engine "
+                                 f"both, not {self.engine!r}")
+            if isinstance(self.csim_sample, bool) or int(self.csim_sample) < 1:
+                raise FkhlsError(f"--csim-sample {self.csim_sample!r} must be >= 1")
+            if self.csim_seed is None or int(self.csim_seed) < 0:
+                raise FkhlsError("--csim-sample N needs --seed S (>= 0): the sample is drawn from the seed")
 
     @property
     def engines(self) -> tuple[str, ...]:
@@ -167,6 +213,14 @@ def campaign_identity(config: CampaignConfig, manifest: Manifest, n_samples: int
     """The ``campaign.json`` content; two runs with equal identities compute equal shards."""
     sel = config.selection
     seeds = {"ber_trials": sel.seed} if sel.mode == "ber" else {}
+    if sel.mode == "sampled":
+        seeds["stratified_draw"] = sel.seed
+    extra = {}
+    if config.csim_sample is not None:
+        seeds["csim_sample"] = int(config.csim_seed)
+        extra["csim_sample"] = int(config.csim_sample)
+    selection = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(sel).items()
+                 if not (k in _SAMPLED_FIELDS and v is None)}
     return {
         "schema": SCHEMA,
         "fkhls_version": __version__,
@@ -179,8 +233,9 @@ def campaign_identity(config: CampaignConfig, manifest: Manifest, n_samples: int
         "labels_hash": _sha256_file(Path(config.labels)) if config.labels else None,
         "n_samples": int(n_samples),
         "engine": config.engine,
-        "selection": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(sel).items()},
+        "selection": selection,
         "seeds": seeds,
+        **extra,
         "shard_size": int(config.shard_size),
         "n_scenarios": int(n_scenarios),
         "n_shards": math.ceil(n_scenarios / config.shard_size),
@@ -189,7 +244,8 @@ def campaign_identity(config: CampaignConfig, manifest: Manifest, n_samples: int
 
 # Keys whose difference means a different campaign (paths may move; contents may not).
 _IDENTITY_KEYS = ("schema", "project_hash", "inputs_hash", "labels_hash", "n_samples", "engine", "selection", "seeds",
-                  "shard_size", "n_scenarios")
+                  "shard_size", "n_scenarios", "csim_sample")
+_SAMPLED_FIELDS = ("confidence", "margin", "per", "prior")
 
 
 def _differences(old: dict, new: dict) -> list[str]:
@@ -203,11 +259,74 @@ def default_shard_size(n_samples: int, n_outputs: int) -> int:
     return int(min(4096, 1 << (fits.bit_length() - 1)))
 
 
+@dataclass(frozen=True)
+class SampleDesign:
+    """A single-bit campaign as a sample of its population (``exhaustive_faults`` of the selection).
+
+    An exhaustive campaign is the design with one stratum measured whole; a sampled one draws
+    ``sizes[h]`` faults of stratum ``h`` (Leveugle's formula per stratum, at least 2 where the
+    stratum has 2, so every stratum has a variance).
+    """
+
+    population: tuple  # BitFaults in model-bit order
+    strata: tuple  # fkhls.faults.sampling.Stratum per stratum
+    owner: np.ndarray  # stratum index of each population fault
+    sizes: tuple[int, ...]
+    chosen: np.ndarray  # population indices measured, sorted
+
+    def scenarios(self) -> list[FaultScenario]:
+        """The measured faults as single-bit scenarios, in population (model-bit) order."""
+        return [FaultScenario(f"{f.layer}.{f.tensor}[lbi={f.lbi}]", (f,))
+                for f in (self.population[i] for i in self.chosen)]
+
+    def notes(self, selection: Selection) -> dict:
+        """What ``fkhls.campaign.report`` needs: the design's parameters, strata and cell populations."""
+        cells: dict[str, dict[int, int]] = {}
+        for fault in self.population:
+            row = cells.setdefault(f"{fault.layer} {fault.tensor}", {})
+            row[fault.bit] = row.get(fault.bit, 0) + 1
+        prior = selection.prior if selection.prior is not None else 0.5
+        return {
+            "mode": selection.mode,
+            "per": selection.per if selection.mode == "sampled" else None,
+            "confidence": selection.confidence,
+            "margin": selection.margin,
+            "prior": prior if selection.mode == "sampled" else None,
+            "seed": selection.seed if selection.mode == "sampled" else None,
+            "population": len(self.population),
+            "sample": int(len(self.chosen)),
+            "strata": [{"label": st.label, "population": st.population, "sample": int(n)}
+                       for st, n in zip(self.strata, self.sizes)],
+            "cell_population": cells,
+        }
+
+
+def sample_design(spec, selection: Selection) -> SampleDesign:
+    """The population, strata and seeded draw of an exhaustive or sampled ``selection`` (deterministic)."""
+    from fkhls.campaign.statistics import sample_size
+    from fkhls.faults.sampling import stratified_draw, strata_of
+
+    faults = tuple(exhaustive_faults(spec, selection.layers, selection.tensors, selection.bits))
+    if selection.mode == "exhaustive":
+        strata, owner = strata_of(faults, "model")
+        return SampleDesign(faults, strata, owner, (len(faults),), np.arange(len(faults), dtype=np.int64))
+    if selection.mode != "sampled":
+        raise FkhlsError(f"a {selection.mode!r} campaign has no sample design")
+    strata, owner = strata_of(faults, selection.per)
+    prior = 0.5 if selection.prior is None else selection.prior
+    sizes = tuple(max(min(2, st.population), sample_size(st.population, selection.confidence, selection.margin,
+                                                           prior)) for st in strata)
+    chosen = stratified_draw(owner, sizes, int(selection.seed))
+    return SampleDesign(faults, strata, owner, sizes, chosen)
+
+
 def campaign_scenarios(spec, selection: Selection) -> list[FaultScenario]:
     """The campaign's ordered scenario list (deterministic: model-bit order, or trials 0..N-1 of the seed)."""
     if selection.mode == "exhaustive":
         faults = exhaustive_faults(spec, selection.layers, selection.tensors, selection.bits)
         return [FaultScenario(f"{f.layer}.{f.tensor}[lbi={f.lbi}]", (f,)) for f in faults]
+    if selection.mode == "sampled":
+        return sample_design(spec, selection).scenarios()
     return random_ber_scenarios(spec, float(selection.ber), int(selection.trials), int(selection.seed),
                                 selection.layers, selection.tensors)
 
@@ -279,6 +398,7 @@ class _State:
     hw: list | None = None  # per scenario: tuple of (array, element, array_bit)
     manifest: Manifest | None = None
     engine_fn: Callable | None = None
+    csim_rows: np.ndarray | None = None  # --csim-sample: sorted scenario indices the C-sim engine runs
 
 
 _WORKER: _State | None = None
@@ -306,12 +426,35 @@ def _tf_outputs(state: _State, scenarios: Sequence[FaultScenario]) -> np.ndarray
     return out.reshape(len(scenarios), n, -1)
 
 
-def _csim_outputs(state: _State, lo: int, hi: int) -> np.ndarray:
+def _csim_outputs(state: _State, lo: int, hi: int, rows: np.ndarray | None = None) -> np.ndarray:
+    """C-sim output words of scenarios ``lo..hi-1`` (only those at shard offsets ``rows`` when given)."""
     if state.manifest is None:
         state.manifest = load_manifest(state.project_dir)
         state.engine_fn = csim_engine(state.manifest)[0]
-    out = state.engine_fn(state.manifest, state.x_raw, [list(h) for h in state.hw[lo:hi]], workers=1)
-    return np.asarray(out).reshape(hi - lo, state.x_raw.shape[0], -1)
+    hw = state.hw[lo:hi] if rows is None else [state.hw[lo + int(r)] for r in rows]
+    if not hw:
+        return np.zeros((0, state.x_raw.shape[0], state.golden["csim"].shape[1]), dtype=np.int64)
+    out = state.engine_fn(state.manifest, state.x_raw, [list(h) for h in hw], workers=1)
+    return np.asarray(out).reshape(len(hw), state.x_raw.shape[0], -1)
+
+
+# Stream of the --csim-sample draw: distinct from the stratified draw's ([seed, stratum]) streams.
+_CSIM_STREAM = 0x43534D
+
+
+def csim_sample_rows(n_scenarios: int, size: int, seed: int) -> np.ndarray:
+    """The sorted scenario indices the C-sim engine cross-checks under ``--csim-sample size --seed seed``."""
+    if not 1 <= int(size) <= n_scenarios:
+        raise FkhlsError(f"--csim-sample {size} is outside the valid range 1..{n_scenarios} (the selected faults)")
+    rng = np.random.default_rng([int(seed), _CSIM_STREAM])
+    return np.sort(rng.choice(n_scenarios, size=int(size), replace=False)).astype(np.int64)
+
+
+def _scatter(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    """A column of ``n`` rows holding ``values`` at ``rows`` and -1 (not run) elsewhere."""
+    out = np.full(n, -1, dtype=values.dtype)
+    out[rows] = values
+    return out
 
 
 def shard_path(shard_dir: Path, index: int) -> Path:
@@ -326,17 +469,25 @@ def _run_shard(index: int, state: _State | None = None) -> tuple[int, int, int, 
     scenarios = state.scenarios[lo:hi]
     columns: dict[str, np.ndarray] = {"scenario": np.arange(lo, hi, dtype=np.int64)}
     outputs, seconds = {}, {}
+    # --csim-sample: the C-sim engine runs only the sampled scenarios of this shard (offsets ``rows``).
+    rows = None
+    if state.csim_rows is not None:
+        rows = state.csim_rows[(state.csim_rows >= lo) & (state.csim_rows < hi)] - lo
+        columns["csim_checked"] = np.isin(np.arange(hi - lo), rows)
     for engine in state.engines:
         start = time.perf_counter()
-        outputs[engine] = _tf_outputs(state, scenarios) if engine == "tf" else _csim_outputs(state, lo, hi)
+        outputs[engine] = _tf_outputs(state, scenarios) if engine == "tf" else _csim_outputs(state, lo, hi, rows)
         seconds[engine] = time.perf_counter() - start
         for key, value in fault_metrics(state.golden[engine], outputs[engine], state.labels).items():
-            columns[f"{engine}_{key}"] = value
+            columns[f"{engine}_{key}"] = value if engine == "tf" or rows is None else _scatter(value, rows, hi - lo)
     mismatching = 0
     if len(state.engines) == 2:
-        agree = engine_agreement(outputs["tf"], outputs["csim"])
-        columns.update(agree)
+        tf_out = outputs["tf"] if rows is None else outputs["tf"][rows]
+        agree = engine_agreement(tf_out, outputs["csim"])
         mismatching = int(np.count_nonzero(agree["mismatched_words"]))
+        if rows is not None:
+            agree = {k: _scatter(v, rows, hi - lo) for k, v in agree.items()}
+        columns.update(agree)
     for engine, value in seconds.items():
         columns[f"seconds_{engine}"] = np.float64(value)
     _atomic_savez(shard_path(state.shard_dir, index), columns)
@@ -476,12 +627,19 @@ def _run_locked(config: CampaignConfig, results_dir: Path, *, workers: int | Non
     x = load_array(config.inputs, "inputs")
     x_raw = input_words(manifest, x, what=f"inputs {config.inputs}")
     labels = _load_labels(config.labels, x_raw.shape[0])
-    scenarios = campaign_scenarios(spec_from_manifest(manifest), config.selection)
+    design = sample_design(spec_from_manifest(manifest), config.selection) \
+        if config.selection.mode == "sampled" else None
+    scenarios = design.scenarios() if design else campaign_scenarios(spec_from_manifest(manifest), config.selection)
     if not scenarios:
         raise FkhlsError("the fault selection is empty: no scenario to run")
+    if config.csim_sample is not None:  # checked before anything is written
+        csim_rows = csim_sample_rows(len(scenarios), config.csim_sample, config.csim_seed)
     if config.shard_size is None:
         config = replace(config, shard_size=default_shard_size(x_raw.shape[0], int(np.prod(manifest.output_shape))))
     identity = campaign_identity(config, manifest, x_raw.shape[0], len(scenarios))
+    if design is not None:  # recorded, not compared: the selection (with its seed) already determines it
+        identity["strata"] = [{"label": st.label, "population": st.population, "sample": int(n)}
+                              for st, n in zip(design.strata, design.sizes)]
     _prepare_dir(results_dir, identity, force)
     shard_dir = results_dir / SHARD_DIR
     n_shards = identity["n_shards"]
@@ -495,6 +653,8 @@ def _run_locked(config: CampaignConfig, results_dir: Path, *, workers: int | Non
     t0 = time.perf_counter()
     if "tf" in config.engines:
         state.spec, state.weights = _tf_model(manifest)
+    if config.csim_sample is not None:
+        state.csim_rows = csim_rows
     if "csim" in config.engines:
         state.hw = _hardware_bits(manifest, scenarios)
         _, engine_name = csim_engine(manifest)
@@ -622,7 +782,12 @@ def load_results(results_dir: str | Path) -> FaultTable:
                            f"missing (first: {missing[0]}); run the same campaign command again to resume")
     manifest = load_manifest(identity["project"])
     selection = Selection(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in identity["selection"].items()})
-    scenarios = campaign_scenarios(spec_from_manifest(manifest), selection)
+    design = None
+    if selection.mode in ("exhaustive", "sampled"):
+        design = sample_design(spec_from_manifest(manifest), selection)
+        scenarios = design.scenarios()
+    else:
+        scenarios = campaign_scenarios(spec_from_manifest(manifest), selection)
     parts = []
     for i in range(identity["n_shards"]):
         with np.load(shard_path(results_dir / SHARD_DIR, i)) as data:
@@ -651,8 +816,26 @@ def load_results(results_dir: str | Path) -> FaultTable:
         for key in ("mismatched_words", "max_lsb_diff", "first_mismatch_sample"):
             columns[key] = results[key]
     widths = {f"{r.layer} {r.tensor}": r.width for r in spec_from_manifest(manifest).tensors()}
-    return FaultTable(columns, engines, n, int(np.prod(manifest.output_shape)), lsb(out_type), has_labels,
-                      {"widths": widths, "golden_correct": golden_correct})
+    notes = {"widths": widths, "golden_correct": golden_correct}
+    if design is not None:
+        columns["stratum"] = design.owner[design.chosen]
+        notes["design"] = design.notes(selection)
+    elif selection.mode == "ber":  # independent trials from an unbounded population of fault patterns
+        columns["stratum"] = np.zeros(len(scenarios), dtype=np.int64)
+        notes["design"] = {"mode": "ber", "per": None, "confidence": BER_CONFIDENCE, "margin": None, "prior": None,
+                           "seed": selection.seed, "population": None, "sample": len(scenarios),
+                           "strata": [{"label": "trials", "population": None, "sample": len(scenarios)}],
+                           "cell_population": {}}
+    if "csim_checked" in results:  # --csim-sample: C-sim columns hold -1 (NaN for floats) where not run
+        checked = results["csim_checked"].astype(bool)
+        columns["csim_checked"] = checked
+        for key in ("csim_max_abs_error", "csim_accuracy_drop"):
+            if key in columns:
+                columns[key] = np.where(checked, columns[key], np.nan)
+        notes["csim_sample"] = {"faults": int(checked.sum()), "of": len(scenarios),
+                                "seed": identity["seeds"].get("csim_sample"),
+                                "confidence": selection.confidence or CSIM_BOUND_CONFIDENCE}
+    return FaultTable(columns, engines, n, int(np.prod(manifest.output_shape)), lsb(out_type), has_labels, notes)
 
 
 def engine_seconds(results_dir: str | Path) -> dict[str, float]:

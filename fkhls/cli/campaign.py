@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -32,10 +33,22 @@ def _csv_list(value: str | None, what: str, cast=str) -> tuple | None:
 @click.option("--exhaustive", is_flag=True, help="Every single bit of the selected tensors, one at a time.")
 @click.option("--ber", type=click.FloatRange(0.0, 1.0), help="Bit error rate of each random trial.")
 @click.option("--trials", type=click.IntRange(min=1), help="Number of random trials (with --ber).")
-@click.option("--seed", type=click.IntRange(min=0), help="Seed of the random trials (with --ber).")
+@click.option("--seed", type=click.IntRange(min=0),
+              help="Seed of the random trials (--ber), of the stratified draw (--confidence) and of --csim-sample.")
+@click.option("--confidence", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+              help="Statistical campaign: confidence of the intervals (e.g. 0.99); needs --margin and --seed.")
+@click.option("--margin", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+              help="Statistical campaign: error margin e of each stratum's sample size (e.g. 0.01).")
+@click.option("--per", type=click.Choice(["model", "layer", "bit", "layer-bit"]), default=None,
+              help="Statistical campaign: strata (one per layer tensor, bit position, or both) [default: layer].")
+@click.option("--prior", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+              help="Statistical campaign: expected rate p of the sample-size formula [default: 0.5, the worst case].")
+@click.option("--csim-sample", type=click.IntRange(min=1),
+              help="With --engine both: the TF engine runs every selected fault, the C-sim engine cross-checks a "
+                   "seeded sample of N of them (needs --seed); the report states the bound this proves.")
 @click.option("--layers", help="Comma-separated layers to fault (default: every quantized layer).")
 @click.option("--tensors", default="kernel,bias", show_default=True, help="kernel, bias or both.")
-@click.option("--bits", help="Exhaustive: only these bit positions (from the LSB, comma-separated).")
+@click.option("--bits", help="Exhaustive or statistical: only these bit positions (from the LSB, comma-separated).")
 @click.option("-o", "--output", "results_dir", required=True, type=click.Path(file_okay=False),
               help="Results directory (kept outside the project: the golden project is only read).")
 @click.option("--shard-size", type=click.IntRange(min=1),
@@ -44,25 +57,36 @@ def _csv_list(value: str | None, what: str, cast=str) -> tuple | None:
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes [default: all cores].")
 @click.option("--force", is_flag=True, help="Discard a different (or unfinished) campaign in the results directory.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def campaign(project, inputs, labels, engine, exhaustive, ber, trials, seed, layers, tensors, bits, results_dir,
-             shard_size, workers, force, quiet) -> None:
+def campaign(project, inputs, labels, engine, exhaustive, ber, trials, seed, confidence, margin, per, prior,
+             csim_sample, layers, tensors, bits, results_dir, shard_size, workers, force, quiet) -> None:
     """Run (or resume) a fault campaign on PROJECT and write its report.
 
-    Interrupted campaigns resume where they stopped when run again with the same arguments.
+    Three kinds: --exhaustive (every selected bit), --ber RATE --trials N --seed S (random
+    multi-bit trials), or --confidence C --margin E --seed S [--per layer|bit|layer-bit]
+    (a statistical campaign: a seeded stratified sample of the single-bit faults, every rate
+    reported with its confidence interval). Interrupted campaigns resume where they stopped
+    when run again with the same arguments.
     """
     from tabulate import tabulate
 
+    from fkhls.campaign.report import agreement
     from fkhls.campaign.runner import CampaignConfig, Selection, run_campaign
     from fkhls.cli.common import EXIT_MISMATCH
 
-    if exhaustive == (ber is not None):
-        raise click.UsageError("give exactly one of --exhaustive or --ber RATE (with --trials N --seed S)")
+    if exhaustive + (ber is not None) + (confidence is not None) != 1:
+        raise click.UsageError("give exactly one of --exhaustive or --ber RATE (with --trials N --seed S) or "
+                               "--confidence C (with --margin E --seed S)")
+    mode = "exhaustive" if exhaustive else "ber" if ber is not None else "sampled"
+    if mode != "sampled" and any(v is not None for v in (margin, per, prior)):
+        raise click.UsageError("--margin, --per and --prior belong to a statistical campaign (--confidence C)")
+    sampled = {"confidence": confidence, "margin": margin, "per": per or "layer", "prior": prior} \
+        if mode == "sampled" else {}
     selection = Selection(
-        mode="exhaustive" if exhaustive else "ber", layers=_csv_list(layers, "--layers"),
+        mode=mode, layers=_csv_list(layers, "--layers"),
         tensors=_csv_list(tensors, "--tensors"), bits=_csv_list(bits, "--bits", int), ber=ber, trials=trials,
-        seed=seed)
+        seed=seed if mode != "exhaustive" else None, **sampled)
     config = CampaignConfig(Path(project), Path(inputs), engine, selection, Path(labels) if labels else None,
-                            shard_size)
+                            shard_size, csim_sample, seed if csim_sample is not None else None)
     results_dir = Path(results_dir)
     result = run_campaign(config, results_dir, workers=workers, force=force, quiet=quiet)
     table = result.table
@@ -72,11 +96,19 @@ def campaign(project, inputs, labels, engine, exhaustive, ber, trials, seed, lay
             ["faults changing top-1", f"{int((table.metric('top1_changed') > 0).sum()):,}"]]
     mismatching = 0
     if table.both:
-        words = int(table.columns["mismatched_words"].sum())
-        compared = len(table) * table.n_samples * table.n_outputs
-        mismatching = int((table.columns["mismatched_words"] > 0).sum())
-        rows += [["output words compared", f"{compared:,}"], ["bit-exact", f"{compared - words:,}"],
+        agree = agreement(table, limit=0)
+        mismatching = agree["scenarios_mismatching"]
+        rows += [["output words compared", f"{agree['outputs_compared']:,}"], ["bit-exact", f"{agree['bit_exact']:,}"],
                  ["scenarios differing", f"{mismatching:,}"]]
+        if "csim_sample" in agree:
+            rows.append(["C-sim sample", agree["csim_sample"]["statement"]])
+    summary_path = result.reports.get("summary")
+    stats = json.loads(Path(summary_path).read_text()).get("statistics", {}) if summary_path else {}
+    for name, est in stats.get("rates", {}).get(table.primary, {}).items():
+        if est["value"] is None:
+            continue
+        interval = "exact" if est["exact"] else f"[{est['low']:.4g}, {est['high']:.4g}] at {stats['confidence']:.4g}"
+        rows.append([name.replace("_", " "), f"{est['value']:.4g}  {interval}"])
     click.echo(tabulate(rows, tablefmt="plain", disable_numparse=True))
     click.echo(f"report: {result.reports.get('report')}  ({result.seconds:.1f} s)")
     if mismatching:
