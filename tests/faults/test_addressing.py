@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -397,7 +396,8 @@ def test_locate_prints_the_weight_bit(projects):
     assert bad.exit_code != 0 and "0..53" in str(bad.exception)
 
 
-def test_exhaustive_demo_map_is_fast(tmp_path):
+def test_exhaustive_demo_map_covers_every_bit(tmp_path):
+    """Every single bit of the demo maps to a distinct BRAM bit (its speed: scripts/bench_addressing.py)."""
     from fkhls.project.export import ExportOptions, export_model
     from fkhls.faults.descriptors import exhaustive_faults
 
@@ -406,9 +406,6 @@ def test_exhaustive_demo_map_is_fast(tmp_path):
     manifest = export_model(DEMO, tmp_path / "demo", ExportOptions(strategy="Resource", reuse_factor=4))
     faults = exhaustive_faults(spec_from_manifest(manifest))
     assert len(faults) == 26334
-    start = time.perf_counter()
     mapped = map_faults(AddressMap(manifest), faults)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 1.0, f"mapping {len(faults)} bits took {elapsed:.2f} s"
     assert all(h.memory == "BRAM" for h in mapped if h.tensor == "kernel")
     assert {(h.memory_word, h.memory_bit, h.layer) for h in mapped if h.tensor == "kernel"}.__len__() == 4256 * 6
