@@ -34,15 +34,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    """The dense test model (every activation kind), 24 inputs and labels."""
-    base = tmp_path_factory.mktemp("campaign")
-    model = models.build("dense")
-    manifest = export_model(model, base / "dense", ExportOptions())
-    x = models.inputs_for(model, n=24, seed=5)
-    np.save(base / "x.npy", x)
-    np.save(base / "y.npy", np.arange(24) % 3)
-    return manifest.project_dir, base / "x.npy", base / "y.npy"
+def project(dense_project_session):
+    """The dense test model (every activation kind), 24 inputs and labels (shared with the whole session)."""
+    return dense_project_session
 
 
 def _config(project, engine="both", labels=True, shard_size=64, **selection) -> CampaignConfig:
@@ -126,6 +120,7 @@ def test_exhaustive_both_engines_are_bit_exact(full_run):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["faults"] == n_bits and summary["bit_exact"] == summary["outputs_compared"]
     assert summary["outputs_compared"] == n_bits * 24 * 3 and summary["mismatching_scenarios"] == []
+    assert summary["timings"]["csim_engine"] == "cone"  # the fast engine ran (a silent fallback would also agree)
     assert summary["sensitivity"]["outputs_changed_fraction"]["rows"][:2] == ["d1 kernel", "d1 bias"]
     for name in ("campaign.json", "golden.npz", "report.md", "heatmap.png", "histograms.png", "results.csv"):
         assert (out / name).is_file(), name
@@ -270,6 +265,8 @@ def test_conv_campaign_engines_agree(tmp_path, io_type, strategy, rf):
     assert summary["faults"] == 2 * n_words and result.shards_run == result.shards_total
     assert summary["outputs_compared"] == summary["bit_exact"] == 2 * n_words * 12 * 3
     assert summary["scenarios_mismatching"] == 0
+    engine = summary["timings"]["csim_engine"]
+    assert engine == "cone" if io_type == "io_parallel" else engine.startswith("harness (")
 
 
 def describe_spec(model):

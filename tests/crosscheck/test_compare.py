@@ -55,6 +55,7 @@ def run(manifest, inputs, faults=FAULTS, **kwargs):
 
 def test_exported_project_is_bit_exact_fault_by_fault(demo_project, inputs, tmp_path):
     report = run(demo_project, inputs)
+    assert report.engine == "cone harness"  # the fast engine ran, not the reference harness
     assert report.all_exact and report.golden.exact
     assert len(report.scenarios) == 5 and report.outputs_compared == 5 * 120 * 5
     assert report.bit_exact == report.outputs_compared and report.max_lsb_diff == 0
@@ -164,7 +165,8 @@ def test_io_stream_conv_project_is_traced_and_explained(tmp_path):
     x = models.inputs_for(model, 30)
     faults = {"seed": 1, "faults": [{"layer": "c1", "bits": [0, 5]}, {"layer": "c2", "tensor": "bias", "bits": [4]},
                                     {"layer": "head", "bits": [17]}]}
-    assert run(manifest, x, faults, model=model).all_exact
+    exact = run(manifest, x, faults, model=model)
+    assert exact.all_exact and exact.engine == "fault harness"  # the cone harness does not run io_stream
     accum = f"typedef {manifest.layer('c1').accum_type['cpp']} c1_accum_t;"
     edited = broken_copy(manifest.project_dir, tmp_path, accum, "typedef ap_fixed<12,4> c1_accum_t;")
     report = run(load_manifest(edited), x, faults, model=model)
