@@ -89,11 +89,8 @@ def test_unsigned_weights_are_exact(keras_models, tmp_path, strategy, rf):
     kernel = manifest.layer("u1").kernel
     assert kernel.type["cpp"] == "ap_ufixed<6,0>" and not kernel.type["signed"]
     assert manifest.layer("u2").kernel.type["cpp"] == "ap_ufixed<7,1>"
-    defines = (manifest.project_dir / "firmware" / "defines.h").read_text()
-    assert f"typedef ap_ufixed<6,0> {kernel.type_name};" in defines
-    # every literal has all 6 fractional digits, and reads back to the QKeras word
-    txt = (manifest.project_dir / "firmware" / "weights" / f"{kernel.array}.txt").read_text().strip().split(",")
-    assert all(len(v.strip().split(".")[1]) == 6 for v in txt)
+    # The typedef and the literals are read back by export itself; what matters is that C-sim words equal QKeras's
+    # (hls4ml's own typing, or a literal one digit short, gave 0 of 900 exact outputs).
     assert_golden_parity(manifest, model, models.inputs_for(model, 300))
 
 
