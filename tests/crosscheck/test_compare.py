@@ -127,10 +127,14 @@ def test_cli_exit_codes_and_report(demo_project, tmp_path):
     edited = broken_copy(demo_project.project_dir, tmp_path, "typedef ap_fixed<26,11> fc1_accum_t;",
                          "typedef ap_fixed<16,6> fc1_accum_t;")
     bad = runner.invoke(main, ["crosscheck", str(edited), "--faults", str(faults), "--inputs", str(x),
-                               "--report", str(tmp_path / "bad"), "--workers", "1"])
+                               "--report", str(tmp_path / "bad"), "--workers", "1", "--trace-samples", "3"])
     assert bad.exit_code == 3, bad.output
     text = (tmp_path / "bad" / "report.md").read_text()
     assert "accumulator_rounding" in text and "fc1" in text
+    summary = json.loads((tmp_path / "bad" / "summary.json").read_text())
+    # --trace-samples: at most that many differing samples are traced per scenario (the default is 16)
+    traced = [m["divergence"]["samples_traced"] for m in summary["mismatching"]]
+    assert traced and set(traced) == {3} and summary["golden"]["divergence"]["samples_traced"] == 3
 
 
 def test_float32_rounding_in_tf_is_named(tmp_path):
