@@ -195,14 +195,19 @@ def test_ber_campaign_is_seeded_and_engines_agree(project, tmp_path):
     assert not np.array_equal(other.table.columns["tf_outputs_changed"], table.columns["tf_outputs_changed"])
 
 
-def test_killed_campaign_resumes_to_the_uninterrupted_result(project, tmp_path):
-    """A campaign killed (SIGKILL) mid-way, then resumed, equals one that ran straight through."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_killed_campaign_resumes_to_the_uninterrupted_result(project, tmp_path, workers):
+    """A campaign killed (SIGKILL) mid-way, then resumed, equals one that ran straight through.
+
+    With ``--workers 2`` the process pool is killed with it (the whole process group, as a job
+    kill does), so no worker can finish a shard after the count below.
+    """
     project_dir, x, y = project
     killed = tmp_path / "killed"
     args = [sys.executable, "-m", "fkhls.cli", "campaign", str(project_dir), "--inputs", str(x), "--labels", str(y),
-            "--engine", "csim", "--exhaustive", "--layers", "d3,out", "--shard-size", "3", "--workers", "1",
+            "--engine", "csim", "--exhaustive", "--layers", "d3,out", "--shard-size", "3", "--workers", str(workers),
             "--quiet", "-o", str(killed)]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT, start_new_session=True)
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline and proc.poll() is None:
@@ -210,9 +215,12 @@ def test_killed_campaign_resumes_to_the_uninterrupted_result(project, tmp_path):
                 break
             time.sleep(0.02)
         assert proc.poll() is None, f"campaign ended before it could be killed: {proc.stderr.read().decode()[-500:]}"
-        os.kill(proc.pid, signal.SIGKILL)
+        if workers == 2:  # the pool is really running: parent, forkserver and two workers
+            assert len(_group_members(proc.pid)) >= 4, _group_members(proc.pid)
+        os.killpg(proc.pid, signal.SIGKILL)  # the campaign and, with a pool, its workers
     finally:
         proc.wait()
+    _wait_group_gone(proc.pid)
     done = len(list((killed / SHARD_DIR).glob("shard-*.npz")))
     n_shards = json.loads((killed / "campaign.json").read_text())["n_shards"]
     assert 3 <= done < n_shards
@@ -223,6 +231,29 @@ def test_killed_campaign_resumes_to_the_uninterrupted_result(project, tmp_path):
     run_campaign(config, straight, workers=1, quiet=True)
     _assert_same_shards(killed, straight)
     assert not list((killed / SHARD_DIR).glob(".*"))  # no temporary file left behind
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Pids of the live processes in process group ``pgid`` (Linux /proc)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def _wait_group_gone(pgid: int, seconds: float = 30.0) -> None:
+    """Wait until no process of the killed group is left (SIGKILL is delivered asynchronously)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not _group_members(pgid):  # zombies left for init to reap do not count: they cannot write
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process group {pgid} still alive {seconds} s after SIGKILL")
 
 
 # ----------------------------------------------------------------------------- CLI
