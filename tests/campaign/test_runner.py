@@ -87,6 +87,20 @@ def test_engine_agreement_counts_words_and_first_sample():
     assert_array_equal(agree["first_mismatch_sample"], [-1, 2])
 
 
+def test_engine_agreement_and_metrics_see_one_lsb_of_a_wide_word():
+    """62-bit words (fixedpoint.MAX_WIDTH) above 2**53: one LSB apart is a mismatch, as integers."""
+    big = (1 << 60) + 3
+    a = np.array([[[big, -big]]], dtype=np.int64)
+    b = a + np.array([[[1, 0]]])
+    assert float(big) == float(big + 1)  # a float comparison could not tell
+    agree = engine_agreement(a, b)
+    assert_array_equal(agree["mismatched_words"], [1])
+    assert_array_equal(agree["max_lsb_diff"], [1])
+    m = fault_metrics(a[0], b)
+    assert_array_equal(m["outputs_changed"], [1])
+    assert_array_equal(m["max_abs_error_lsb"], [1])
+
+
 def test_selection_is_validated():
     with pytest.raises(FkhlsError, match="--ber RATE, --trials N and --seed S"):
         Selection("ber", ber=0.01)
