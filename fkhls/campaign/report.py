@@ -12,6 +12,7 @@ Small pieces rather than one monolith, so the cross-check (``fkhls.crosscheck.co
 * ``build_summary`` / ``write_summary`` -- the JSON summary (numpy values converted);
 * ``render_markdown`` -- the Markdown report (tables by tabulate, GitHub format);
 * ``plot_heatmap`` / ``plot_histograms`` -- PNGs with matplotlib's Agg backend (no display);
+  ``heatmap_figure`` is the heatmap before it is saved (its drawn data can be read back);
 * ``write_report`` -- all of the above into one directory.
 
 This module imports nothing above it (no campaign, no compare): it only reads tables.
@@ -42,6 +43,7 @@ __all__ = [
     "write_summary",
     "render_markdown",
     "plot_heatmap",
+    "heatmap_figure",
     "plot_histograms",
     "write_report",
     "to_jsonable",
@@ -692,6 +694,16 @@ def plot_heatmap(path: str | Path, table: FaultTable, engine: str | None = None)
 
     Returns None (and writes nothing) for a campaign without single-bit rows.
     """
+    fig = heatmap_figure(table, engine)
+    if fig is None:
+        return None
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+    return Path(path)
+
+
+def heatmap_figure(table: FaultTable, engine: str | None = None):
+    """The matplotlib figure ``plot_heatmap`` saves (None without single-bit rows): tests read the drawn data here."""
     if not table.single_bit:
         return None
     plt = _pyplot()
@@ -720,9 +732,7 @@ def plot_heatmap(path: str | Path, table: FaultTable, engine: str | None = None)
     fig.suptitle(f"single-bit fault sensitivity ({engine or table.primary} engine, {len(table):,} faults, "
                  f"{table.n_samples:,} samples; grey: bit not in the campaign or not in the word)"
                  + _heatmap_interval_caption(table), fontsize=10)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return fig
 
 
 def _interval_note(bounds: tuple[np.ndarray, np.ndarray] | None, r: int, c: int) -> str:

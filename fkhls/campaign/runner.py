@@ -369,12 +369,9 @@ def engine_agreement(a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
 
 def csim_engine(manifest: Manifest) -> tuple[Callable, str]:
     """The C-sim campaign engine: the cone harness when present and supported, else the reference harness."""
+    from fkhls.csim.cone import cone_support, run_cone_harness
     from fkhls.csim.harness import run_fault_harness
 
-    try:
-        from fkhls.csim.cone import cone_support, run_cone_harness
-    except ImportError:
-        return run_fault_harness, "harness (fkhls.csim.cone not available)"
     ok, reason = cone_support(manifest)
     if ok:
         return run_cone_harness, "cone"

@@ -20,6 +20,7 @@ project may have been edited after export) against the exact ones:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from typing import Sequence
 
 import numpy as np
@@ -42,6 +43,7 @@ from fkhls.project.manifest import LayerRecord, Manifest
 from fkhls.model.spec import ModelSpec, describe_model, load_keras_model
 from fkhls.project.program import read_program
 from fkhls.project.readback import config_struct, read_parameters, read_typedefs
+from fkhls.crosscheck.parity import exact_words, word_differences
 
 CAUSES = (
     "accumulator_wrap", "accumulator_saturation", "accumulator_rounding", "output_wrap", "output_saturation",
@@ -146,33 +148,62 @@ class CrosscheckReport:
 
 def _csim_outputs(manifest: Manifest, x_raw: np.ndarray, scenarios: Sequence[Sequence[HardwareBit]],
                   workers: int) -> tuple[np.ndarray, str]:
-    """(S, N, out) raw words from the fastest exact harness available for this project."""
-    triples = [[(b.array, b.element, b.array_bit) for b in bits] for bits in scenarios]
-    try:
-        from fkhls.csim import cone
-
-        supported, _reason = cone.cone_support(manifest)
-        if supported:
-            return cone.run_cone_harness(manifest, x_raw, triples, workers=workers), "cone harness"
-    except ImportError:
-        pass
+    """(S, N, out) raw words from the fastest exact harness that supports this project, and its name."""
+    from fkhls.csim import cone
     from fkhls.csim.harness import run_fault_harness
 
+    triples = [[(b.array, b.element, b.array_bit) for b in bits] for bits in scenarios]
+    supported, _reason = cone.cone_support(manifest)
+    if supported:
+        return cone.run_cone_harness(manifest, x_raw, triples, workers=workers), "cone harness"
     return run_fault_harness(manifest, x_raw, triples, workers=workers), "fault harness"
 
 
+@dataclass(frozen=True)
+class _Reference:
+    """The emulation's outputs of one scenario as raw words of the output type (``parity.exact_words``)."""
+
+    words: np.ndarray  # (N, out) int64
+    on_grid: np.ndarray  # (N, out) bool: False where a float reference is not a word of the type
+    scaled: np.ndarray | None  # float references in LSB units (distance figures of off-grid words)
+
+
 def _reference_outputs(model, spec: ModelSpec, weights, x_raw: np.ndarray, x: np.ndarray,
-                       scenario: FaultScenario, reference: str) -> np.ndarray:
-    """The emulation's output of one scenario, in output-type LSB units (float64; exact for 'exact')."""
-    frac = spec.output_type.fractional
+                       scenario: FaultScenario, reference: str) -> _Reference:
+    """The emulation's output words of one scenario: integers from the exact emulator, or QKeras floats made words."""
     if reference == "exact":
         shaped = x_raw.reshape((len(x_raw), *spec.input_shape))  # the harness takes flat words, the emulator shaped
-        return forward_raw(spec, apply_faults(spec, weights, scenario.faults), shaped).reshape(len(x), -1).astype(
-            np.float64)
+        words = forward_raw(spec, apply_faults(spec, weights, scenario.faults), shaped).reshape(len(x), -1)
+        return _Reference(np.asarray(words, dtype=np.int64), np.ones(words.shape, dtype=bool), None)
     from fkhls.emulate.emulator import faulty_model_outputs
 
-    values = faulty_model_outputs(model, scenario, x, spec=spec, method="tf")
-    return np.ldexp(np.asarray(values, dtype=np.float64).reshape(len(x), -1), frac)
+    frac = spec.output_type.fractional
+    values = np.asarray(faulty_model_outputs(model, scenario, x, spec=spec, method="tf"),
+                        dtype=np.float64).reshape(len(x), -1)
+    words, on_grid = exact_words(values, frac)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = np.ldexp(values, frac)
+    return _Reference(words, on_grid, scaled)
+
+
+def compare_scenario(ref: _Reference, hardware_raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(exact mask, LSB distance) of one scenario: raw words compared as integers (``parity.word_differences``)."""
+    return word_differences(ref.words, hardware_raw, ref.on_grid, ref.scaled)
+
+
+def _same_values(raw_a: np.ndarray, frac_a: int, raw_b: np.ndarray, frac_b: int) -> tuple[np.ndarray, float]:
+    """Where two word arrays of different scales hold different values, and the largest difference in LSBs of ``b``.
+
+    Exact for any width: both sides are brought to the finer scale as Python integers.
+    """
+    top = max(frac_a, frac_b)
+    a = np.asarray(raw_a, dtype=np.int64).astype(object) * (1 << (top - frac_a))
+    b = np.asarray(raw_b, dtype=np.int64).astype(object) * (1 << (top - frac_b))
+    differ = (a != b).astype(bool)
+    if not differ.any():
+        return differ, 0.0
+    largest = max(abs(int(d)) for d in (a - b)[differ].ravel())
+    return differ, float(Fraction(largest, 1 << (top - frac_b)))
 
 
 # ----------------------------------------------------------------------------- diagnosis
@@ -272,13 +303,14 @@ def diagnose(manifest: Manifest, spec: ModelSpec, weights, x_raw: np.ndarray, sc
         out_type = _var_type(typedefs, program, record.output_var)
         if out_type is None:
             continue
-        hw_values = from_raw(out_type, wrap_raw(out_type, hw_trace[record.output_var].words))
+        hw_words = wrap_raw(out_type, hw_trace[record.output_var].words)
         spec_type = type_from_dict(record.result_type)
-        emu_values = from_raw(spec_type, emu_trace[record.name].reshape(len(samples), -1))
-        differ = hw_values != emu_values
+        emu_words = emu_trace[record.name].reshape(len(samples), -1)
+        differ, lsb_diff = _same_values(hw_words, out_type.fractional, emu_words.reshape(hw_words.shape),
+                                        spec_type.fractional)
         if not differ.any():
             continue
-        lsb_diff = float(np.max(np.abs(hw_values - emu_values)) * 2.0 ** spec_type.fractional)
+        emu_values = from_raw(spec_type, emu_words)  # for the range checks of the explanation
         actual_accum = None
         if record.hls_index is not None and record.accum_type is not None:
             accum_name = config_struct(parameters, record.hls_index).get("accum_t")
@@ -316,9 +348,7 @@ def crosscheck(manifest: Manifest, fault_set: FaultSet, inputs: np.ndarray, *, m
     results = []
     for index, scenario in enumerate(scenarios):
         ref = _reference_outputs(model, spec, weights, x_raw, x, scenario, reference)
-        hw = hardware[index].reshape(len(x_raw), -1).astype(np.float64)
-        diff = np.abs(ref - hw)
-        exact = diff == 0
+        exact, diff = compare_scenario(ref, hardware[index].reshape(len(x_raw), -1))
         first = tuple(int(i) for i in np.argwhere(~exact)[0]) if not exact.all() else None
         divergence = None
         if first is not None:

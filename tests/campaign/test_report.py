@@ -13,6 +13,7 @@ from fkhls.campaign.report import (
     FaultTable,
     agreement,
     build_summary,
+    heatmap_figure,
     plot_heatmap,
     render_markdown,
     sensitivity,
@@ -110,6 +111,31 @@ def test_write_report_writes_every_file_and_png_headers(tmp_path):
         assert paths[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     lines = paths["results"].read_text().splitlines()
     assert len(lines) == 8 and lines[0].startswith("scenario,name,n_bits,layer")
+
+
+def test_heatmap_draws_the_sensitivity_table(tmp_path):
+    """The heatmap's pixels come from the per-tensor, per-bit means: read back what each panel drew."""
+    from matplotlib.image import imread
+
+    fig = heatmap_figure(_table())
+    outputs_panel, top1_panel = [ax for ax in fig.axes if ax.images]  # the two panels (colorbars draw no image)
+    expected = {
+        outputs_panel: [[0.75, 0.15, 0.0], [np.nan, 6 / 20, np.nan]],  # (20+10)/2/20, (4+2)/2/20, 0; b: bit 1 only
+        top1_panel: [[0.4, 0.0, 0.0], [np.nan, 0.1, np.nan]],  # (5+3)/2/10; b bias bit 1: 1/10
+    }
+    for ax, values in expected.items():
+        drawn = ax.images[0].get_array()
+        assert_allclose(drawn.filled(np.nan), values)
+        assert_array_equal(np.ma.getmaskarray(drawn), np.isnan(values))  # grey: no fault there
+        assert [t.get_text() for t in ax.get_yticklabels()] == ["a kernel", "b bias"]
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["b2\nMSB", "b1", "b0"]
+        cells = sorted((t.get_position(), t.get_text()) for t in ax.texts)
+        assert [c[1] for c in cells] == [f"{v:.2g}" for row in np.array(values).T for v in row if not np.isnan(v)]
+    assert fig.axes[0].images[0].get_clim() == (0.0, 0.75)  # the colour scale spans the data
+    width, height = fig.get_size_inches() * 110
+    path = plot_heatmap(tmp_path / "h.png", _table())
+    image = imread(path)
+    assert image.shape[:2] == (round(height), round(width)) and image.std() > 0  # that figure, drawn
 
 
 def test_multi_bit_campaign_has_no_heatmap(tmp_path):

@@ -34,15 +34,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    """The dense test model (every activation kind), 24 inputs and labels."""
-    base = tmp_path_factory.mktemp("campaign")
-    model = models.build("dense")
-    manifest = export_model(model, base / "dense", ExportOptions())
-    x = models.inputs_for(model, n=24, seed=5)
-    np.save(base / "x.npy", x)
-    np.save(base / "y.npy", np.arange(24) % 3)
-    return manifest.project_dir, base / "x.npy", base / "y.npy"
+def project(dense_project_session):
+    """The dense test model (every activation kind), 24 inputs and labels (shared with the whole session)."""
+    return dense_project_session
 
 
 def _config(project, engine="both", labels=True, shard_size=64, **selection) -> CampaignConfig:
@@ -93,6 +87,20 @@ def test_engine_agreement_counts_words_and_first_sample():
     assert_array_equal(agree["first_mismatch_sample"], [-1, 2])
 
 
+def test_engine_agreement_and_metrics_see_one_lsb_of_a_wide_word():
+    """62-bit words (fixedpoint.MAX_WIDTH) above 2**53: one LSB apart is a mismatch, as integers."""
+    big = (1 << 60) + 3
+    a = np.array([[[big, -big]]], dtype=np.int64)
+    b = a + np.array([[[1, 0]]])
+    assert float(big) == float(big + 1)  # a float comparison could not tell
+    agree = engine_agreement(a, b)
+    assert_array_equal(agree["mismatched_words"], [1])
+    assert_array_equal(agree["max_lsb_diff"], [1])
+    m = fault_metrics(a[0], b)
+    assert_array_equal(m["outputs_changed"], [1])
+    assert_array_equal(m["max_abs_error_lsb"], [1])
+
+
 def test_selection_is_validated():
     with pytest.raises(FkhlsError, match="--ber RATE, --trials N and --seed S"):
         Selection("ber", ber=0.01)
@@ -126,6 +134,7 @@ def test_exhaustive_both_engines_are_bit_exact(full_run):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["faults"] == n_bits and summary["bit_exact"] == summary["outputs_compared"]
     assert summary["outputs_compared"] == n_bits * 24 * 3 and summary["mismatching_scenarios"] == []
+    assert summary["timings"]["csim_engine"] == "cone"  # the fast engine ran (a silent fallback would also agree)
     assert summary["sensitivity"]["outputs_changed_fraction"]["rows"][:2] == ["d1 kernel", "d1 bias"]
     for name in ("campaign.json", "golden.npz", "report.md", "heatmap.png", "histograms.png", "results.csv"):
         assert (out / name).is_file(), name
@@ -200,14 +209,19 @@ def test_ber_campaign_is_seeded_and_engines_agree(project, tmp_path):
     assert not np.array_equal(other.table.columns["tf_outputs_changed"], table.columns["tf_outputs_changed"])
 
 
-def test_killed_campaign_resumes_to_the_uninterrupted_result(project, tmp_path):
-    """A campaign killed (SIGKILL) mid-way, then resumed, equals one that ran straight through."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_killed_campaign_resumes_to_the_uninterrupted_result(project, tmp_path, workers):
+    """A campaign killed (SIGKILL) mid-way, then resumed, equals one that ran straight through.
+
+    With ``--workers 2`` the process pool is killed with it (the whole process group, as a job
+    kill does), so no worker can finish a shard after the count below.
+    """
     project_dir, x, y = project
     killed = tmp_path / "killed"
     args = [sys.executable, "-m", "fkhls.cli", "campaign", str(project_dir), "--inputs", str(x), "--labels", str(y),
-            "--engine", "csim", "--exhaustive", "--layers", "d3,out", "--shard-size", "3", "--workers", "1",
+            "--engine", "csim", "--exhaustive", "--layers", "d3,out", "--shard-size", "3", "--workers", str(workers),
             "--quiet", "-o", str(killed)]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT, start_new_session=True)
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline and proc.poll() is None:
@@ -215,9 +229,12 @@ def test_killed_campaign_resumes_to_the_uninterrupted_result(project, tmp_path):
                 break
             time.sleep(0.02)
         assert proc.poll() is None, f"campaign ended before it could be killed: {proc.stderr.read().decode()[-500:]}"
-        os.kill(proc.pid, signal.SIGKILL)
+        if workers == 2:  # the pool is really running: parent, forkserver and two workers
+            assert len(_group_members(proc.pid)) >= 4, _group_members(proc.pid)
+        os.killpg(proc.pid, signal.SIGKILL)  # the campaign and, with a pool, its workers
     finally:
         proc.wait()
+    _wait_group_gone(proc.pid)
     done = len(list((killed / SHARD_DIR).glob("shard-*.npz")))
     n_shards = json.loads((killed / "campaign.json").read_text())["n_shards"]
     assert 3 <= done < n_shards
@@ -228,6 +245,29 @@ def test_killed_campaign_resumes_to_the_uninterrupted_result(project, tmp_path):
     run_campaign(config, straight, workers=1, quiet=True)
     _assert_same_shards(killed, straight)
     assert not list((killed / SHARD_DIR).glob(".*"))  # no temporary file left behind
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Pids of the live processes in process group ``pgid`` (Linux /proc)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def _wait_group_gone(pgid: int, seconds: float = 30.0) -> None:
+    """Wait until no process of the killed group is left (SIGKILL is delivered asynchronously)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not _group_members(pgid):  # zombies left for init to reap do not count: they cannot write
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process group {pgid} still alive {seconds} s after SIGKILL")
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -270,6 +310,8 @@ def test_conv_campaign_engines_agree(tmp_path, io_type, strategy, rf):
     assert summary["faults"] == 2 * n_words and result.shards_run == result.shards_total
     assert summary["outputs_compared"] == summary["bit_exact"] == 2 * n_words * 12 * 3
     assert summary["scenarios_mismatching"] == 0
+    engine = summary["timings"]["csim_engine"]
+    assert engine == "cone" if io_type == "io_parallel" else engine.startswith("harness (")
 
 
 def describe_spec(model):

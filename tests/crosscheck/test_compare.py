@@ -55,6 +55,7 @@ def run(manifest, inputs, faults=FAULTS, **kwargs):
 
 def test_exported_project_is_bit_exact_fault_by_fault(demo_project, inputs, tmp_path):
     report = run(demo_project, inputs)
+    assert report.engine == "cone harness"  # the fast engine ran, not the reference harness
     assert report.all_exact and report.golden.exact
     assert len(report.scenarios) == 5 and report.outputs_compared == 5 * 120 * 5
     assert report.bit_exact == report.outputs_compared and report.max_lsb_diff == 0
@@ -126,10 +127,14 @@ def test_cli_exit_codes_and_report(demo_project, tmp_path):
     edited = broken_copy(demo_project.project_dir, tmp_path, "typedef ap_fixed<26,11> fc1_accum_t;",
                          "typedef ap_fixed<16,6> fc1_accum_t;")
     bad = runner.invoke(main, ["crosscheck", str(edited), "--faults", str(faults), "--inputs", str(x),
-                               "--report", str(tmp_path / "bad"), "--workers", "1"])
+                               "--report", str(tmp_path / "bad"), "--workers", "1", "--trace-samples", "3"])
     assert bad.exit_code == 3, bad.output
     text = (tmp_path / "bad" / "report.md").read_text()
     assert "accumulator_rounding" in text and "fc1" in text
+    summary = json.loads((tmp_path / "bad" / "summary.json").read_text())
+    # --trace-samples: at most that many differing samples are traced per scenario (the default is 16)
+    traced = [m["divergence"]["samples_traced"] for m in summary["mismatching"]]
+    assert traced and set(traced) == {3} and summary["golden"]["divergence"]["samples_traced"] == 3
 
 
 def test_float32_rounding_in_tf_is_named(tmp_path):
@@ -164,7 +169,8 @@ def test_io_stream_conv_project_is_traced_and_explained(tmp_path):
     x = models.inputs_for(model, 30)
     faults = {"seed": 1, "faults": [{"layer": "c1", "bits": [0, 5]}, {"layer": "c2", "tensor": "bias", "bits": [4]},
                                     {"layer": "head", "bits": [17]}]}
-    assert run(manifest, x, faults, model=model).all_exact
+    exact = run(manifest, x, faults, model=model)
+    assert exact.all_exact and exact.engine == "fault harness"  # the cone harness does not run io_stream
     accum = f"typedef {manifest.layer('c1').accum_type['cpp']} c1_accum_t;"
     edited = broken_copy(manifest.project_dir, tmp_path, accum, "typedef ap_fixed<12,4> c1_accum_t;")
     report = run(load_manifest(edited), x, faults, model=model)

@@ -223,10 +223,3 @@ def test_io_stream_falls_back_to_the_reference_harness(demo, monkeypatch):
     monkeypatch.setattr(cone, "run_fault_harness", lambda *a, **k: calls.append((a, k)) or "reference")
     assert cone.run_cone_harness(stream, demo.x_raw, [[]], workers=2) == "reference"
     assert calls[0][1]["workers"] == 2
-
-
-def test_source_replays_the_top_function(demo):
-    text = cone.render_cone_harness(demo.manifest)
-    program_calls = re.findall(r"nnet::dense<[^>]*>\(a\.\w+, a\.\w+, w\d+, b\d+\)", text)
-    assert len(set(program_calls)) == 4
-    assert '#include "firmware/myproject.cpp"' in text and "static_assert" in text

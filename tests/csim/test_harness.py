@@ -18,7 +18,6 @@ from fkhls.csim.harness import (
     encode_scenarios,
     open_results,
     prepare_harness,
-    render_harness,
     run_fault_harness,
     run_harness_slice,
     split_range,
@@ -173,11 +172,3 @@ def test_bad_inputs_and_binary_errors(demo, tmp_path):
     np.asarray([[0, 5000, 0]], dtype=np.int64).tofile(job.faults)
     with pytest.raises(BuildError, match="out of range"):
         run_harness_slice(job, 0, 1)
-
-
-def test_harness_source_names_every_array(demo):
-    manifest, *_ = demo
-    text = render_harness(manifest)
-    for record in manifest.arrays():
-        assert f"{record.array}[element][bit] = !{record.array}[element][bit]" in text
-    assert '#include "firmware/myproject.cpp"' in text

@@ -36,6 +36,7 @@ from fkhls.core.errors import AddressError, BuildError, ProjectError
 from fkhls.project.export import ExportOptions, export_model
 from fkhls.core.fixedpoint import from_raw, to_raw, type_from_dict
 from fkhls.project.manifest import load_manifest
+from tests.entry import assert_error, run_fkhls
 
 DATA = Path(__file__).resolve().parents[2] / "fkhls" / "data"
 
@@ -283,8 +284,9 @@ def test_cli_inject_and_csim(golden, fault_file, inputs, tmp_path):
     res = runner.invoke(inject_command, [str(golden), "--faults", str(fault_file), "-o", str(faulty)])
     assert res.exit_code == 0, res.output
     assert "flipped" in res.output and (faulty / FAULTS_JSON).is_file()
-    res = runner.invoke(inject_command, [str(golden), "--faults", str(fault_file), "-o", str(faulty)])
-    assert res.exit_code != 0 and "--force" in str(res.exception)
+    before = sorted((p.relative_to(faulty), p.stat().st_mtime_ns) for p in faulty.rglob("*"))
+    assert_error(run_fkhls("inject", golden, "--faults", fault_file, "-o", faulty), str(faulty), "--force")
+    assert sorted((p.relative_to(faulty), p.stat().st_mtime_ns) for p in faulty.rglob("*")) == before  # untouched
     x_path = tmp_path / "x.npy"
     np.save(x_path, inputs[:64])
     y_path, raw_path = tmp_path / "y.npy", tmp_path / "y_raw.npy"
@@ -298,11 +300,10 @@ def test_cli_inject_and_csim(golden, fault_file, inputs, tmp_path):
     assert raw.dtype == np.int64 and values.dtype == np.float64
     assert_array_equal(raw, words)
     assert_array_equal(values, from_raw(type_from_dict(manifest.output_type), words))
-    res = runner.invoke(csim_command, [str(faulty), "--inputs", str(x_path), "-o", str(y_path)])
-    assert res.exit_code != 0 and "--force" in str(res.exception)
+    assert_error(run_fkhls("csim", faulty, "--inputs", x_path, "-o", y_path), "y.npy", "--force")
+    assert_array_equal(np.load(y_path), values)  # the refused output is untouched
     np.save(x_path, inputs[:4, :7])
-    res = runner.invoke(csim_command, [str(faulty), "--inputs", str(x_path), "-o", str(tmp_path / "z.npy")])
-    assert isinstance(res.exception, ProjectError) and "(N, 16)" in str(res.exception)
+    assert_error(run_fkhls("csim", faulty, "--inputs", x_path, "-o", tmp_path / "z.npy"), "(4, 7)", "(N, 16)")
     assert not (tmp_path / "z.npy").exists()
 
 

@@ -189,10 +189,13 @@ def test_batched_engine_equals_full_forward(demo, small, name):
 
 
 def test_engine_whole_layer_exhaustive(small):
-    """Every fault of one conv layer (kernel and bias) and of the head, checked against the full pass."""
+    """Every fault of the conv2d model -- its first layer c1 (a conv on the input), c2 and the head -- against
+    the full pass."""
     _, spec, weights, x = small["conv2d"]
     x_raw = emulate.input_raw(spec, x[:20])
-    faults = exhaustive_faults(spec, layers=["c2", "head"])
+    faults = exhaustive_faults(spec, layers=["c1", "c2", "head"])
+    weighted = [layer.name for layer in spec.layers if any(t.layer == layer.name for t in spec.tensors())]
+    assert weighted[0] == "c1" and {f.layer for f in faults} == {"c1", "c2", "head"}
     batched = emulate.evaluate_single_bit_faults(spec, weights, x_raw, faults)
     for k, fault in enumerate(faults):
         expected = emulate.forward_raw(spec, emulate.apply_faults(spec, weights, [fault]), x_raw)

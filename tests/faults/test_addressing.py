@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from fkhls.faults.addressing import (  # noqa: E402
 from fkhls.core.errors import AddressError  # noqa: E402
 from fkhls.core.fixedpoint import parse_type, to_raw, type_from_dict, wrap_raw  # noqa: E402
 from fkhls.project.manifest import ArrayRecord  # noqa: E402
+from tests.entry import assert_error, run_fkhls  # noqa: E402
 
 DEMO = Path(__file__).resolve().parents[2] / "fkhls" / "data" / "demo_model.h5"
 
@@ -369,8 +369,13 @@ def test_faultmap_csv_and_json(projects, tmp_path):
         hbit = map_lbi(manifest, row["layer"], row["tensor"], int(row["lbi"]))
         assert (row["array"], int(row["element"]), int(row["array_bit"])) == (hbit.array, hbit.element, hbit.array_bit)
         assert int(row["memory_word"]) == hbit.memory_word and int(row["memory_bit"]) == hbit.memory_bit
-    again = _cli("faultmap", manifest.project_dir, "--faults", faults, "-o", out)
-    assert again.exit_code != 0 and "--force" in str(again.exception or again.output)
+    first = out.read_text()
+    assert_error(run_fkhls("faultmap", manifest.project_dir, "--faults", faults, "-o", out), "map.csv", "--force")
+    assert out.read_text() == first
+    out.write_text("a user's file")
+    forced = run_fkhls("faultmap", manifest.project_dir, "--faults", faults, "-o", out, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert out.read_text() == first  # --force replaced the file with the same map
     out_json = tmp_path / "map.json"
     assert _cli("faultmap", manifest.project_dir, "--faults", faults, "-o", out_json).exit_code == 0
     data = json.loads(out_json.read_text())
@@ -393,11 +398,11 @@ def test_locate_prints_the_weight_bit(projects):
     assert f"{before!r} -> {after!r}" in result.output
     result = _cli("locate", manifest.project_dir, "--array", "w2", "--index", 0, "--bit", 5)
     assert result.exit_code == 0 and "lbi         " in result.output
-    bad = _cli("locate", manifest.project_dir, "--array", "w2", "--index", 99, "--bit", 0)
-    assert bad.exit_code != 0 and "0..53" in str(bad.exception)
+    assert_error(run_fkhls("locate", manifest.project_dir, "--array", "w2", "--index", 99, "--bit", 0), "99", "0..53")
 
 
-def test_exhaustive_demo_map_is_fast(tmp_path):
+def test_exhaustive_demo_map_covers_every_bit(tmp_path):
+    """Every single bit of the demo maps to a distinct BRAM bit (its speed: scripts/bench_addressing.py)."""
     from fkhls.project.export import ExportOptions, export_model
     from fkhls.faults.descriptors import exhaustive_faults
 
@@ -406,9 +411,6 @@ def test_exhaustive_demo_map_is_fast(tmp_path):
     manifest = export_model(DEMO, tmp_path / "demo", ExportOptions(strategy="Resource", reuse_factor=4))
     faults = exhaustive_faults(spec_from_manifest(manifest))
     assert len(faults) == 26334
-    start = time.perf_counter()
     mapped = map_faults(AddressMap(manifest), faults)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 1.0, f"mapping {len(faults)} bits took {elapsed:.2f} s"
     assert all(h.memory == "BRAM" for h in mapped if h.tensor == "kernel")
     assert {(h.memory_word, h.memory_bit, h.layer) for h in mapped if h.tensor == "kernel"}.__len__() == 4256 * 6

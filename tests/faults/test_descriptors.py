@@ -165,6 +165,19 @@ def test_random_ber_scenarios(spec):
 
 
 def test_split_single_bits(spec):
-    fs = split_single_bits(load_fault_set(ISSUE_EXAMPLE, spec))
+    whole = load_fault_set(ISSUE_EXAMPLE, spec)
+    fs = split_single_bits(whole)
     assert [len(s.faults) for s in fs.scenarios] == [1] * (4 + 2 + 1)
     assert fs.seed == 7
+    bits = [(s.faults[0].layer, s.faults[0].tensor, s.faults[0].lbi) for s in fs.scenarios]
+    assert bits[0] == ("fc1", "kernel", 0)  # region [0, 0, 1.0]
+    drawn = bits[1:4]  # region [10, 15, 0.5]: three distinct bits of 10..15, drawn with the seed
+    assert {b[:2] for b in drawn} == {("fc1", "kernel")} and len({b[2] for b in drawn}) == 3
+    assert all(10 <= b[2] <= 15 for b in drawn)
+    assert bits[4:] == [("output", "bias", 3), ("output", "bias", 7), ("fc2", "kernel", 12345 - 6144 - 384)]
+    assert [f for s in fs.scenarios for f in s.faults] == [f for s in whole.scenarios for f in s.faults]
+    assert [s.name for s in fs.scenarios] == [f"{layer}.{tensor}[lbi={lbi}]" for layer, tensor, lbi in bits]
+    # A bit named by two scenarios is run once, where it was first seen.
+    twice = split_single_bits(load_fault_set({"faults": [{"layer": "fc1", "bits": [4, 2]},
+                                                         {"layer": "fc1", "bits": [2, 9]}]}, spec))
+    assert [s.faults[0].lbi for s in twice.scenarios] == [4, 2, 9]
