@@ -74,12 +74,18 @@ def test_crosscheck_single_bits_reference_tf_and_force(demo_project_session, tmp
     faults, x, report = tmp_path / "f.json", tmp_path / "x.npy", tmp_path / "report"
     faults.write_text(json.dumps(FAULTS))
     np.save(x, np.load(DATA / "demo_inputs.npy")[:30])
-    report.mkdir()
-    (report / "summary.json").write_text("an old report")
-    args = ["crosscheck", demo_project_session.project_dir, "--faults", faults, "--inputs", x, "--report", report,
-            "--workers", 1]
-    assert invoke(*args).exit_code == 1 and (report / "summary.json").read_text() == "an old report"
-    result = invoke(*args, "--single-bits", "--reference", "tf", "--force")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "summary.json").write_text("an old report")
+    args = ["crosscheck", demo_project_session.project_dir, "--faults", faults, "--inputs", x, "--workers", 1]
+    # a directory fkhls did not write is refused, --force or not, and left as it was
+    assert invoke(*args, "--report", foreign, "--force").exit_code == 1
+    assert (foreign / "summary.json").read_text() == "an old report"
+    assert invoke(*args, "--report", report).exit_code == 0
+    first = json.loads((report / "summary.json").read_text())
+    assert first["reference"] == "exact"
+    assert invoke(*args, "--report", report).exit_code == 1  # fkhls's own report: replaced only with --force
+    result = invoke(*args, "--report", report, "--single-bits", "--reference", "tf", "--force")
     assert result.exit_code == 0, result.output
     summary = json.loads((report / "summary.json").read_text())  # replaced
     assert summary["reference"] == "tf" and summary["all_bit_exact"]  # the demo's float32 sums are exact
