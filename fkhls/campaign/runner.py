@@ -36,7 +36,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -248,18 +248,13 @@ def engine_agreement(a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def csim_engine(manifest: Manifest) -> tuple[Callable, str]:
-    """The C-sim campaign engine: the cone harness when present and supported, else the reference harness."""
-    from fkhls.csim.harness import run_fault_harness
+def csim_engine(manifest: Manifest):
+    """(ConePlan, name) of the C-sim campaign engine: the cone harness when its plan supports the project, else
+    the reference harness. Planned once per campaign; ``_build_csim_engine`` compiles from the same plan."""
+    from fkhls.csim.cone import cone_plan
 
-    try:
-        from fkhls.csim.cone import cone_support, run_cone_harness
-    except ImportError:
-        return run_fault_harness, "harness (fkhls.csim.cone not available)"
-    ok, reason = cone_support(manifest)
-    if ok:
-        return run_cone_harness, "cone"
-    return run_fault_harness, f"harness ({reason})"
+    plan = cone_plan(manifest)
+    return plan, "cone" if plan.supported else f"harness ({plan.reason})"
 
 
 @dataclass
@@ -278,7 +273,8 @@ class _State:
     weights: Any = None  # golden raw weights (tf engine)
     hw: list | None = None  # per scenario: tuple of (array, element, array_bit)
     manifest: Manifest | None = None
-    engine_fn: Callable | None = None
+    csim_binary: Any = None  # CsimBinary of the C-sim engine, compiled once by run_campaign
+    csim_cone: bool = False  # that binary is the cone harness (else the reference harness)
 
 
 _WORKER: _State | None = None
@@ -303,10 +299,13 @@ def _tf_outputs(state: _State, scenarios: Sequence[FaultScenario]) -> np.ndarray
 
 
 def _csim_outputs(state: _State, lo: int, hi: int) -> np.ndarray:
+    from fkhls.csim.cone import run_cone_harness
+    from fkhls.csim.harness import run_fault_harness
+
     if state.manifest is None:
         state.manifest = load_manifest(state.project_dir)
-        state.engine_fn = csim_engine(state.manifest)[0]
-    out = state.engine_fn(state.manifest, state.x_raw, [list(h) for h in state.hw[lo:hi]], workers=1)
+    run = run_cone_harness if state.csim_cone else run_fault_harness
+    out = run(state.manifest, state.x_raw, [list(h) for h in state.hw[lo:hi]], workers=1, binary=state.csim_binary)
     return np.asarray(out).reshape(hi - lo, state.x_raw.shape[0], -1)
 
 
@@ -488,9 +487,10 @@ def run_campaign(config: CampaignConfig, results_dir: str | Path, *, workers: in
         state.spec, state.weights = _tf_model(manifest)
     if "csim" in config.engines:
         state.hw = _hardware_bits(manifest, scenarios)
-        _, engine_name = csim_engine(manifest)
+        plan, engine_name = csim_engine(manifest)
         timings["csim_engine"] = engine_name
-        _build_csim_engine(manifest, engine_name)  # compile once here, not in every worker
+        state.csim_cone = plan.supported
+        state.csim_binary = _build_csim_engine(manifest, plan)  # plan and compile once here, not in every worker
     state.golden = _golden(state, manifest)
     _write_golden(results_dir, state.golden, labels)
     timings["setup_seconds"] = time.perf_counter() - t0
@@ -516,14 +516,18 @@ def run_campaign(config: CampaignConfig, results_dir: str | Path, *, workers: in
                           reports)
 
 
-def _build_csim_engine(manifest: Manifest, engine_name: str) -> None:
+def _build_csim_engine(manifest: Manifest, plan):
+    """Compile the reference harness (the golden run uses it) and, when the plan allows, the cone harness.
+
+    Returns the binary the shards run (the cone harness, else the reference harness)."""
     from fkhls.csim.harness import build_harness
 
-    build_harness(manifest)
-    if engine_name == "cone":
+    reference = build_harness(manifest)
+    if plan.supported:
         from fkhls.csim.cone import build_cone_harness
 
-        build_cone_harness(manifest)
+        return build_cone_harness(manifest, plan)
+    return reference
 
 
 def _write_golden(results_dir: Path, golden: dict, labels: np.ndarray | None) -> None:
@@ -543,7 +547,7 @@ def _execute(state: _State, pending: list[int], workers: int):
         return
     context = multiprocessing.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
     executor = ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=context,
-                                   initializer=_init_worker, initargs=(replace(state, manifest=None, engine_fn=None),))
+                                   initializer=_init_worker, initargs=(replace(state, manifest=None),))
     try:
         futures = {executor.submit(_run_shard, index) for index in pending}
         while futures:

@@ -147,16 +147,13 @@ class CrosscheckReport:
 def _csim_outputs(manifest: Manifest, x_raw: np.ndarray, scenarios: Sequence[Sequence[HardwareBit]],
                   workers: int) -> tuple[np.ndarray, str]:
     """(S, N, out) raw words from the fastest exact harness available for this project."""
-    triples = [[(b.array, b.element, b.array_bit) for b in bits] for bits in scenarios]
-    try:
-        from fkhls.csim import cone
-
-        supported, _reason = cone.cone_support(manifest)
-        if supported:
-            return cone.run_cone_harness(manifest, x_raw, triples, workers=workers), "cone harness"
-    except ImportError:
-        pass
+    from fkhls.csim.cone import cone_plan, run_cone_harness
     from fkhls.csim.harness import run_fault_harness
+
+    triples = [[(b.array, b.element, b.array_bit) for b in bits] for bits in scenarios]
+    plan = cone_plan(manifest)  # once: the harness is rendered from this same plan
+    if plan.supported:
+        return run_cone_harness(manifest, x_raw, triples, workers=workers, plan=plan), "cone harness"
 
     return run_fault_harness(manifest, x_raw, triples, workers=workers), "fault harness"
 

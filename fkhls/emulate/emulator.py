@@ -35,7 +35,15 @@ import numpy as np
 from hls4ml.model.types import SaturationMode
 
 from fkhls.core.errors import FaultSpecError, OffGridError, UnsupportedModelError
-from fkhls.faults.descriptors import BitFault, FaultScenario, FaultSet, FaultyLayerBitRegion, check_region, region_bits
+from fkhls.faults.descriptors import (
+    BitFault,
+    FaultScenario,
+    FaultSet,
+    FaultyLayerBitRegion,
+    check_region,
+    lb_index_to_wb_index,
+    region_bits,
+)
 from fkhls.core.fixedpoint import (
     FixedPrecisionType,
     cast_raw,
@@ -87,7 +95,8 @@ def fault_mask(size: int, width: int, regions: Sequence[FaultyLayerBitRegion], s
         chosen.append(region_bits(region, np.random.default_rng([int(seed), index])))
     if chosen:
         lbis = np.unique(np.concatenate(chosen))
-        np.bitwise_or.at(mask, lbis // width, np.left_shift(np.int64(1), width - 1 - lbis % width))
+        flat, bit = lb_index_to_wb_index(lbis, width)
+        np.bitwise_or.at(mask, flat, np.left_shift(np.int64(1), bit))
     return mask
 
 
@@ -140,7 +149,8 @@ def apply_faults(spec: ModelSpec, weights: Weights, faults: Sequence[BitFault]) 
         if lbis[-1] >= tspec.n_bits or lbis[0] < 0:
             raise FaultSpecError(f"lbi {int(lbis[-1])} of {key[0]}.{key[1]} is outside 0..{tspec.n_bits - 1}")
         mask = np.zeros(raw.size, dtype=np.int64)
-        np.bitwise_or.at(mask, lbis // tspec.width, np.left_shift(np.int64(1), tspec.width - 1 - lbis % tspec.width))
+        flat, bit = lb_index_to_wb_index(lbis, tspec.width)
+        np.bitwise_or.at(mask, flat, np.left_shift(np.int64(1), bit))
         out[key] = flip_bits(tspec.ptype, raw, mask.reshape(raw.shape))
     return out
 
@@ -640,7 +650,7 @@ def _fault_deltas(g: _Golden, index: int, faults: Sequence[BitFault]):
         if not mine.any():
             continue
         tspec = layer.kernel if tensor == "kernel" else layer.bias
-        flat, bit = lbis[mine] // tspec.width, tspec.width - 1 - lbis[mine] % tspec.width
+        flat, bit = lb_index_to_wb_index(lbis[mine], tspec.width)
         old = g.weights[(layer.name, tensor)].reshape(-1)[flat]
         new = flip_bits(tspec.ptype, old, np.left_shift(np.int64(1), bit))
         in_frac = g.in_types[index].fractional if tensor == "kernel" else 0
@@ -837,7 +847,7 @@ def _iter_effects(spec: ModelSpec, weights: Weights, x_raw, faults: Sequence[Bit
     for index, members in layers.items():
         layer = spec.layers[index]
         members = np.asarray(members)
-        channel = np.array([faults[i].lbi // faults[i].width for i in members]) % layer.kernel.shape[-1]
+        channel = np.array([faults[i].flat_index for i in members]) % layer.kernel.shape[-1]
         members = members[np.argsort(channel, kind="stable")]
         step = max(1, chunk_elements // max(n * g.blocks[index].acc.shape[1], 1))
         for lo in range(0, len(members), step):

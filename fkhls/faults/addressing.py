@@ -31,7 +31,9 @@ import numpy as np
 
 from fkhls.core.errors import AddressError
 from fkhls.core.fixedpoint import FixedPrecisionType, cpp_type, flip_bits, from_raw, to_raw
+from fkhls.faults.descriptors import lb_index_to_wb_index, wb_index_to_lb_index
 from fkhls.project.manifest import ArrayRecord, LayerRecord, Manifest
+from fkhls.project.program import function_body
 
 __all__ = [
     "HardwareBit",
@@ -161,15 +163,6 @@ _BRAM_RE = re.compile(r"#pragma\s+HLS\s+RESOURCE\s+variable=weights\s+core=(\w+)
 _BIAS_RE = re.compile(r"#pragma\s+HLS\s+ARRAY_PARTITION\s+variable=biases\s+complete", re.I)
 
 
-def _function_body(text: str, name: str) -> str:
-    """Text of a template function from its signature to the next top-level template (or EOF)."""
-    match = re.search(rf"\bvoid\s+{re.escape(name)}\s*\(", text)
-    if match is None:
-        return ""
-    end = text.find("\ntemplate", match.end())
-    return text[match.start(): end if end >= 0 else len(text)]
-
-
 def _resource_kernel_source(manifest: Manifest, layer: LayerRecord) -> tuple[str, str]:
     """(header, function) whose directives shape the kernel of a Resource layer.
 
@@ -199,7 +192,7 @@ def memory_layout(manifest: Manifest, layer: LayerRecord, record: ArrayRecord) -
                             note=NO_MEMORY_NOTE, **base)
     header, function = _resource_kernel_source(manifest, layer)
     path = Path(manifest.project_dir) / "firmware" / "nnet_utils" / header
-    body = _function_body(path.read_text(), function) if path.is_file() else ""
+    body = (function_body(path.read_text(), function) if path.is_file() else None) or ""
     source = f"{header}:{function}"
     if not body:
         return MemoryLayout(kind=None, depth=0, lanes=0, source=source, directive="",
@@ -339,8 +332,7 @@ class AddressMap:
                 f"({entry.record.size} weights x {entry.fk.width} bits)"
             )
         width = entry.fk.width
-        flat = lbis // width
-        bit = width - 1 - lbis % width
+        flat, bit = lb_index_to_wb_index(lbis, width)
         element = entry.element_of_flat[flat]
         array_bit = entry.hw_of_fk[bit]
         keras = np.stack(np.unravel_index(flat, entry.record.keras_shape), axis=-1)
@@ -413,7 +405,7 @@ class AddressMap:
                 memory_bit=int(lane) * layout.element_width + bit if lane is not None else None,
                 note=self._note(entry, None, bit),
             )
-        lbi = flat * entry.fk.width + (entry.fk.width - 1 - fk_bit)
+        lbi = wb_index_to_lb_index(flat, fk_bit, entry.fk.width)
         return self.map_lbis(entry.layer.name, entry.record.tensor, [lbi])[0]
 
     def from_memory_bit(self, layer: str, memory_word: int, memory_bit: int, tensor: str = "kernel") -> HardwareBit:

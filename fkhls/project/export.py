@@ -24,6 +24,7 @@ from fkhls.core.files import staged_directory
 from fkhls.core.fixedpoint import FixedPrecisionType, cpp_type, parse_type, to_raw, type_to_dict
 from fkhls.project.manifest import MODEL_COPY_NAME, ArrayRecord, LayerRecord, Manifest
 from fkhls.project.readback import config_struct as _config_struct
+from fkhls.project.readback import read_parameters as _read_parameters
 from fkhls.project.readback import read_typedefs as _typedefs
 from fkhls.project.readback import retarget_hls4ml_config
 from fkhls.model.spec import (
@@ -265,7 +266,7 @@ def _array_record(step: LayerSpec, tensor: str, layer, values: np.ndarray, proje
 
 def _read_back(model, spec: ModelSpec, options: ExportOptions, matches, hls_model, project: Path) -> Manifest:
     typedefs = _typedefs(project)
-    parameters = (project / "firmware" / "parameters.h").read_text()
+    parameters = _read_parameters(project)
     records: list[LayerRecord] = []
     changed_rf: dict[str, int] = {}
     for match in matches:
