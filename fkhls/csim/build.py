@@ -78,6 +78,7 @@ def compile_program(project: Path, source_text: str, name: str, extra_flags: tup
     binary = build_dir / name
     source = build_dir / f"{name}.cpp"
     if binary.is_file():
+        os.utime(binary)  # last use, for `fkhls cache prune --older-than`
         return CsimBinary(binary, source, cached=True)
     build_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=build_dir.parent))

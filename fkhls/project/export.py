@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-from fkhls import __version__
 from fkhls.core.errors import ProjectError, UnsupportedModelError
 from fkhls.core.files import staged_directory
 from fkhls.core.fixedpoint import FixedPrecisionType, cpp_type, parse_type, to_raw, type_to_dict
@@ -316,6 +315,6 @@ def _read_back(model, spec: ModelSpec, options: ExportOptions, matches, hls_mode
 
 
 def _versions() -> dict:
-    from importlib.metadata import version
+    from fkhls.core.versions import python_tool_versions
 
-    return {name: version(name) for name in ("hls4ml", "qkeras", "tensorflow", "numpy")} | {"fkhls": __version__}
+    return python_tool_versions()
