@@ -1,7 +1,7 @@
 """Cross-check: the emulation and the C-sim, fault scenario by scenario, compared as raw words.
 
 For every scenario both engines run on the same inputs: the exact emulator
-(``emulate.forward_raw`` on the faulty words, or FKeras's float32 ``model.predict`` with
+(``fkhls.emulate.emulator.forward_raw`` on the faulty words, or FKeras's float32 ``model.predict`` with
 ``reference="tf"``) and the project's C-sim through the fault harness. Where they differ, both
 sides are traced layer by layer on the differing samples and the first diverging layer is
 found; the cause is then read off the project's real types (re-read from defines.h, since a

@@ -268,7 +268,7 @@ def build_cone_harness(manifest: Manifest, plan: ConePlan | None = None) -> Csim
 def run_cone_harness(manifest: Manifest, x_raw, scenarios: Sequence[Sequence] | EncodedScenarios, *,
                      out_path: str | Path | None = None, workers: int = 1,
                      binary: CsimBinary | None = None, plan: ConePlan | None = None) -> np.ndarray:
-    """Same contract and results as ``harness.run_fault_harness``, computed by the cone harness.
+    """Same contract and results as ``fkhls.csim.harness.run_fault_harness``, computed by the cone harness.
 
     (n_scenarios, n_samples, n_outputs) int64 sign-extended raw output words; ``out_path``: the
     results stay in that file and a read-only memmap is returned. Projects the cone harness does

@@ -3,7 +3,7 @@
 Three layers of API, from FKeras-compatible to fast:
 
 * ``quantize_and_bitflip`` -- FKeras's core (quantize, XOR a mask on the integer word, scale back)
-  on the hardware word of ``fixedpoint.quantizer_type``; equals FKeras's
+  on the hardware word of ``fkhls.core.fixedpoint.quantizer_type``; equals FKeras's
   ``quantize_and_bitflip_deterministic_v3`` for its single-bit, ber 1 regions and also handles
   multi-bit regions and ber < 1.
 * ``forward_raw`` -- the model evaluated on hardware words (raw int64 ``value * 2**fractional``)
@@ -20,8 +20,8 @@ float64 BLAS when ``n_terms * max|x word| * max|w word| <= 2**53`` for the *type
 for any faulty weight too): every product and partial sum is then an integer below 2**53, which
 float64 represents exactly whatever the summation order, so the result equals the integer sum.
 Otherwise the sum is done in int64 (slower, exact while the accumulator fits in 62 bits, which
-``model_spec.accumulator_type`` enforces). Biases, alignment shifts and every cast
-(``fixedpoint.cast_raw``: ap_fixed rounding and saturation) are done on int64.
+``fkhls.model.spec.accumulator_type`` enforces). Biases, alignment shifts and every cast
+(``fkhls.core.fixedpoint.cast_raw``: ap_fixed rounding and saturation) are done on int64.
 
 TensorFlow is imported lazily: only the TF-facing functions pay its ~5 s import.
 """
@@ -103,7 +103,7 @@ def fault_mask(size: int, width: int, regions: Sequence[FaultyLayerBitRegion], s
 def quantize_and_bitflip(tensor, quantizer, regions: Sequence[FaultyLayerBitRegion], seed: int = 0):
     """Quantize ``tensor`` with a QKeras quantizer and flip the bits of ``regions`` in the words.
 
-    The word is ``fixedpoint.quantizer_type`` of the quantizer (ap_fixed<b, i+1> for
+    The word is ``fkhls.core.fixedpoint.quantizer_type`` of the quantizer (ap_fixed<b, i+1> for
     keep_negative=1, ap_ufixed<b, i> for keep_negative=0); a flip of the sign bit wraps as the
     hardware does. Returns a tf.Tensor of the quantizer's dtype (float32), like FKeras.
     """
@@ -221,7 +221,7 @@ def _accumulate(layer: LayerSpec, in_type: FixedPrecisionType, x: np.ndarray, we
 def _finish(layer: LayerSpec, acc: np.ndarray, frac: int) -> np.ndarray:
     """Accumulator -> the layer's result words: hls4ml casts accum_t to result_t (identity when equal)."""
     if layer.accum_type.fractional == frac and layer.result_type == layer.accum_type:
-        return acc  # the exact sum always fits accum_t (model_spec.accumulator_type), so no cast changes it
+        return acc  # the exact sum always fits accum_t (fkhls.model.spec.accumulator_type), so no cast changes it
     return cast_raw(cast_raw(acc, frac, layer.accum_type), layer.accum_type.fractional, layer.result_type)
 
 

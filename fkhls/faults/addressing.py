@@ -1,10 +1,10 @@
 """Address map: FKeras bit index <-> Keras index <-> hls4ml array element/bit <-> weight-memory word/bit.
 
 Driven only by the project manifest (``fkhls.json``) and the HLS headers inside the project, so
-it needs no TensorFlow. Four coordinates of one weight bit (names as in STYLE.md):
+it needs no TensorFlow. Four coordinates of one weight bit (one name each, as in the README):
 
 * FKeras: ``(layer, tensor, lbi)``; ``lbi // W`` is the C-order ``flat_index`` of the Keras
-  tensor, ``W-1 - lbi % W`` the ``bit`` counted from the LSB (``faults.lb_index_to_wb_index``).
+  tensor, ``W-1 - lbi % W`` the ``bit`` counted from the LSB (``fkhls.faults.descriptors.lb_index_to_wb_index``).
 * Keras: ``keras_index``, the flat index unravelled in the Keras shape.
 * hls4ml: ``array`` (``w2``/``b2``), ``element`` = position in ``keras.transpose(axes).ravel()``
   (identity under Latency; Resource transposes Dense to (out, in), Conv to (cout, ...)),
@@ -374,7 +374,7 @@ class AddressMap:
         return self.map_lbis(layer, tensor, [lbi])[0]
 
     def map_faults(self, faults: Iterable) -> list[HardwareBit]:
-        """Map items with ``.layer .tensor .lbi`` (``faults.BitFault``), keeping their order."""
+        """Map items with ``.layer .tensor .lbi`` (``fkhls.faults.descriptors.BitFault``), keeping their order."""
         faults = list(faults)
         groups: dict[tuple[str, str], list[int]] = {}
         for position, fault in enumerate(faults):
@@ -516,7 +516,7 @@ def from_memory_bit(manifest: Manifest | AddressMap, layer: str, memory_word: in
 def spec_from_manifest(manifest: Manifest):
     """A ModelSpec holding only the weighted layers' tensors, rebuilt from the manifest without TF.
 
-    Enough for ``faults.load_fault_set`` (names, shapes, word types); not for emulation.
+    Enough for ``fkhls.faults.descriptors.load_fault_set`` (names, shapes, word types); not for emulation.
     """
     from fkhls.core.fixedpoint import type_from_dict
     from fkhls.model.spec import LayerSpec, ModelSpec, TensorSpec

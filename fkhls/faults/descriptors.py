@@ -1,6 +1,6 @@
 """Fault descriptors: which bits of which quantized tensors flip, FKeras-compatible and seeded.
 
-Coordinates (one name each, as in STYLE.md):
+Coordinates (one name each, as in the README):
 
 * ``lbi`` -- FKeras layer bit index inside one tensor (a layer's ``kernel`` or ``bias``):
   weights in numpy C-order of the Keras tensor, each ``width`` bits wide, MSB first, so

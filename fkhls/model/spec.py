@@ -327,21 +327,6 @@ def describe_model(model, input_type: str | FixedPrecisionType = DEFAULT_INPUT_T
     return ModelSpec(name=model.name, input_type=in_type, input_shape=input_shape, layers=tuple(steps))
 
 
-def spec_summary(spec: ModelSpec) -> list[dict]:
-    """Plain rows describing each step (for reports and debugging)."""
-    return [
-        {
-            "name": s.name,
-            "kind": s.kind,
-            "result_type": cpp_type(s.result_type),
-            "accum_type": cpp_type(s.accum_type) if s.accum_type else None,
-            "kernel_type": cpp_type(s.kernel.ptype) if s.kernel else None,
-            "bias_type": cpp_type(s.bias.ptype) if s.bias else None,
-        }
-        for s in spec.layers
-    ]
-
-
 def quantized_tensor(layer, tensor: str) -> np.ndarray:
     """The quantized values QKeras uses for a layer's kernel or bias, as float64 (exact)."""
     import tensorflow as tf
