@@ -20,7 +20,6 @@ from fkhls.core.errors import ProjectError, UnsupportedModelError
 from fkhls.core.fixedpoint import (
     MAX_WIDTH,
     FixedPrecisionType,
-    cpp_type,
     parse_type,
     quantizer_type,
     raw_bounds,
