@@ -275,7 +275,8 @@ class Project:
         """A faulty copy with every bit of ``faults`` flipped in its weight files; ``.injection`` lists the words."""
         from fkhls.csim.inject import inject
 
-        result = inject(self.directory, self.faults(faults), output_dir, force=force)
+        # A path or dict goes through as it is, so faults.json records where the faults came from.
+        result = inject(self.directory, faults, output_dir, force=force)
         faulty = Project.open(result.project_dir)
         faulty.injection = result
         return faulty
