@@ -49,12 +49,10 @@ def _pandas():
 
 
 def _bar(total: int, desc: str, progress: bool):
-    """A tqdm.auto bar (widget in Jupyter, text elsewhere), or None when ``progress`` is off."""
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
+    """A tqdm.auto bar (widget in Jupyter, text on a terminal), or None when ``progress`` is off."""
+    from fkhls.core.progress import progress_bar
 
-    return tqdm(total=total, desc=desc, unit="scenario", leave=False)
+    return progress_bar(total, desc, "scenario") if progress else None
 
 
 # ----------------------------------------------------------------------------- fault maps

@@ -439,12 +439,9 @@ def _golden(state: _State, manifest: Manifest) -> dict:
 
 
 def _progress(total: int, initial: int, quiet: bool):
-    """tqdm.auto: a widget in Jupyter, text on a terminal; off when ``quiet`` or when text would go to a log file."""
-    from tqdm.auto import tqdm
-    from tqdm.std import tqdm as text_tqdm
+    from fkhls.core.progress import progress_bar
 
-    return tqdm(total=total, initial=initial, unit="fault", desc="campaign", dynamic_ncols=True, file=sys.stderr,
-                disable=quiet or (tqdm is text_tqdm and not sys.stderr.isatty()), smoothing=0.1)
+    return progress_bar(total, "campaign", "fault", enabled=not quiet, initial=initial)
 
 
 def run_campaign(config: CampaignConfig, results_dir: str | Path, *, workers: int | None = None, force: bool = False,
