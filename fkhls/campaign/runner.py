@@ -248,7 +248,7 @@ def engine_agreement(a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def csim_engine(manifest: Manifest):
+def csim_engine(manifest: Manifest) -> tuple[Any, str]:
     """(ConePlan, name) of the C-sim campaign engine: the cone harness when its plan supports the project, else
     the reference harness. Planned once per campaign; ``_build_csim_engine`` compiles from the same plan."""
     from fkhls.csim.cone import cone_plan
@@ -513,7 +513,7 @@ def run_campaign(config: CampaignConfig, results_dir: str | Path, *, workers: in
                           reports)
 
 
-def _build_csim_engine(manifest: Manifest, plan):
+def _build_csim_engine(manifest: Manifest, plan) -> Any:
     """Compile the reference harness (the golden run uses it) and, when the plan allows, the cone harness.
 
     Returns the binary the shards run (the cone harness, else the reference harness)."""
