@@ -1,8 +1,8 @@
 """Campaign reports: ``summary.json``, ``report.md``, ``heatmap.png``, ``histograms.png``.
 
-Small pieces rather than one monolith, so the cross-check (``fkhls.crosscheck.compare``) can reuse them:
+Small pieces rather than one monolith, each reachable from Python (``fkhls.api``) as well:
 
-* ``FaultTable`` -- one row per fault scenario (where it is, what it did), column arrays;
+* ``FaultTable`` -- one row per fault scenario (where it is, what it did), column arrays (``.to_pandas()``);
 * ``sensitivity`` -- layer/tensor x bit-position table of a metric (single-bit scenarios);
 * ``worst_faults``, ``agreement`` -- the rows and the engine-agreement numbers a report lists;
 * ``domain_estimates`` / ``statistics_summary`` -- population rates and vulnerability factors (whole
@@ -11,8 +11,8 @@ Small pieces rather than one monolith, so the cross-check (``fkhls.crosscheck.co
 * ``csim_sample_bound`` -- what a ``--csim-sample`` cross-check proves about the faults not checked;
 * ``build_summary`` / ``write_summary`` -- the JSON summary (numpy values converted);
 * ``render_markdown`` -- the Markdown report (tables by tabulate, GitHub format);
-* ``plot_heatmap`` / ``plot_histograms`` -- PNGs with matplotlib's Agg backend (no display);
-  ``heatmap_figure`` is the heatmap before it is saved (its drawn data can be read back);
+* ``heatmap_figure`` / ``histograms_figure`` -- matplotlib Figures (no pyplot, so a notebook's backend is
+  left alone); ``plot_heatmap`` / ``plot_histograms`` save them as PNGs;
 * ``write_report`` -- all of the above into one directory.
 
 This module imports nothing above it (no campaign, no compare): it only reads tables.
@@ -131,6 +131,12 @@ class FaultTable:
 
     def row(self, index: int) -> dict:
         return {key: to_jsonable(value[index]) for key, value in self.columns.items()}
+
+    def to_pandas(self):
+        """Every row as a pandas DataFrame (one column per entry of ``columns``), for notebooks."""
+        import pandas as pd
+
+        return pd.DataFrame({name: np.asarray(values) for name, values in self.columns.items()})
 
     def to_csv(self, path: str | Path) -> None:
         """Every row as CSV (header = column names), written atomically."""
@@ -680,40 +686,29 @@ def _fmt_mapping(value: Any) -> str:
 # ----------------------------------------------------------------------------- plots
 
 
-def _pyplot():
-    import matplotlib
+def _figure(**kwargs):
+    """A bare Figure: no pyplot, so no global backend is switched (a notebook keeps its own) and nothing leaks."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_heatmap(path: str | Path, table: FaultTable, engine: str | None = None) -> Path | None:
-    """Layers x bit positions (MSB..LSB), two panels: fraction of outputs changed, top-1 change rate.
-
-    Returns None (and writes nothing) for a campaign without single-bit rows.
-    """
-    fig = heatmap_figure(table, engine)
-    if fig is None:
-        return None
-    fig.savefig(path, dpi=110)
-    _pyplot().close(fig)
-    return Path(path)
+    return Figure(**kwargs)
 
 
 def heatmap_figure(table: FaultTable, engine: str | None = None):
-    """The matplotlib figure ``plot_heatmap`` saves (None without single-bit rows): tests read the drawn data here."""
+    """Layers x bit positions (MSB..LSB), two panels: fraction of outputs changed, top-1 change rate.
+
+    Returns a matplotlib Figure, or None for a campaign without single-bit rows.
+    """
+    import matplotlib
+
     if not table.single_bit:
         return None
-    plt = _pyplot()
     panels = [sensitivity(table, m, engine) for m in METRICS]
     n_rows, n_bits = panels[0].values.shape
-    fig, axes = plt.subplots(1, 2, figsize=(min(24.0, max(10.0, 0.75 * n_bits * 2 + 5)), 1.8 + 0.45 * n_rows),
-                             constrained_layout=True)
+    fig = _figure(figsize=(min(24.0, max(10.0, 0.75 * n_bits * 2 + 5)), 1.8 + 0.45 * n_rows), layout="constrained")
+    axes = fig.subplots(1, 2)
     for ax, sens in zip(axes, panels):
         data = np.ma.masked_invalid(sens.values)
-        cmap = plt.get_cmap("magma_r").with_extremes(bad="#dddddd")
+        cmap = matplotlib.colormaps["magma_r"].with_extremes(bad="#dddddd")
         image = ax.imshow(data, aspect="auto", cmap=cmap, vmin=0.0, vmax=max(float(np.nanmax(sens.values)), 1e-9)
                           if np.isfinite(sens.values).any() else 1.0)
         ax.set_xticks(range(n_bits), [_bit_label(b, sens) for b in sens.bits], fontsize=8)
@@ -763,17 +758,25 @@ def _heatmap_interval_caption(table: FaultTable) -> str:
             f"[low, high]; cells without one were measured whole")
 
 
+def plot_heatmap(path: str | Path, table: FaultTable, engine: str | None = None) -> Path | None:
+    """Save ``heatmap_figure`` as a PNG; None (and nothing written) for a campaign without single-bit rows."""
+    fig = heatmap_figure(table, engine)
+    if fig is None:
+        return None
+    fig.savefig(path, dpi=110)
+    return Path(path)
+
+
 def _bit_label(bit: int, sens: Sensitivity) -> str:
     return f"b{bit}\nMSB" if bit == max(sens.bits) else f"b{bit}"
 
 
-def plot_histograms(path: str | Path, table: FaultTable, engine: str | None = None) -> Path:
+def histograms_figure(table: FaultTable, engine: str | None = None):
     """Distribution of the max abs output error per fault (log10, output units), one panel per layer.
 
     Faults with no effect (error 0) are counted in each panel's title; a BER campaign adds the
-    distribution of the top-1 change rate over trials.
+    distribution of the top-1 change rate over trials. Returns a matplotlib Figure.
     """
-    plt = _pyplot()
     engine = engine or table.primary
     err = np.asarray(table.metric("max_abs_error", engine), dtype=np.float64)
     layers = np.asarray(table.columns["layer"])
@@ -782,7 +785,8 @@ def plot_histograms(path: str | Path, table: FaultTable, engine: str | None = No
     n = len(names) + extra
     cols = min(3, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False, constrained_layout=True)
+    fig = _figure(figsize=(4.2 * cols, 3.0 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
     positive = err[err > 0]
     lo = math.floor(np.log10(positive.min())) if positive.size else -3
     hi = math.ceil(np.log10(positive.max())) if positive.size else 0
@@ -804,8 +808,12 @@ def plot_histograms(path: str | Path, table: FaultTable, engine: str | None = No
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     fig.suptitle(f"max abs output error per fault ({engine} engine)", fontsize=11)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
+
+
+def plot_histograms(path: str | Path, table: FaultTable, engine: str | None = None) -> Path:
+    """Save ``histograms_figure`` as a PNG."""
+    histograms_figure(table, engine).savefig(path, dpi=100)
     return Path(path)
 
 

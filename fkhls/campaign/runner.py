@@ -39,7 +39,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -367,15 +367,13 @@ def engine_agreement(a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def csim_engine(manifest: Manifest) -> tuple[Callable, str]:
-    """The C-sim campaign engine: the cone harness when present and supported, else the reference harness."""
-    from fkhls.csim.cone import cone_support, run_cone_harness
-    from fkhls.csim.harness import run_fault_harness
+def csim_engine(manifest: Manifest) -> tuple[Any, str]:
+    """(ConePlan, name) of the C-sim campaign engine: the cone harness when its plan supports the project, else
+    the reference harness. Planned once per campaign; ``_build_csim_engine`` compiles from the same plan."""
+    from fkhls.csim.cone import cone_plan
 
-    ok, reason = cone_support(manifest)
-    if ok:
-        return run_cone_harness, "cone"
-    return run_fault_harness, f"harness ({reason})"
+    plan = cone_plan(manifest)
+    return plan, "cone" if plan.supported else f"harness ({plan.reason})"
 
 
 @dataclass
@@ -394,7 +392,8 @@ class _State:
     weights: Any = None  # golden raw weights (tf engine)
     hw: list | None = None  # per scenario: tuple of (array, element, array_bit)
     manifest: Manifest | None = None
-    engine_fn: Callable | None = None
+    csim_binary: Any = None  # CsimBinary of the C-sim engine, compiled once by run_campaign
+    csim_cone: bool = False  # that binary is the cone harness (else the reference harness)
     csim_rows: np.ndarray | None = None  # --csim-sample: sorted scenario indices the C-sim engine runs
 
 
@@ -425,13 +424,16 @@ def _tf_outputs(state: _State, scenarios: Sequence[FaultScenario]) -> np.ndarray
 
 def _csim_outputs(state: _State, lo: int, hi: int, rows: np.ndarray | None = None) -> np.ndarray:
     """C-sim output words of scenarios ``lo..hi-1`` (only those at shard offsets ``rows`` when given)."""
+    from fkhls.csim.cone import run_cone_harness
+    from fkhls.csim.harness import run_fault_harness
+
     if state.manifest is None:
         state.manifest = load_manifest(state.project_dir)
-        state.engine_fn = csim_engine(state.manifest)[0]
     hw = state.hw[lo:hi] if rows is None else [state.hw[lo + int(r)] for r in rows]
     if not hw:
         return np.zeros((0, state.x_raw.shape[0], state.golden["csim"].shape[1]), dtype=np.int64)
-    out = state.engine_fn(state.manifest, state.x_raw, [list(h) for h in hw], workers=1)
+    run = run_cone_harness if state.csim_cone else run_fault_harness
+    out = run(state.manifest, state.x_raw, [list(h) for h in hw], workers=1, binary=state.csim_binary)
     return np.asarray(out).reshape(len(hw), state.x_raw.shape[0], -1)
 
 
@@ -589,10 +591,9 @@ def _golden(state: _State, manifest: Manifest) -> dict:
 
 
 def _progress(total: int, initial: int, quiet: bool):
-    from tqdm import tqdm
+    from fkhls.core.progress import progress_bar
 
-    return tqdm(total=total, initial=initial, unit="fault", desc="campaign", dynamic_ncols=True, file=sys.stderr,
-                disable=quiet or not sys.stderr.isatty(), smoothing=0.1)
+    return progress_bar(total, "campaign", "fault", enabled=not quiet, initial=initial)
 
 
 def run_campaign(config: CampaignConfig, results_dir: str | Path, *, workers: int | None = None, force: bool = False,
@@ -654,9 +655,10 @@ def _run_locked(config: CampaignConfig, results_dir: Path, *, workers: int | Non
         state.csim_rows = csim_rows
     if "csim" in config.engines:
         state.hw = _hardware_bits(manifest, scenarios)
-        _, engine_name = csim_engine(manifest)
+        plan, engine_name = csim_engine(manifest)
         timings["csim_engine"] = engine_name
-        _build_csim_engine(manifest, engine_name)  # compile once here, not in every worker
+        state.csim_cone = plan.supported
+        state.csim_binary = _build_csim_engine(manifest, plan)  # plan and compile once here, not in every worker
     state.golden = _golden(state, manifest)
     _write_golden(results_dir, state.golden, labels)
     timings["setup_seconds"] = time.perf_counter() - t0
@@ -682,14 +684,18 @@ def _run_locked(config: CampaignConfig, results_dir: Path, *, workers: int | Non
                           reports)
 
 
-def _build_csim_engine(manifest: Manifest, engine_name: str) -> None:
+def _build_csim_engine(manifest: Manifest, plan) -> Any:
+    """Compile the reference harness (the golden run uses it) and, when the plan allows, the cone harness.
+
+    Returns the binary the shards run (the cone harness, else the reference harness)."""
     from fkhls.csim.harness import build_harness
 
-    build_harness(manifest)
-    if engine_name == "cone":
+    reference = build_harness(manifest)
+    if plan.supported:
         from fkhls.csim.cone import build_cone_harness
 
-        build_cone_harness(manifest)
+        return build_cone_harness(manifest, plan)
+    return reference
 
 
 def _write_golden(results_dir: Path, golden: dict, labels: np.ndarray | None) -> None:
@@ -710,7 +716,7 @@ def _execute(state: _State, pending: list[int], workers: int):
     context = multiprocessing.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
     executor = ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=context,
                                    initializer=_init_worker,
-                                   initargs=(replace(state, manifest=None, engine_fn=None), os.getpid()))
+                                   initargs=(replace(state, manifest=None), os.getpid()))
     try:
         futures = {executor.submit(_run_shard, index) for index in pending}
         while futures:

@@ -1,77 +1,12 @@
-"""``fkhls faultmap`` and ``fkhls locate``: the address map on the command line (thin: parse, call, print)."""
+"""``fkhls faultmap`` and ``fkhls locate``: the address map on the command line, over ``fkhls.api.Project``."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from pathlib import Path
 
 import click
 
 from fkhls.core.errors import ProjectError
-
-# Columns of a fault map, in order (docs/addressing.md describes each).
-COLUMNS = (
-    "scenario", "layer", "tensor", "lbi", "model_bit", "keras_index", "flat_index", "bit",
-    "array", "element", "array_bit", "memory", "memory_word", "memory_bit", "lane",
-    "memory_depth", "memory_word_width", "fkeras_type", "hardware_type", "value", "flipped_value", "note",
-)
-
-
-def fault_map_rows(manifest, fault_set) -> list[dict]:
-    """One row per (scenario, faulty bit) with every coordinate of the bit (see COLUMNS)."""
-    from fkhls.faults.addressing import address_map
-    from fkhls.core.fixedpoint import cpp_type
-
-    amap = address_map(manifest)
-    pairs = [(scenario.name, fault) for scenario in fault_set.scenarios for fault in scenario.faults]
-    hbits = amap.map_faults([fault for _, fault in pairs])
-    before, after = amap.values_many(hbits)
-    offsets = amap.model_bit_offsets()
-    types = {key: tuple(cpp_type(t) for t in amap.types(*key)) for key in amap.tensors()}
-    layouts = {key: amap.layout(*key) for key in amap.tensors()}
-    rows = []
-    for i, ((scenario, _), hbit) in enumerate(zip(pairs, hbits)):
-        key = (hbit.layer, hbit.tensor)
-        layout = layouts[key]
-        has_memory = layout.kind is not None
-        rows.append({
-            "scenario": scenario, "layer": hbit.layer, "tensor": hbit.tensor, "lbi": hbit.lbi,
-            "model_bit": offsets[key] + hbit.lbi, "keras_index": list(hbit.keras_index),
-            "flat_index": hbit.flat_index, "bit": hbit.bit, "array": hbit.array, "element": hbit.element,
-            "array_bit": hbit.array_bit, "memory": hbit.memory, "memory_word": hbit.memory_word,
-            "memory_bit": hbit.memory_bit, "lane": hbit.element // layout.depth if has_memory else None,
-            "memory_depth": layout.depth if has_memory else None,
-            "memory_word_width": layout.word_width if has_memory else None,
-            "fkeras_type": types[key][0], "hardware_type": types[key][1],
-            "value": float(before[i]), "flipped_value": float(after[i]), "note": hbit.note,
-        })
-    return rows
-
-
-def _csv_text(rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if v is None else " ".join(map(str, v)) if isinstance(v, list) else v)
-                         for k, v in row.items()})
-    return buffer.getvalue()
-
-
-def _json_text(manifest, faults_path: str, fault_set, rows: list[dict]) -> str:
-    from dataclasses import asdict
-
-    from fkhls.faults.addressing import address_map
-
-    amap = address_map(manifest)
-    memories = {amap.layout(*key).array: asdict(amap.layout(*key)) | {"word_width": amap.layout(*key).word_width}
-                for key in amap.tensors()}
-    data = {"project": str(manifest.project_dir), "faults": str(faults_path), "seed": fault_set.seed,
-            "backend": manifest.backend, "io_type": manifest.io_type, "columns": list(COLUMNS),
-            "memories": memories, "rows": rows}
-    return json.dumps(data, indent=1) + "\n"
 
 
 @click.command()
@@ -83,20 +18,17 @@ def _json_text(manifest, faults_path: str, fault_set, rows: list[dict]) -> str:
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 def faultmap(project_dir, faults_path, output, force) -> None:
     """Map every faulty bit of FAULTS to Keras, hls4ml array and weight-memory coordinates."""
-    from fkhls.faults.addressing import spec_from_manifest
-    from fkhls.faults.descriptors import load_fault_set
+    from fkhls.api import Project
     from fkhls.core.files import atomic_write_text, check_output_file
-    from fkhls.project.manifest import load_manifest
 
     output = Path(output)
     suffix = output.suffix.lower()
     if suffix not in (".csv", ".json"):
         raise ProjectError(f"output {str(output)!r} must end in .csv or .json")
     check_output_file(output, force, "output", golden=project_dir)
-    manifest = load_manifest(project_dir)
-    fault_set = load_fault_set(faults_path, spec_from_manifest(manifest))
-    rows = fault_map_rows(manifest, fault_set)
-    text = _csv_text(rows) if suffix == ".csv" else _json_text(manifest, faults_path, fault_set, rows)
+    fault_map = Project.open(project_dir).faultmap(faults_path)
+    rows, fault_set = fault_map.rows, fault_map.fault_set
+    text = fault_map.csv_text() if suffix == ".csv" else fault_map.json_text(str(faults_path))
     output.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(output, text)
     no_memory = sum(1 for r in rows if r["memory"] is None)
@@ -116,20 +48,19 @@ def faultmap(project_dir, faults_path, output, force) -> None:
 @click.option("--memory-bit", type=int, help="Bit offset inside that (reshaped, wide) word.")
 def locate(project_dir, array, element, bit, layer, tensor, memory_word, memory_bit) -> None:
     """Trace a hardware bit (array element/bit, or memory word/bit) back to its FKeras weight bit."""
-    from fkhls.faults.addressing import address_map
+    from fkhls.api import Project
     from fkhls.core.fixedpoint import cpp_type
-    from fkhls.project.manifest import load_manifest
+    from fkhls.faults.addressing import address_map
 
     by_array = array is not None or element is not None or bit is not None
     by_memory = layer is not None or memory_word is not None or memory_bit is not None
     if by_array == by_memory or (by_array and None in (array, element, bit)) or (
             by_memory and None in (layer, memory_word, memory_bit)):
         raise click.UsageError("give either --array, --index and --bit, or --layer, --memory-word and --memory-bit")
-    amap = address_map(load_manifest(project_dir))
-    if by_array:
-        hbit = amap.from_array_bit(array, element, bit)
-    else:
-        hbit = amap.from_memory_bit(layer, memory_word, memory_bit, tensor)
+    project = Project.open(project_dir)
+    hbit = project.locate(array, element, bit, layer=layer, memory_word=memory_word, memory_bit=memory_bit,
+                          tensor=tensor)
+    amap = address_map(project.manifest)
     fk_type, hw_type = amap.types(hbit.layer, hbit.tensor)
     before, after = amap.values(hbit)
     layout = amap.layout(hbit.layer, hbit.tensor)
@@ -151,4 +82,4 @@ def locate(project_dir, array, element, bit, layer, tensor, memory_word, memory_
 
 COMMANDS = [faultmap, locate]
 
-__all__ = ["COMMANDS", "COLUMNS", "faultmap", "locate", "fault_map_rows"]
+__all__ = ["COMMANDS", "faultmap", "locate"]

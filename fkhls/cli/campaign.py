@@ -56,7 +56,7 @@ def _csv_list(value: str | None, what: str, cast=str) -> tuple | None:
                    "output words stay under 16 M].")
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes [default: all cores].")
 @click.option("--force", is_flag=True, help="Discard a different (or unfinished) campaign in the results directory.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", "--no-progress", "quiet", is_flag=True, help="No progress bar.")
 def campaign(project, inputs, labels, engine, exhaustive, ber, trials, seed, confidence, margin, per, prior,
              csim_sample, layers, tensors, bits, results_dir, shard_size, workers, force, quiet) -> None:
     """Run (or resume) a fault campaign on PROJECT and write its report.

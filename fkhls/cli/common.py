@@ -31,8 +31,32 @@ class FkhlsGroup(click.Group):
             ctx.exit(1)
 
 
+def version_text() -> str:
+    """fkhls and the tools whose exact versions bit-exactness rests on, as installed (pins noted if different)."""
+    from fkhls.core.versions import compiler_version, pinned_versions, python_tool_versions
+    from fkhls.csim.build import CXX
+
+    pins = pinned_versions()
+    lines = [f"fkhls {__version__}"]
+    for name, version in python_tool_versions().items():
+        if name == "fkhls":
+            continue
+        pin = pins.get(name)
+        note = f"  (fkhls pins {pin})" if pin and pin != version else ""
+        lines.append(f"{name} {version or 'not installed'}{note}")
+    lines.append(f"{CXX} {compiler_version(CXX) or 'not found on PATH'}")
+    return "\n".join(lines)
+
+
+def _print_version(ctx: click.Context, _param, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(version_text())
+        ctx.exit(0)
+
+
 @click.group(cls=FkhlsGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="fkhls")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show fkhls's version and the installed tensorflow, qkeras, hls4ml, numpy and g++ versions.")
 def main() -> None:
     """Bridge FKeras-style fault emulation and hls4ml fixed-point hardware for QKeras models."""
 

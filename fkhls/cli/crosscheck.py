@@ -1,4 +1,4 @@
-"""``fkhls crosscheck``: emulation vs C-sim, scenario by scenario."""
+"""``fkhls crosscheck``: emulation vs C-sim, scenario by scenario (over ``fkhls.api.Project.crosscheck``)."""
 
 from __future__ import annotations
 
@@ -26,26 +26,22 @@ from fkhls.cli.common import EXIT_MISMATCH, load_inputs
               help="Differing samples traced layer by layer per mismatching scenario.")
 @click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True)
 @click.option("--force", is_flag=True, help="Replace an existing non-empty report directory.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
 def crosscheck(project, faults_path, inputs, report_dir, model, reference, single_bits, trace_samples, workers,
-               force) -> None:
+               force, no_progress) -> None:
     """Cross-check the emulation against the C-sim for every fault scenario, bit for bit."""
-    from fkhls.faults.addressing import spec_from_manifest
-    from fkhls.crosscheck.compare import crosscheck as run_crosscheck
-    from fkhls.crosscheck.report import write_crosscheck_report
-    from fkhls.faults.descriptors import load_fault_set, split_single_bits
+    from fkhls.api import Project
     from fkhls.core.files import CROSSCHECK, check_output_dir
-    from fkhls.project.manifest import load_manifest
     from fkhls.model.spec import load_keras_model
 
+    # before the work, not after it (the API checks again when it writes)
     check_output_dir(report_dir, force, "report directory", owner=CROSSCHECK, golden=project)
-    manifest = load_manifest(project)
-    fault_set = load_fault_set(faults_path, spec_from_manifest(manifest))
-    if single_bits:
-        fault_set = split_single_bits(fault_set)
-    keras_model = load_keras_model(model) if model else None
-    report = run_crosscheck(manifest, fault_set, load_inputs(inputs), model=keras_model, reference=reference,
-                            trace_samples=trace_samples, workers=workers)
-    summary, markdown = write_crosscheck_report(report, report_dir)
+    result = Project.open(project).crosscheck(
+        faults_path, load_inputs(inputs), single_bits=single_bits, reference=reference,
+        model=load_keras_model(model) if model else None, trace_samples=trace_samples, workers=workers,
+        progress=not no_progress)
+    summary, markdown = result.write(report_dir, force=force)
+    report = result.report
     click.echo(tabulate([("scenarios", len(report.scenarios)), ("outputs compared", report.outputs_compared),
                          ("bit-exact", report.bit_exact), ("max LSB diff", report.max_lsb_diff),
                          ("C-sim engine", report.engine)], headers=["cross-check", ""]))

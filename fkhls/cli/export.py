@@ -1,4 +1,4 @@
-"""``fkhls export`` and ``fkhls verify``: thin click commands over fkhls.project.export and fkhls.crosscheck.parity."""
+"""``fkhls export`` and ``fkhls verify``: thin click commands over ``fkhls.api`` (export, Project.verify)."""
 
 from __future__ import annotations
 
@@ -26,12 +26,12 @@ from fkhls.cli.common import EXIT_MISMATCH, load_inputs
 @click.option("--force", is_flag=True, help="Replace an existing non-empty output directory.")
 def export(model, output_dir, backend, io_type, strategy, reuse_factor, input_type, force) -> None:
     """Export a saved QKeras MODEL (.h5, .keras, SavedModel) to an exact hls4ml project."""
-    from fkhls.project.export import ExportOptions, export_model
+    from fkhls.api import export as export_project
     from fkhls.core.fixedpoint import cpp_type, type_from_dict
 
     start = time.perf_counter()
-    manifest = export_model(model, output_dir, ExportOptions(backend, io_type, strategy, reuse_factor, input_type),
-                            force=force)
+    manifest = export_project(model, output_dir, backend=backend, io_type=io_type, strategy=strategy,
+                              reuse_factor=reuse_factor, input_type=input_type, force=force).manifest
     rows = []
     for layer in manifest.layers:
         rows.append([layer.name, layer.hls_name or "(folded)", layer.kind,
@@ -53,16 +53,15 @@ def export(model, output_dir, backend, io_type, strategy, reuse_factor, input_ty
 @click.option("--model", type=click.Path(exists=True), help="QKeras model to compare (default: the project's copy).")
 def verify(project, inputs, model) -> None:
     """Check that the project's C-sim reproduces the QKeras model bit for bit."""
-    from fkhls.project.manifest import load_manifest
+    from fkhls.api import Project
     from fkhls.model.spec import load_keras_model, model_hash
-    from fkhls.crosscheck.parity import golden_parity
 
-    manifest = load_manifest(project)
-    keras_model = load_keras_model(model or manifest.model_path)
-    if model and model_hash(keras_model) != manifest.model_hash:
+    project = Project.open(project)
+    keras_model = load_keras_model(model) if model else project.model()
+    if model and model_hash(keras_model) != project.manifest.model_hash:
         click.secho("warning: --model differs from the model this project was exported from", fg="yellow", err=True)
     start = time.perf_counter()
-    report = golden_parity(manifest, load_inputs(inputs), keras_model)
+    report = project.verify(load_inputs(inputs), keras_model)
     click.echo(tabulate(report.rows(), headers=["golden parity", "C-sim vs QKeras"]))
     click.echo(f"verified in {time.perf_counter() - start:.1f} s")
     if not report.all_exact:

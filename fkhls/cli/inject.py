@@ -1,4 +1,4 @@
-"""``fkhls inject`` and ``fkhls csim``: thin click commands over fkhls.csim.inject and fkhls.csim.build."""
+"""``fkhls inject`` and ``fkhls csim``: thin click commands over ``fkhls.api.Project.inject`` and fkhls.csim.build."""
 
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ def inject(project, faults_path, output_dir, force) -> None:
     """Copy the golden PROJECT with the bits of FAULTS flipped in its weight files."""
     from tabulate import tabulate
 
-    from fkhls.csim.inject import inject as inject_faults
+    from fkhls.api import Project
 
     start = time.perf_counter()
-    result = inject_faults(project, faults_path, output_dir, force=force)
+    result = Project.open(project).inject(faults_path, output_dir, force=force).injection
     rows = [[c.array, c.element, ",".join(map(str, c.bits)), c.literal_before, c.literal_after,
              "; ".join(sorted({o.scenario or "" for o in c.origins}))] for c in result.changes[:_SHOWN_WORDS]]
     click.echo(tabulate(rows, headers=["array", "element", "bits", "before", "after", "from"],

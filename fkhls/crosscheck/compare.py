@@ -1,7 +1,7 @@
 """Cross-check: the emulation and the C-sim, fault scenario by scenario, compared as raw words.
 
 For every scenario both engines run on the same inputs: the exact emulator
-(``emulate.forward_raw`` on the faulty words, or FKeras's float32 ``model.predict`` with
+(``fkhls.emulate.emulator.forward_raw`` on the faulty words, or FKeras's float32 ``model.predict`` with
 ``reference="tf"``) and the project's C-sim through the fault harness. Where they differ, both
 sides are traced layer by layer on the differing samples and the first diverging layer is
 found; the cause is then read off the project's real types (re-read from defines.h, since a
@@ -148,14 +148,15 @@ class CrosscheckReport:
 
 def _csim_outputs(manifest: Manifest, x_raw: np.ndarray, scenarios: Sequence[Sequence[HardwareBit]],
                   workers: int) -> tuple[np.ndarray, str]:
-    """(S, N, out) raw words from the fastest exact harness that supports this project, and its name."""
-    from fkhls.csim import cone
+    """(S, N, out) raw words from the fastest exact harness available for this project."""
+    from fkhls.csim.cone import cone_plan, run_cone_harness
     from fkhls.csim.harness import run_fault_harness
 
     triples = [[(b.array, b.element, b.array_bit) for b in bits] for bits in scenarios]
-    supported, _reason = cone.cone_support(manifest)
-    if supported:
-        return cone.run_cone_harness(manifest, x_raw, triples, workers=workers), "cone harness"
+    plan = cone_plan(manifest)  # once: the harness is rendered from this same plan
+    if plan.supported:
+        return run_cone_harness(manifest, x_raw, triples, workers=workers, plan=plan), "cone harness"
+
     return run_fault_harness(manifest, x_raw, triples, workers=workers), "fault harness"
 
 

@@ -148,6 +148,7 @@ def compile_program(project: Path, source_text: str, name: str, extra_flags: tup
     source = build_dir / f"{name}.cpp"
     if build_dir.exists():
         if _intact(binary):
+            os.utime(binary)  # last use, for `fkhls cache prune --older-than`
             return CsimBinary(binary, source, cached=True, project=project)
         _discard(build_dir)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=cache))

@@ -52,13 +52,12 @@ from fkhls.core.fixedpoint import SaturationMode, cpp_type, parse_type, type_fro
 from fkhls.csim.harness import EncodedScenarios, _check, _command, open_results, prepare_harness, run_fault_harness
 from fkhls.project.manifest import Manifest
 from fkhls.project.program import Program, read_program
+from fkhls.project.readback import config_structs, read_parameters, read_typedef_text
 from fkhls.core.templates import render
 
 __all__ = ["DeltaLayer", "ConePlan", "cone_plan", "cone_support", "render_cone_harness", "build_cone_harness",
            "run_cone_harness"]
 
-_TYPEDEF_RE = re.compile(r"^\s*typedef\s+(?P<cpp>.+?)\s+(?P<name>\w+)\s*;", re.M)
-_CONFIG_RE = re.compile(r"struct\s+(?P<name>\w+)\s*:\s*nnet::\w+\s*\{(?P<body>.*?)\n\};", re.S)
 _DENSE_RE = re.compile(r"^nnet::dense<\s*(?P<data>\w+)\s*,\s*(?P<res>\w+)\s*,\s*(?P<config>\w+)\s*>$")
 _ELEMENTWISE_RE = re.compile(r"^(?P<head>nnet::(?P<name>\w+)<.*,\s*)(?P<config>\w+)\s*>$")
 _NUMBER_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?[fF]?$")
@@ -101,12 +100,8 @@ class ConePlan:
 
 
 def _project_types(manifest: Manifest) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
-    """Typedefs of firmware/defines.h (name -> C++ type) and the typedefs inside each parameters.h config."""
-    firmware = Path(manifest.project_dir) / "firmware"
-    typedefs = {m["name"]: m["cpp"] for m in _TYPEDEF_RE.finditer((firmware / "defines.h").read_text())}
-    configs = {m["name"]: {t["name"]: t["cpp"] for t in _TYPEDEF_RE.finditer(m["body"])}
-               for m in _CONFIG_RE.finditer((firmware / "parameters.h").read_text())}
-    return typedefs, configs
+    """Typedefs of firmware/defines.h (name -> C++ text) and the members of each parameters.h config struct."""
+    return read_typedef_text(manifest.project_dir), config_structs(read_parameters(manifest.project_dir))
 
 
 def _same_type(cpp: str | None, recorded: dict | None) -> bool:
@@ -265,15 +260,15 @@ def render_cone_harness(manifest: Manifest, plan: ConePlan | None = None) -> str
                   plan_reason=plan.reason)
 
 
-def build_cone_harness(manifest: Manifest) -> CsimBinary:
-    """Compile (or reuse from the cache) the project's cone harness; ProjectError when cone_support is False."""
-    return compile_program(manifest.project_dir, render_cone_harness(manifest), "cone_harness")
+def build_cone_harness(manifest: Manifest, plan: ConePlan | None = None) -> CsimBinary:
+    """Compile (or reuse from the cache) the project's cone harness; ProjectError when the plan is unsupported."""
+    return compile_program(manifest.project_dir, render_cone_harness(manifest, plan), "cone_harness")
 
 
 def run_cone_harness(manifest: Manifest, x_raw, scenarios: Sequence[Sequence] | EncodedScenarios, *,
                      out_path: str | Path | None = None, workers: int = 1,
-                     binary: CsimBinary | None = None) -> np.ndarray:
-    """Same contract and results as ``harness.run_fault_harness``, computed by the cone harness.
+                     binary: CsimBinary | None = None, plan: ConePlan | None = None) -> np.ndarray:
+    """Same contract and results as ``fkhls.csim.harness.run_fault_harness``, computed by the cone harness.
 
     (n_scenarios, n_samples, n_outputs) int64 sign-extended raw output words; ``out_path``: the
     results stay in that file and a read-only memmap is returned. Projects the cone harness does
@@ -281,10 +276,11 @@ def run_cone_harness(manifest: Manifest, x_raw, scenarios: Sequence[Sequence] | 
     processes take interleaved scenarios (s % workers), not contiguous slices: fault costs
     differ by layer by 10x and exhaustive lists are ordered by layer.
     """
-    if binary is None:
-        if not cone_plan(manifest).supported:  # the documented fall back: the reference harness, its own binary
+    if binary is None:  # callers that run many batches plan and build once and pass ``binary`` (or ``plan``)
+        plan = plan or cone_plan(manifest)
+        if not plan.supported:  # the documented fall back: the reference harness, its own binary
             return run_fault_harness(manifest, x_raw, scenarios, out_path=out_path, workers=workers)
-        binary = build_cone_harness(manifest)
+        binary = build_cone_harness(manifest, plan)
     with tempfile.TemporaryDirectory(prefix="fkhls-cone-") as tmp:
         results = Path(out_path) if out_path is not None else Path(tmp) / "results.bin"
         job = prepare_harness(manifest, x_raw, scenarios, results, tmp, binary)

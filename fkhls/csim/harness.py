@@ -145,7 +145,7 @@ def _check_x(manifest: Manifest, x_raw) -> np.ndarray:
     n_in = int(np.prod(manifest.input_shape))
     if x_raw.ndim != 2 or x_raw.shape[1] != n_in or x_raw.shape[0] == 0:
         raise ProjectError(f"raw inputs have shape {x_raw.shape}; the harness expects (N >= 1, {n_in}) raw words "
-                           "(see csim.input_words)")
+                           "(see fkhls.csim.build.input_words)")
     return x_raw
 
 
@@ -194,7 +194,7 @@ def run_fault_harness(manifest: Manifest, x_raw, scenarios: Sequence[Sequence] |
                       binary: CsimBinary | None = None) -> np.ndarray:
     """Raw output words (n_scenarios, n_samples, n_outputs) of the C-sim with each scenario's bits flipped.
 
-    ``x_raw``: (N, n_inputs) raw input words (``csim.input_words``). ``scenarios``: each a list of
+    ``x_raw``: (N, n_inputs) raw input words (``fkhls.csim.build.input_words``). ``scenarios``: each a list of
     (array, element, bit) flipped together (multi-bit scenarios work; an empty one is golden).
     With ``out_path`` the results stay in that file and a read-only memmap is returned (for
     campaigns too large for memory); otherwise an in-memory array. ``workers`` > 1 runs that many

@@ -3,7 +3,7 @@
 Three layers of API, from FKeras-compatible to fast:
 
 * ``quantize_and_bitflip`` -- FKeras's core (quantize, XOR a mask on the integer word, scale back)
-  on the hardware word of ``fixedpoint.quantizer_type``; equals FKeras's
+  on the hardware word of ``fkhls.core.fixedpoint.quantizer_type``; equals FKeras's
   ``quantize_and_bitflip_deterministic_v3`` for its single-bit, ber 1 regions and also handles
   multi-bit regions and ber < 1.
 * ``forward_raw`` -- the model evaluated on hardware words (raw int64 ``value * 2**fractional``)
@@ -20,8 +20,8 @@ float64 BLAS when ``n_terms * max|x word| * max|w word| <= 2**53`` for the *type
 for any faulty weight too): every product and partial sum is then an integer below 2**53, which
 float64 represents exactly whatever the summation order, so the result equals the integer sum.
 Otherwise the sum is done in int64 (slower, exact while the accumulator fits in 62 bits, which
-``model_spec.accumulator_type`` enforces). Biases, alignment shifts and every cast
-(``fixedpoint.cast_raw``: ap_fixed rounding and saturation) are done on int64.
+``fkhls.model.spec.accumulator_type`` enforces). Biases, alignment shifts and every cast
+(``fkhls.core.fixedpoint.cast_raw``: ap_fixed rounding and saturation) are done on int64.
 
 TensorFlow is imported lazily: only the TF-facing functions pay its ~5 s import.
 """
@@ -35,7 +35,15 @@ import numpy as np
 from hls4ml.model.types import SaturationMode
 
 from fkhls.core.errors import FaultSpecError, OffGridError, UnsupportedModelError
-from fkhls.faults.descriptors import BitFault, FaultScenario, FaultSet, FaultyLayerBitRegion, check_region, region_bits
+from fkhls.faults.descriptors import (
+    BitFault,
+    FaultScenario,
+    FaultSet,
+    FaultyLayerBitRegion,
+    check_region,
+    lb_index_to_wb_index,
+    region_bits,
+)
 from fkhls.core.fixedpoint import (
     FixedPrecisionType,
     cast_raw,
@@ -87,14 +95,15 @@ def fault_mask(size: int, width: int, regions: Sequence[FaultyLayerBitRegion], s
         chosen.append(region_bits(region, np.random.default_rng([int(seed), index])))
     if chosen:
         lbis = np.unique(np.concatenate(chosen))
-        np.bitwise_or.at(mask, lbis // width, np.left_shift(np.int64(1), width - 1 - lbis % width))
+        flat, bit = lb_index_to_wb_index(lbis, width)
+        np.bitwise_or.at(mask, flat, np.left_shift(np.int64(1), bit))
     return mask
 
 
 def quantize_and_bitflip(tensor, quantizer, regions: Sequence[FaultyLayerBitRegion], seed: int = 0):
     """Quantize ``tensor`` with a QKeras quantizer and flip the bits of ``regions`` in the words.
 
-    The word is ``fixedpoint.quantizer_type`` of the quantizer (ap_fixed<b, i+1> for
+    The word is ``fkhls.core.fixedpoint.quantizer_type`` of the quantizer (ap_fixed<b, i+1> for
     keep_negative=1, ap_ufixed<b, i> for keep_negative=0); a flip of the sign bit wraps as the
     hardware does. Returns a tf.Tensor of the quantizer's dtype (float32), like FKeras.
     """
@@ -140,7 +149,8 @@ def apply_faults(spec: ModelSpec, weights: Weights, faults: Sequence[BitFault]) 
         if lbis[-1] >= tspec.n_bits or lbis[0] < 0:
             raise FaultSpecError(f"lbi {int(lbis[-1])} of {key[0]}.{key[1]} is outside 0..{tspec.n_bits - 1}")
         mask = np.zeros(raw.size, dtype=np.int64)
-        np.bitwise_or.at(mask, lbis // tspec.width, np.left_shift(np.int64(1), tspec.width - 1 - lbis % tspec.width))
+        flat, bit = lb_index_to_wb_index(lbis, tspec.width)
+        np.bitwise_or.at(mask, flat, np.left_shift(np.int64(1), bit))
         out[key] = flip_bits(tspec.ptype, raw, mask.reshape(raw.shape))
     return out
 
@@ -211,7 +221,7 @@ def _accumulate(layer: LayerSpec, in_type: FixedPrecisionType, x: np.ndarray, we
 def _finish(layer: LayerSpec, acc: np.ndarray, frac: int) -> np.ndarray:
     """Accumulator -> the layer's result words: hls4ml casts accum_t to result_t (identity when equal)."""
     if layer.accum_type.fractional == frac and layer.result_type == layer.accum_type:
-        return acc  # the exact sum always fits accum_t (model_spec.accumulator_type), so no cast changes it
+        return acc  # the exact sum always fits accum_t (fkhls.model.spec.accumulator_type), so no cast changes it
     return cast_raw(cast_raw(acc, frac, layer.accum_type), layer.accum_type.fractional, layer.result_type)
 
 
@@ -640,7 +650,7 @@ def _fault_deltas(g: _Golden, index: int, faults: Sequence[BitFault]):
         if not mine.any():
             continue
         tspec = layer.kernel if tensor == "kernel" else layer.bias
-        flat, bit = lbis[mine] // tspec.width, tspec.width - 1 - lbis[mine] % tspec.width
+        flat, bit = lb_index_to_wb_index(lbis[mine], tspec.width)
         old = g.weights[(layer.name, tensor)].reshape(-1)[flat]
         new = flip_bits(tspec.ptype, old, np.left_shift(np.int64(1), bit))
         in_frac = g.in_types[index].fractional if tensor == "kernel" else 0
@@ -837,7 +847,7 @@ def _iter_effects(spec: ModelSpec, weights: Weights, x_raw, faults: Sequence[Bit
     for index, members in layers.items():
         layer = spec.layers[index]
         members = np.asarray(members)
-        channel = np.array([faults[i].lbi // faults[i].width for i in members]) % layer.kernel.shape[-1]
+        channel = np.array([faults[i].flat_index for i in members]) % layer.kernel.shape[-1]
         members = members[np.argsort(channel, kind="stable")]
         step = max(1, chunk_elements // max(n * g.blocks[index].acc.shape[1], 1))
         for lo in range(0, len(members), step):

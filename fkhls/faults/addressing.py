@@ -1,10 +1,10 @@
 """Address map: FKeras bit index <-> Keras index <-> hls4ml array element/bit <-> weight-memory word/bit.
 
 Driven only by the project manifest (``fkhls.json``) and the HLS headers inside the project, so
-it needs no TensorFlow. Four coordinates of one weight bit (names as in STYLE.md):
+it needs no TensorFlow. Four coordinates of one weight bit (one name each, as in the README):
 
 * FKeras: ``(layer, tensor, lbi)``; ``lbi // W`` is the C-order ``flat_index`` of the Keras
-  tensor, ``W-1 - lbi % W`` the ``bit`` counted from the LSB (``faults.lb_index_to_wb_index``).
+  tensor, ``W-1 - lbi % W`` the ``bit`` counted from the LSB (``fkhls.faults.descriptors.lb_index_to_wb_index``).
 * Keras: ``keras_index``, the flat index unravelled in the Keras shape.
 * hls4ml: ``array`` (``w2``/``b2``), ``element`` = position in ``keras.transpose(axes).ravel()``
   (identity under Latency; Resource transposes Dense to (out, in), Conv to (cout, ...)),
@@ -31,7 +31,9 @@ import numpy as np
 
 from fkhls.core.errors import AddressError
 from fkhls.core.fixedpoint import FixedPrecisionType, cpp_type, flip_bits, from_raw, to_raw
+from fkhls.faults.descriptors import lb_index_to_wb_index, wb_index_to_lb_index
 from fkhls.project.manifest import ArrayRecord, LayerRecord, Manifest
+from fkhls.project.program import function_body
 
 __all__ = [
     "HardwareBit",
@@ -161,15 +163,6 @@ _BRAM_RE = re.compile(r"#pragma\s+HLS\s+RESOURCE\s+variable=weights\s+core=(\w+)
 _BIAS_RE = re.compile(r"#pragma\s+HLS\s+ARRAY_PARTITION\s+variable=biases\s+complete", re.I)
 
 
-def _function_body(text: str, name: str) -> str:
-    """Text of a template function from its signature to the next top-level template (or EOF)."""
-    match = re.search(rf"\bvoid\s+{re.escape(name)}\s*\(", text)
-    if match is None:
-        return ""
-    end = text.find("\ntemplate", match.end())
-    return text[match.start(): end if end >= 0 else len(text)]
-
-
 def _resource_kernel_source(manifest: Manifest, layer: LayerRecord) -> tuple[str, str]:
     """(header, function) whose directives shape the kernel of a Resource layer.
 
@@ -199,7 +192,7 @@ def memory_layout(manifest: Manifest, layer: LayerRecord, record: ArrayRecord) -
                             note=NO_MEMORY_NOTE, **base)
     header, function = _resource_kernel_source(manifest, layer)
     path = Path(manifest.project_dir) / "firmware" / "nnet_utils" / header
-    body = _function_body(path.read_text(), function) if path.is_file() else ""
+    body = (function_body(path.read_text(), function) if path.is_file() else None) or ""
     source = f"{header}:{function}"
     if not body:
         return MemoryLayout(kind=None, depth=0, lanes=0, source=source, directive="",
@@ -339,8 +332,7 @@ class AddressMap:
                 f"({entry.record.size} weights x {entry.fk.width} bits)"
             )
         width = entry.fk.width
-        flat = lbis // width
-        bit = width - 1 - lbis % width
+        flat, bit = lb_index_to_wb_index(lbis, width)
         element = entry.element_of_flat[flat]
         array_bit = entry.hw_of_fk[bit]
         keras = np.stack(np.unravel_index(flat, entry.record.keras_shape), axis=-1)
@@ -382,7 +374,7 @@ class AddressMap:
         return self.map_lbis(layer, tensor, [lbi])[0]
 
     def map_faults(self, faults: Iterable) -> list[HardwareBit]:
-        """Map items with ``.layer .tensor .lbi`` (``faults.BitFault``), keeping their order."""
+        """Map items with ``.layer .tensor .lbi`` (``fkhls.faults.descriptors.BitFault``), keeping their order."""
         faults = list(faults)
         groups: dict[tuple[str, str], list[int]] = {}
         for position, fault in enumerate(faults):
@@ -413,7 +405,7 @@ class AddressMap:
                 memory_bit=int(lane) * layout.element_width + bit if lane is not None else None,
                 note=self._note(entry, None, bit),
             )
-        lbi = flat * entry.fk.width + (entry.fk.width - 1 - fk_bit)
+        lbi = wb_index_to_lb_index(flat, fk_bit, entry.fk.width)
         return self.map_lbis(entry.layer.name, entry.record.tensor, [lbi])[0]
 
     def from_memory_bit(self, layer: str, memory_word: int, memory_bit: int, tensor: str = "kernel") -> HardwareBit:
@@ -518,7 +510,7 @@ def from_memory_bit(manifest: Manifest | AddressMap, layer: str, memory_word: in
 def spec_from_manifest(manifest: Manifest):
     """A ModelSpec holding only the weighted layers' tensors, rebuilt from the manifest without TF.
 
-    Enough for ``faults.load_fault_set`` (names, shapes, word types); not for emulation.
+    Enough for ``fkhls.faults.descriptors.load_fault_set`` (names, shapes, word types); not for emulation.
     """
     from fkhls.core.fixedpoint import type_from_dict
     from fkhls.model.spec import LayerSpec, ModelSpec, TensorSpec

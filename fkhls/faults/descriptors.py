@@ -1,6 +1,6 @@
 """Fault descriptors: which bits of which quantized tensors flip, FKeras-compatible and seeded.
 
-Coordinates (one name each, as in STYLE.md):
+Coordinates (one name each, as in the README):
 
 * ``lbi`` -- FKeras layer bit index inside one tensor (a layer's ``kernel`` or ``bias``):
   weights in numpy C-order of the Keras tensor, each ``width`` bits wide, MSB first, so
@@ -84,14 +84,21 @@ class FaultyLayerBitRegion:
     ber: float = 1.0
 
 
-def lb_index_to_wb_index(lbi: int, bit_width: int) -> tuple[int, int]:
-    """FKeras's LBI -> (flat weight index, bit position from the LSB); LBI 0 is the MSB of weight 0."""
-    return int(lbi) // bit_width, bit_width - 1 - int(lbi) % bit_width
+def lb_index_to_wb_index(lbi, bit_width: int):
+    """FKeras's LBI -> (flat weight index, bit position from the LSB); LBI 0 is the MSB of weight 0.
+
+    The one place this arithmetic lives: ints give ints, numpy arrays give arrays (element-wise).
+    """
+    if not isinstance(lbi, np.ndarray):
+        lbi = int(lbi)
+    return lbi // bit_width, bit_width - 1 - lbi % bit_width
 
 
-def wb_index_to_lb_index(flat_index: int, bit: int, bit_width: int) -> int:
-    """Inverse of ``lb_index_to_wb_index``."""
-    return int(flat_index) * bit_width + (bit_width - 1 - int(bit))
+def wb_index_to_lb_index(flat_index, bit, bit_width: int):
+    """Inverse of ``lb_index_to_wb_index`` (ints or numpy arrays)."""
+    if not isinstance(flat_index, np.ndarray) and not isinstance(bit, np.ndarray):
+        flat_index, bit = int(flat_index), int(bit)
+    return flat_index * bit_width + (bit_width - 1 - bit)
 
 
 @dataclass(frozen=True, order=True)
@@ -105,12 +112,12 @@ class BitFault:
 
     @property
     def flat_index(self) -> int:
-        return self.lbi // self.width
+        return lb_index_to_wb_index(self.lbi, self.width)[0]
 
     @property
     def bit(self) -> int:
         """Bit position from the LSB (``width - 1`` = MSB / sign bit)."""
-        return self.width - 1 - self.lbi % self.width
+        return lb_index_to_wb_index(self.lbi, self.width)[1]
 
     @classmethod
     def at(cls, spec: ModelSpec, layer: str, tensor: str, lbi: int) -> "BitFault":
@@ -158,6 +165,34 @@ class FaultSet:
     @property
     def n_bits(self) -> int:
         return sum(len(s.faults) for s in self.scenarios)
+
+    @classmethod
+    def from_regions(cls, spec: ModelSpec | Any, regions: Mapping[Any, Sequence[Any]], seed: int = 0,
+                     name: str = "regions") -> "FaultSet":
+        """One scenario from FKeras region lists per layer, as FKeras applies them to one faulty model.
+
+        ``regions`` maps a layer name (its kernel), a ``(layer, tensor)`` pair or ``"layer/tensor"`` to a
+        list of regions: FKeras's own ``FaultyLayerBitRegion`` objects (anything with ``start_lbi``,
+        ``end_lbi``, ``ber``), ours, or ``(start_lbi, end_lbi, ber)`` triples. ``spec`` is a ModelSpec or
+        anything with a ``.spec`` (an ``fkhls.Project``). Bits are drawn exactly as a fault-set file with
+        one entry per key, in this order and with this seed, would draw them.
+        """
+        spec = getattr(spec, "spec", spec)
+        if not isinstance(regions, Mapping) or not regions:
+            raise FaultSpecError(f"regions must be a non-empty mapping of layer -> region list, got {regions!r}")
+        entries = []
+        for key, items in regions.items():
+            layer, tensor = (key if isinstance(key, tuple) else
+                             tuple(key.split("/", 1)) if isinstance(key, str) and "/" in key else (key, "kernel"))
+            if isinstance(items, FaultyLayerBitRegion) or hasattr(items, "start_lbi"):
+                items = [items]
+            entries.append({"layer": layer, "tensor": tensor,
+                            "regions": [[getattr(r, "start_lbi", None), getattr(r, "end_lbi", None),
+                                         getattr(r, "ber", None)] if hasattr(r, "start_lbi") else r for r in items]})
+        source = {"seed": seed, "faults": entries}
+        drawn = load_fault_set(source, spec)
+        faults = tuple(dict.fromkeys(f for s in drawn.scenarios for f in s.faults))
+        return cls(drawn.seed, (FaultScenario(str(name), faults),), source)
 
 
 # ----------------------------------------------------------------------------- validation helpers
@@ -387,7 +422,7 @@ def exhaustive_faults(
     for tspec in selected:
         lbis = np.arange(tspec.n_bits)
         if wanted is not None:
-            lbis = lbis[np.isin(tspec.width - 1 - lbis % tspec.width, wanted)]
+            lbis = lbis[np.isin(lb_index_to_wb_index(lbis, tspec.width)[1], wanted)]
         out.extend(BitFault(tspec.layer, tspec.tensor, int(lbi), tspec.width) for lbi in lbis)
     return out
 

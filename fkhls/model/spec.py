@@ -20,7 +20,6 @@ from fkhls.core.errors import ProjectError, UnsupportedModelError
 from fkhls.core.fixedpoint import (
     MAX_WIDTH,
     FixedPrecisionType,
-    cpp_type,
     parse_type,
     quantizer_type,
     raw_bounds,
@@ -325,21 +324,6 @@ def describe_model(model, input_type: str | FixedPrecisionType = DEFAULT_INPUT_T
     if not any(s.kind in WEIGHTED_KINDS for s in steps):
         raise UnsupportedModelError("the model has no QDense/QConv layer: nothing to fault")
     return ModelSpec(name=model.name, input_type=in_type, input_shape=input_shape, layers=tuple(steps))
-
-
-def spec_summary(spec: ModelSpec) -> list[dict]:
-    """Plain rows describing each step (for reports and debugging)."""
-    return [
-        {
-            "name": s.name,
-            "kind": s.kind,
-            "result_type": cpp_type(s.result_type),
-            "accum_type": cpp_type(s.accum_type) if s.accum_type else None,
-            "kernel_type": cpp_type(s.kernel.ptype) if s.kernel else None,
-            "bias_type": cpp_type(s.bias.ptype) if s.bias else None,
-        }
-        for s in spec.layers
-    ]
 
 
 def quantized_tensor(layer, tensor: str) -> np.ndarray:

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fkhls import __version__
 from fkhls.core.errors import ProjectError, UnsupportedModelError
 from fkhls.core.files import PROJECT, check_output_dir, staged_directory
 from fkhls.core.fixedpoint import FixedPrecisionType, cpp_type, parse_type, to_raw, type_to_dict
 from fkhls.project.manifest import MODEL_COPY_NAME, ArrayRecord, LayerRecord, Manifest
 from fkhls.project.readback import config_struct as _config_struct
+from fkhls.project.readback import read_parameters as _read_parameters
 from fkhls.project.readback import read_typedefs as _typedefs
 from fkhls.project.readback import retarget_hls4ml_config
 from fkhls.project.weights import read_txt_values
@@ -278,7 +278,7 @@ def _array_record(step: LayerSpec, tensor: str, layer, values: np.ndarray, proje
 
 def _read_back(model, spec: ModelSpec, options: ExportOptions, matches, hls_model, project: Path) -> Manifest:
     typedefs = _typedefs(project)
-    parameters = (project / "firmware" / "parameters.h").read_text()
+    parameters = _read_parameters(project)
     records: list[LayerRecord] = []
     changed_rf: dict[str, int] = {}
     for match in matches:
@@ -328,6 +328,6 @@ def _read_back(model, spec: ModelSpec, options: ExportOptions, matches, hls_mode
 
 
 def _versions() -> dict:
-    from importlib.metadata import version
+    from fkhls.core.versions import python_tool_versions
 
-    return {name: version(name) for name in ("hls4ml", "qkeras", "tensorflow", "numpy")} | {"fkhls": __version__}
+    return python_tool_versions()

@@ -67,15 +67,30 @@ class Program:
         raise ProjectError(f"variable {name!r} is not declared in the top function")
 
 
-def _body(text: str, name: str) -> str:
-    start = text.index(f"void {name}(")
-    open_brace = text.index("{", start)
+def _closing(text: str, opening: int, pair: str) -> int:
+    """Index of the bracket that closes ``text[opening]`` (``pair`` is e.g. "{}")."""
     depth = 0
-    for position in range(open_brace, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[position], 0)
+    for position in range(opening, len(text)):
+        depth += {pair[0]: 1, pair[1]: -1}.get(text[position], 0)
         if depth == 0:
-            return text[open_brace + 1: position]
-    raise ProjectError(f"unbalanced braces in the top function {name}")
+            return position
+    raise ProjectError(f"unbalanced {pair!r} after offset {opening}")
+
+
+def function_body(text: str, name: str) -> str | None:
+    """The text between the braces of the definition of ``void name(...)`` in C++ source, or None.
+
+    Declarations and calls of the same name are skipped; braces are matched, so a template's
+    body ends where it really ends. The one extractor for the top function and nnet_utils headers.
+    """
+    for match in re.finditer(rf"\bvoid\s+{re.escape(name)}\s*\(", text):
+        after = _closing(text, match.end() - 1, "()") + 1
+        rest = text[after:].lstrip()
+        if not rest.startswith("{"):
+            continue
+        opening = after + len(text[after:]) - len(rest)
+        return text[opening + 1: _closing(text, opening, "{}")]
+    return None
 
 
 def _params(header: str, name: str) -> tuple[Variable, ...]:
@@ -99,7 +114,9 @@ def read_program(manifest: Manifest) -> Program:
     name = manifest.project_name
     source = (firmware / f"{name}.cpp").read_text()
     params = _params((firmware / f"{name}.h").read_text(), name)
-    body = _body(source, name)
+    body = function_body(source, name)
+    if body is None:
+        raise ProjectError(f"{name}.cpp does not define the top function {name}: not an hls4ml project")
     if "// hls-fpga-machine-learning insert layers" not in body:
         raise ProjectError(f"{name}.cpp has no layer section: not an hls4ml project this fkhls understands")
     layer_section = body.split("// hls-fpga-machine-learning insert layers", 1)[1]

@@ -12,34 +12,52 @@ from pathlib import Path
 from fkhls.core.errors import OffGridError
 from fkhls.core.fixedpoint import FixedPrecisionType, parse_type
 
-_TYPEDEF_RE = re.compile(r"^typedef\s+(?P<type>.+?)\s+(?P<name>\w+);\s*$", re.M)
+_TYPEDEF_RE = re.compile(r"^\s*typedef\s+(?P<type>.+?)\s+(?P<name>\w+)\s*;\s*$", re.M)
 _ARRAY_RE = re.compile(r"^nnet::array<\s*(?P<inner>.+)\s*,\s*[\w*\s]+>$")
+_STRUCT_RE = re.compile(r"struct\s+(?P<name>\w+)\s*:[^{]*\{(?P<body>.*?)\n\};", re.S)
+_CONST_RE = re.compile(r"static const (?:unsigned|bool|int) (\w+) = ([^;]+);")
+
+
+def read_typedef_text(project: str | Path) -> dict[str, str]:
+    """Every typedef of defines.h as C++ text (name -> type), exactly as written."""
+    text = (Path(project) / "firmware" / "defines.h").read_text()
+    return {match["name"]: match["type"].strip() for match in _TYPEDEF_RE.finditer(text)}
 
 
 def read_typedefs(project: str | Path) -> dict[str, FixedPrecisionType | str]:
     """Every typedef of defines.h; the (element) type parsed where it is a fixed-point type, else the text."""
     out: dict[str, FixedPrecisionType | str] = {}
-    for match in _TYPEDEF_RE.finditer((Path(project) / "firmware" / "defines.h").read_text()):
-        text = match["type"].strip()
+    for name, text in read_typedef_text(project).items():
         array = _ARRAY_RE.match(text)
         inner = array["inner"] if array else text
         try:
-            out[match["name"]] = parse_type(inner)
+            out[name] = parse_type(inner)
         except OffGridError:
-            out[match["name"]] = text
+            out[name] = text
+    return out
+
+
+def config_structs(parameters: str) -> dict[str, dict[str, str]]:
+    """Every config struct of parameters.h: name -> its ``static const`` values and typedefs (as text)."""
+    out: dict[str, dict[str, str]] = {}
+    for match in _STRUCT_RE.finditer(parameters):
+        members: dict[str, str] = {}
+        for name, value in _CONST_RE.findall(match["body"]):
+            members.setdefault(name, value.strip())
+        for typedef in _TYPEDEF_RE.finditer(match["body"]):
+            members.setdefault(typedef["name"], typedef["type"].strip())
+        out[match["name"]] = members
     return out
 
 
 def config_struct(parameters: str, layer_index: int | object) -> dict[str, str]:
-    """Members (``static const`` values and typedefs) of the config structs of layer N in parameters.h."""
+    """Members of the config structs of layer N (``config2``, ``relu_config3`` ...) in parameters.h, merged."""
     index = getattr(layer_index, "index", layer_index)
     values: dict[str, str] = {}
-    pattern = re.compile(rf"struct\s+(\w*config{index})\s*:[^{{]*\{{(?P<body>.*?)\n\}};", re.S)
-    for match in pattern.finditer(parameters):
-        for member in re.finditer(r"static const (?:unsigned|bool|int) (\w+) = ([^;]+);", match["body"]):
-            values.setdefault(member.group(1), member.group(2).strip())
-        for typedef in re.finditer(r"typedef (\w+) (\w+);", match["body"]):
-            values.setdefault(typedef.group(2), typedef.group(1))
+    for name, members in config_structs(parameters).items():
+        if re.fullmatch(rf"\w*config{index}", name):
+            for key, value in members.items():
+                values.setdefault(key, value)
     return values
 
 

@@ -29,13 +29,13 @@ FAULTS = {"seed": 7, "faults": [
 
 
 @pytest.fixture(scope="module")
-def demo_project(tmp_path_factory):
-    return export_model(DATA / "demo_model.h5", tmp_path_factory.mktemp("cc") / "demo")
+def demo_project(golden_demo_project):
+    return golden_demo_project  # shared (conftest), read-only: edits go to broken_copy
 
 
 @pytest.fixture(scope="module")
-def inputs():
-    return np.load(DATA / "demo_inputs.npy")[:120]
+def inputs(demo_inputs):
+    return demo_inputs[:120]
 
 
 def broken_copy(project: Path, tmp_path: Path, old: str, new: str) -> Path:

@@ -59,10 +59,9 @@ def _load(name: str):
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    model = _load("demo_model.h5")
-    x = np.load(DATA / "demo_inputs.npy")[:64]
-    return _project(model, tmp_path_factory.mktemp("cone") / "demo", ExportOptions(), x)
+def demo(golden_demo_project, demo_inputs):
+    """The shared golden demo project (conftest, read-only) with both harnesses built."""
+    return _project(_load("demo_model.h5"), None, ExportOptions(), demo_inputs[:64], manifest=golden_demo_project)
 
 
 @pytest.fixture(scope="module")

@@ -26,13 +26,12 @@ from fkhls.project.manifest import load_manifest
 
 from tests import models
 
-DATA = Path(__file__).resolve().parents[2] / "fkhls" / "data"
 
 
 @pytest.fixture(scope="session")
-def demo(tmp_path_factory):
-    manifest = export_model(DATA / "demo_model.h5", tmp_path_factory.mktemp("harness") / "demo", ExportOptions())
-    x = np.load(DATA / "demo_inputs.npy")[:200]
+def demo(golden_demo_project, demo_inputs):
+    manifest = golden_demo_project  # shared (conftest), read-only
+    x = demo_inputs[:200]
     return manifest, x, csim.input_words(manifest, x), build_harness(manifest)
 
 

@@ -33,12 +33,10 @@ from fkhls.csim.inject import (
     render_weight_txt,
 )
 from fkhls.core.errors import AddressError, BuildError, ProjectError
-from fkhls.project.export import ExportOptions, export_model
 from fkhls.core.fixedpoint import from_raw, to_raw, type_from_dict
 from fkhls.project.manifest import load_manifest
 from tests.entry import assert_error, run_fkhls
 
-DATA = Path(__file__).resolve().parents[2] / "fkhls" / "data"
 
 FAULT_SET = {
     "seed": 11,
@@ -58,15 +56,13 @@ def checksums(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def golden(tmp_path_factory) -> Path:
-    project = tmp_path_factory.mktemp("codegen") / "golden"
-    export_model(DATA / "demo_model.h5", project, ExportOptions())
-    return project
+def golden(golden_demo_project) -> Path:
+    return Path(golden_demo_project.project_dir)  # shared (conftest), read-only
 
 
 @pytest.fixture(scope="session")
-def inputs() -> np.ndarray:
-    return np.load(DATA / "demo_inputs.npy")[:300]
+def inputs(demo_inputs) -> np.ndarray:
+    return demo_inputs[:300]
 
 
 @pytest.fixture(scope="session")
