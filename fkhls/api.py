@@ -325,31 +325,13 @@ class Project:
                               layers=tuple(layers) if layers is not None else None, tensors=tuple(tensors),
                               bits=tuple(int(b) for b in bits) if bits is not None else None, ber=ber,
                               trials=trials, seed=seed)
-        inputs_path = _saved_array(x, results_dir / "inputs.npy", force)
-        labels_path = _saved_array(labels, results_dir / "labels.npy", force) if labels is not None else None
+        arrays = {name: np.asarray(value) for name, value in (("inputs", x), ("labels", labels))
+                  if value is not None and not isinstance(value, (str, Path))}
+        inputs_path = results_dir / "inputs.npy" if "inputs" in arrays else Path(x)
+        labels_path = None if labels is None else results_dir / "labels.npy" if "labels" in arrays else Path(labels)
         config = CampaignConfig(self.directory, inputs_path, engine, selection, labels_path, shard_size)
-        return Campaign(run_campaign(config, results_dir, workers=workers, force=force, quiet=not progress))
-
-
-def _saved_array(value: Any, path: Path, force: bool) -> Path:
-    """A .npy path for ``value``: a path as given, an array saved to ``path`` (never replacing other data)."""
-    from fkhls.core.files import atomic_save_npy
-
-    if isinstance(value, (str, Path)):
-        return Path(value)
-    array = np.asarray(value)
-    if path.is_file():
-        try:
-            same = np.array_equal(np.load(path, allow_pickle=False), array)
-        except (OSError, ValueError):
-            same = False
-        if same:
-            return path
-        if not force:
-            raise ProjectError(f"{str(path)!r} exists and holds other data; pass force=True to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_save_npy(path, array)
-    return path
+        return Campaign(run_campaign(config, results_dir, workers=workers, force=force, quiet=not progress,
+                                     arrays=arrays))
 
 
 def export(model_or_path: Any, output_dir: str | Path, *, backend: str = "Vivado", io_type: str = "io_parallel",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.conftest import DATA, SUITE_CACHE
+from tests.conftest import DEMO_DATA as DATA, SUITE_CACHE
 from tests.entry import run_fkhls
 
 

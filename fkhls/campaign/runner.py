@@ -46,7 +46,8 @@ import numpy as np
 from fkhls import __version__
 from fkhls.core.errors import FkhlsError, ProjectError
 from fkhls.faults.descriptors import TENSORS, FaultScenario, exhaustive_faults, model_bit_of, random_ber_scenarios
-from fkhls.core.files import CAMPAIGN, atomic_write_text, classify_output_dir, directory_lock, load_array
+from fkhls.core.files import (CAMPAIGN, atomic_save_npy, atomic_write_text, classify_output_dir, directory_lock,
+                              load_array)
 from fkhls.project.manifest import MANIFEST_NAME, Manifest, load_manifest
 from fkhls.campaign.report import FaultTable, write_report
 
@@ -597,11 +598,14 @@ def _progress(total: int, initial: int, quiet: bool):
 
 
 def run_campaign(config: CampaignConfig, results_dir: str | Path, *, workers: int | None = None, force: bool = False,
-                 quiet: bool = False, report: bool = True, max_shards: int | None = None) -> CampaignResult:
+                 quiet: bool = False, report: bool = True, max_shards: int | None = None,
+                 arrays: dict[str, np.ndarray] | None = None) -> CampaignResult:
     """Run (or resume) a campaign into ``results_dir``; see the module docstring.
 
     ``workers``: processes of the local pool (default ``os.cpu_count()``; 1 = in this process).
     ``max_shards``: stop after computing that many new shards (for tests and partial runs).
+    ``arrays``: in-memory inputs/labels (the Python API) saved as ``{name}.npy`` in the results
+    directory once it passed the rule, so the same call resumes; ``config`` names those files.
     The results directory must be new, empty or a campaign's (the rule of ``fkhls.core.files``:
     never the project, never a directory of other files, ``force`` or not); it is locked for
     the run, so a second campaign there is refused instead of deleting the running one's shards.
@@ -610,8 +614,25 @@ def run_campaign(config: CampaignConfig, results_dir: str | Path, *, workers: in
     classify_output_dir(results_dir, "results directory", owner=CAMPAIGN, golden=config.project_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     with directory_lock(results_dir, "results directory"):
+        for name, array in (arrays or {}).items():
+            _save_array(array, results_dir / f"{name}.npy", force)
         return _run_locked(config, results_dir, workers=workers, force=force, quiet=quiet, report=report,
                            max_shards=max_shards)
+
+
+def _save_array(array: np.ndarray, path: Path, force: bool) -> None:
+    """Save an in-memory input array of the campaign; an existing file with other data needs ``force``."""
+    array = np.asarray(array)
+    if path.is_file():
+        try:
+            same = np.array_equal(np.load(path, allow_pickle=False), array)
+        except (OSError, ValueError):
+            same = False
+        if same:
+            return
+        if not force:
+            raise FkhlsError(f"{str(path)!r} exists and holds other data; pass force=True to replace it")
+    atomic_save_npy(path, array)
 
 
 def _run_locked(config: CampaignConfig, results_dir: Path, *, workers: int | None, force: bool, quiet: bool,

@@ -31,8 +31,8 @@ def cache(tmp_path, monkeypatch):
                            (".fault_harness-ab12cd", 1)):
         path = csim / name
         path.mkdir(parents=True)
-        (path / "build.log").write_text(f'g++ -std=c++17 -DWEIGHTS_DIR="/somewhere/proj_{age_days}/firmware/weights" '
-                                        f"-I/somewhere/proj_{age_days} x.cpp\n")
+        (path / "build.log").write_text(f"cd /somewhere/proj_{age_days}\n"  # as compile_program writes it
+                                        'g++ -std=c++17 -DWEIGHTS_DIR="firmware/weights" -I. x.cpp\n')
         (path / "payload").write_bytes(b"x" * 2048)
         stamp = time.time() - age_days * 86400
         for file in path.iterdir():
@@ -83,13 +83,12 @@ def test_prune_needs_a_choice_and_a_valid_age(cache):
     assert result.exit_code == 2 and "--older-than" in result.output
 
 
-def test_a_cache_hit_counts_as_use(tmp_path, monkeypatch):
+def test_a_cache_hit_counts_as_use(tmp_path, monkeypatch, golden_demo_project):
     """Reusing a cached binary refreshes its age, so prune --older-than removes what is not used."""
     from fkhls.csim import build
 
     monkeypatch.setenv("FKHLS_CACHE_DIR", str(tmp_path / "c"))
-    project = tmp_path / "p"
-    (project / "firmware").mkdir(parents=True)
+    project = golden_demo_project.project_dir  # only read: the build runs there and writes into the cache
     source = "int main() { return 0; }\n"
     first = build.compile_program(project, source, "probe", ("-O0",))
     old = time.time() - 30 * 86400

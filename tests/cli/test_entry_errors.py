@@ -64,6 +64,7 @@ CASES = {
                                ["--force"]),
     "csim-wrong-shape": (["csim", "{project}", "--inputs", "{base}/narrow.npy", "-o", "{base}/y.npy"], 1,
                          ["(4, 15)", "(N, 16)"]),
+    "cache-prune-negative-age": (["cache", "prune", "--older-than", "-1"], 2, ["--older-than"]),
     "csim-existing-output": (["csim", "{project}", "--inputs", "{base}/x.npy", "-o", "{base}/taken.npy"], 1,
                              ["taken.npy", "--force"]),
     "crosscheck-existing-report": (["crosscheck", "{project}", "--faults", "{base}/faults.json", "--inputs",
