@@ -448,25 +448,32 @@ def _progress(total: int, initial: int, quiet: bool):
 
 
 def run_campaign(config: CampaignConfig, results_dir: str | Path, *, workers: int | None = None, force: bool = False,
-                 quiet: bool = False, report: bool = True, max_shards: int | None = None) -> CampaignResult:
+                 quiet: bool = False, report: bool = True, max_shards: int | None = None,
+                 scheduler: str | None = None) -> CampaignResult:
     """Run (or resume) a campaign into ``results_dir``; see the module docstring.
 
     ``workers``: processes of the local pool (default ``os.cpu_count()``; 1 = in this process).
     ``max_shards``: stop after computing that many new shards (for tests and partial runs).
+    ``scheduler``: where shards run: ``local-pool`` (default), ``dask-local`` (a LocalCluster of
+    ``workers`` processes) or a Dask scheduler address (``fkhls.campaign.dask_engine``).
     The results directory must be new, empty or a campaign's (the rule of ``fkhls.core.files``:
     never the project, never a directory of other files, ``force`` or not); it is locked for
     the run, so a second campaign there is refused instead of deleting the running one's shards.
     """
+    if scheduler is not None:
+        from fkhls.campaign.dask_engine import check_scheduler
+
+        check_scheduler(scheduler)
     results_dir = Path(results_dir)
     classify_output_dir(results_dir, "results directory", owner=CAMPAIGN, golden=config.project_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     with directory_lock(results_dir, "results directory"):
         return _run_locked(config, results_dir, workers=workers, force=force, quiet=quiet, report=report,
-                           max_shards=max_shards)
+                           max_shards=max_shards, scheduler=scheduler)
 
 
 def _run_locked(config: CampaignConfig, results_dir: Path, *, workers: int | None, force: bool, quiet: bool,
-                report: bool, max_shards: int | None) -> CampaignResult:
+                report: bool, max_shards: int | None, scheduler: str | None = None) -> CampaignResult:
     from fkhls.faults.addressing import spec_from_manifest
     from fkhls.csim.build import input_words
 
@@ -509,12 +516,13 @@ def _run_locked(config: CampaignConfig, results_dir: Path, *, workers: int | Non
     workers = max(1, int(workers or os.cpu_count() or 1))
     t0 = time.perf_counter()
     with _progress(len(scenarios), done_before, quiet) as bar:
-        for _, count, mismatching, _ in _execute(state, pending, workers):
+        for _, count, mismatching, _ in _executor(scheduler)(state, pending, workers):
             bar.update(count)
             if mismatching:
                 bar.set_postfix(mismatching=mismatching, refresh=False)
     timings["shards_seconds"] = time.perf_counter() - t0
     timings["workers"] = workers
+    timings["scheduler"] = scheduler or "local-pool"
 
     missing = [i for i in range(n_shards) if not shard_path(shard_dir, i).is_file()]
     table = load_results(results_dir) if not missing else None
@@ -540,6 +548,15 @@ def _write_golden(results_dir: Path, golden: dict, labels: np.ndarray | None) ->
     if labels is not None:
         arrays["labels"] = labels
     _atomic_savez(results_dir / GOLDEN_NPZ, arrays)
+
+
+def _executor(scheduler: str | None) -> Callable:
+    """The shard executor: the local process pool (default), or Dask (``fkhls.campaign.dask_engine``)."""
+    if scheduler in (None, "local-pool"):
+        return _execute
+    from fkhls.campaign.dask_engine import dask_executor
+
+    return dask_executor(scheduler)
 
 
 def _execute(state: _State, pending: list[int], workers: int):
