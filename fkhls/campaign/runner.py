@@ -15,8 +15,8 @@ Results directory::
     campaign.json         written first: what the campaign is (hashes of project, inputs and
                           labels; fault selection; seed; engines; shard size; fkhls version)
     golden.npz            golden raw output words per engine (+ labels), kept once
-    shards/shard-NNNNN.npz  per-scenario result columns (see ``report.FaultTable``)
-    results.csv, summary.json, report.md, heatmap.png, histograms.png   (``fkhls.campaign.report``)
+    shards/shard-NNNNN.parquet  per-scenario result columns (``fkhls.campaign.results_store``)
+    results.parquet, results.csv, summary.json, report.md, heatmap.png, histograms.png   (``fkhls.campaign.report``)
 
 Resume = the same command on the same directory: ``campaign.json`` must match (otherwise
 ``CampaignMismatchError`` names what differs; ``force=True`` starts over), finished shards are
@@ -46,6 +46,8 @@ from fkhls.faults.descriptors import TENSORS, FaultScenario, exhaustive_faults, 
 from fkhls.core.files import CAMPAIGN, atomic_write_text, classify_output_dir, directory_lock, load_array
 from fkhls.project.manifest import MANIFEST_NAME, Manifest, load_manifest
 from fkhls.campaign.report import FaultTable, write_report
+from fkhls.campaign.results_store import (export_csv, find_shard, read_columns, shard_file, shard_seconds, write_shard,
+                                          write_table)
 
 __all__ = [
     "ENGINES",
@@ -66,7 +68,7 @@ __all__ = [
 ]
 
 ENGINES = ("tf", "csim", "both")
-SCHEMA = 1
+SCHEMA = 2  # 2: shards are Parquet (fkhls.campaign.results_store); schema 1 directories are read, not resumed
 # Default shard: the most scenarios (a power of two, at most 4096) whose faulty output words stay
 # under ~16 M per engine (~128 MB of int64), so a worker's memory is bounded for any model, and
 # the engines' per-call set-up (golden pass, process start) is paid rarely.
@@ -75,7 +77,7 @@ CAMPAIGN_JSON = "campaign.json"
 GOLDEN_NPZ = "golden.npz"
 SHARD_DIR = "shards"
 # Files a campaign writes (and --force removes); nothing else in the directory is touched.
-OUTPUT_FILES = (CAMPAIGN_JSON, GOLDEN_NPZ, "results.csv", "summary.json", "report.md", "heatmap.png",
+OUTPUT_FILES = (CAMPAIGN_JSON, GOLDEN_NPZ, "results.parquet", "results.csv", "summary.json", "report.md", "heatmap.png",
                 "histograms.png")
 
 
@@ -315,7 +317,7 @@ def _csim_outputs(state: _State, lo: int, hi: int) -> np.ndarray:
 
 
 def shard_path(shard_dir: Path, index: int) -> Path:
-    return Path(shard_dir) / f"shard-{index:05d}.npz"
+    return shard_file(shard_dir, index)
 
 
 def _run_shard(index: int, state: _State | None = None) -> tuple[int, int, int, dict]:
@@ -339,7 +341,7 @@ def _run_shard(index: int, state: _State | None = None) -> tuple[int, int, int, 
         mismatching = int(np.count_nonzero(agree["mismatched_words"]))
     for engine, value in seconds.items():
         columns[f"seconds_{engine}"] = np.float64(value)
-    _atomic_savez(shard_path(state.shard_dir, index), columns)
+    write_shard(shard_path(state.shard_dir, index), columns)
     return index, hi - lo, mismatching, seconds
 
 
@@ -383,7 +385,7 @@ def _prepare_dir(results_dir: Path, identity: dict, force: bool) -> None:
                 f"{results_dir} holds a different campaign ({'; '.join(diffs)}); use another results directory, "
                 "or pass --force to discard it and start over")
         (results_dir / SHARD_DIR).mkdir(exist_ok=True)
-        for stale in (results_dir / SHARD_DIR).glob(".shard-*.tmp.npz"):  # left by a killed worker
+        for stale in (results_dir / SHARD_DIR).glob(".shard-*"):  # temporary files left by a killed worker
             stale.unlink(missing_ok=True)
         return
     if not header.is_file() and not force and (results_dir / SHARD_DIR).is_dir():
@@ -633,18 +635,15 @@ def load_results(results_dir: str | Path) -> FaultTable:
     if not header.is_file():
         raise ProjectError(f"{results_dir} holds no campaign ({CAMPAIGN_JSON} is missing)")
     identity = json.loads(header.read_text())
-    missing = [i for i in range(identity["n_shards"]) if not shard_path(results_dir / SHARD_DIR, i).is_file()]
+    paths = [find_shard(results_dir / SHARD_DIR, i) for i in range(identity["n_shards"])]
+    missing = [i for i, path in enumerate(paths) if path is None]
     if missing:
         raise ProjectError(f"campaign in {results_dir} is unfinished: {len(missing)} of {identity['n_shards']} shards "
                            f"missing (first: {missing[0]}); run the same campaign command again to resume")
     manifest = load_manifest(identity["project"])
     selection = Selection(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in identity["selection"].items()})
     scenarios = campaign_scenarios(spec_from_manifest(manifest), selection)
-    parts = []
-    for i in range(identity["n_shards"]):
-        with np.load(shard_path(results_dir / SHARD_DIR, i)) as data:
-            parts.append({k: data[k] for k in data.files if not k.startswith("seconds_")})
-    results = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    results = read_columns(paths)
     if not np.array_equal(results["scenario"], np.arange(len(scenarios))):
         raise ProjectError(f"shards in {results_dir} do not cover scenarios 0..{len(scenarios) - 1} in order")
     columns = _meta_columns(manifest, scenarios)
@@ -676,16 +675,15 @@ def engine_seconds(results_dir: str | Path) -> dict[str, float]:
     """Seconds each engine spent on the shards on disk (summed over shards: one-core seconds)."""
     results_dir = Path(results_dir)
     totals: dict[str, float] = {}
-    for path in sorted((results_dir / SHARD_DIR).glob("shard-*.npz")):
-        with np.load(path) as data:
-            for key in data.files:
-                if key.startswith("seconds_"):
-                    totals[key[len("seconds_"):]] = totals.get(key[len("seconds_"):], 0.0) + float(data[key])
+    for path in sorted((results_dir / SHARD_DIR).glob("shard-*")):
+        for engine, seconds in shard_seconds(path).items():
+            totals[engine] = totals.get(engine, 0.0) + seconds
     return totals
 
 
 def report_campaign(results_dir: str | Path, table: FaultTable | None = None, timings: dict | None = None) -> dict:
-    """Write summary.json, report.md, heatmap.png, histograms.png and results.csv for a finished campaign."""
+    """Write summary.json, report.md, heatmap.png, histograms.png, results.parquet and results.csv (streamed
+    from the Parquet) for a finished campaign."""
     results_dir = Path(results_dir)
     table = table or load_results(results_dir)
     identity = json.loads((results_dir / CAMPAIGN_JSON).read_text())
@@ -705,4 +703,7 @@ def report_campaign(results_dir: str | Path, table: FaultTable | None = None, ti
                        for e, s in per_engine.items() if s > 0}},
     }
     title = f"{Path(identity['project']).name}, {identity['selection']['mode']}, engine {identity['engine']}"
-    return write_report(results_dir, table, info, title)
+    paths = write_report(results_dir, table, info, title, csv=False)
+    paths["results_parquet"] = write_table(results_dir / "results.parquet", table.columns)
+    paths["results"] = export_csv(paths["results_parquet"], results_dir / "results.csv")
+    return paths
