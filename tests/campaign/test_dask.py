@@ -127,3 +127,23 @@ def test_bad_scheduler_is_refused(setup, tmp_path):
     with pytest.raises(FkhlsError, match=r"scheduler 'http://x:1' is not valid; valid: 'local-pool', 'dask-local'"):
         run_campaign(config, tmp_path / "r", scheduler="http://x:1")
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--scheduler", "bogus"], "scheduler 'bogus' is not valid"),
+    (["--dask", "--scheduler", "local-pool"], "--dask runs on Dask; --scheduler local-pool is the process pool"),
+    (["--scheduler", "tcp://127.0.0.1:8786", "--workers", "2"], "--workers sizes a local pool or cluster"),
+])
+def test_cli_scheduler_options_are_checked(tmp_path, extra, message):
+    """Refused before anything is read or written (the project and inputs here are never opened)."""
+    from click.testing import CliRunner
+
+    from fkhls.cli import main
+
+    (tmp_path / "project").mkdir()
+    np.save(tmp_path / "x.npy", np.zeros((2, 2)))
+    result = CliRunner().invoke(main, ["campaign", str(tmp_path / "project"), "--inputs", str(tmp_path / "x.npy"),
+                                       "--exhaustive", "-o", str(tmp_path / "r"), *extra])
+    assert result.exit_code in (1, 2), result.output
+    assert message in result.output
+    assert not (tmp_path / "r").exists()
