@@ -37,7 +37,8 @@ def main() -> None:
             from fkhls.model.spec import load_keras_model
             from fkhls.project.export import ExportOptions, export_model
 
-            project = export_model(load_keras_model(DATA / "demo_model.h5"), tmp / "project", ExportOptions()).project_dir
+            model = load_keras_model(DATA / "demo_model.h5")
+            project = export_model(model, tmp / "project", ExportOptions()).project_dir
         config = CampaignConfig(Path(project), DATA / "demo_inputs.npy", "both", Selection(mode="exhaustive"),
                                 DATA / "demo_labels.npy")
         start = time.perf_counter()

@@ -16,7 +16,8 @@ Results directory::
                           labels; fault selection; seed; engines; shard size; fkhls version)
     golden.npz            golden raw output words per engine (+ labels), kept once
     shards/shard-NNNNN.parquet  per-scenario result columns (``fkhls.campaign.results_store``)
-    results.parquet, results.csv, summary.json, report.md, heatmap.png, histograms.png   (``fkhls.campaign.report``)
+    results.parquet, results.csv  the whole table (``results_store``), the CSV streamed from the Parquet
+    summary.json, report.md, heatmap.png, histograms.png   (``fkhls.campaign.report``)
 
 Resume = the same command on the same directory: ``campaign.json`` must match (otherwise
 ``CampaignMismatchError`` names what differs; ``force=True`` starts over), finished shards are
@@ -77,8 +78,8 @@ CAMPAIGN_JSON = "campaign.json"
 GOLDEN_NPZ = "golden.npz"
 SHARD_DIR = "shards"
 # Files a campaign writes (and --force removes); nothing else in the directory is touched.
-OUTPUT_FILES = (CAMPAIGN_JSON, GOLDEN_NPZ, "results.parquet", "results.csv", "summary.json", "report.md", "heatmap.png",
-                "histograms.png")
+OUTPUT_FILES = (CAMPAIGN_JSON, GOLDEN_NPZ, "results.parquet", "results.csv", "summary.json", "report.md",
+                "heatmap.png", "histograms.png")
 
 
 class CampaignMismatchError(ProjectError):

@@ -73,7 +73,8 @@ def campaign(project, inputs, labels, engine, exhaustive, ber, trials, seed, lay
         raise click.UsageError("--dask runs on Dask; --scheduler local-pool is the process pool: give one of them")
     scheduler = scheduler or ("dask-local" if use_dask else None)
     if workers is not None and scheduler not in (None, "local-pool", "dask-local"):
-        raise click.UsageError(f"--workers sizes a local pool or cluster; the scheduler {scheduler} has its own workers")
+        raise click.UsageError(f"--workers sizes a local pool or cluster; the scheduler {scheduler} has its own "
+                               "workers")
     results_dir = Path(results_dir)
     result = run_campaign(config, results_dir, workers=workers, force=force, quiet=quiet, scheduler=scheduler)
     table = result.table

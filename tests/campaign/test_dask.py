@@ -1,4 +1,4 @@
-"""fkhls.campaign.dask_engine: a real LocalCluster on loopback gives the process pool's results, survives a killed worker."""
+"""fkhls.campaign.dask_engine: a LocalCluster on loopback gives the pool's results and survives a killed worker."""
 
 from __future__ import annotations
 

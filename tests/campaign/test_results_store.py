@@ -1,4 +1,4 @@
-"""fkhls.campaign.results_store: Parquet keeps every column exactly, reads lazily, streams the CSV; old shards still read."""
+"""fkhls.campaign.results_store: Parquet keeps every column exactly, reads lazily, streams the CSV, reads old shards."""
 
 from __future__ import annotations
 
