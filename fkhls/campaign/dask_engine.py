@@ -109,6 +109,10 @@ def dask_executor(scheduler: str) -> Callable[..., Iterator[tuple]]:
 
         cluster = client = None
         token = _token(state)
+        # Dask logs every connection at INFO; a campaign shows its own progress (and errors) instead.
+        dask_log = logging.getLogger("distributed")
+        level = dask_log.level
+        dask_log.setLevel(logging.WARNING)
         try:
             if scheduler == DASK_LOCAL:
                 cluster = LocalCluster(n_workers=max(1, min(workers, len(pending))), threads_per_worker=1,
@@ -142,5 +146,6 @@ def dask_executor(scheduler: str) -> Callable[..., Iterator[tuple]]:
                 client.close()
             if cluster is not None:
                 cluster.close()
+            dask_log.setLevel(level)
 
     return execute
