@@ -99,20 +99,28 @@ def test_killed_worker_loses_nothing(setup, tmp_path):
     killed: dict = {}
 
     def killer() -> None:
+        """After the first shard file, SIGKILL a worker that is running a shard task at that moment."""
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not list((results / SHARD_DIR).glob("shard-*")):
             time.sleep(0.02)
-        pids = sorted(client.run(os.getpid).values())
-        killed["shards_done"] = len(list((results / SHARD_DIR).glob("shard-*")))
-        killed["pid"] = pids[0]
-        os.kill(pids[0], signal.SIGKILL)
+        pids = client.run(os.getpid)  # worker address -> pid
+        while time.monotonic() < deadline:
+            busy = [(address, keys) for address, keys in client.processing().items() if keys and address in pids]
+            if busy:
+                address, keys = busy[0]
+                killed.update(pid=pids[address], task=keys[0],
+                              shards_done=len(list((results / SHARD_DIR).glob("shard-*"))))
+                os.kill(pids[address], signal.SIGKILL)
+                return
+            time.sleep(0.01)
 
     try:
         thread = threading.Thread(target=killer)
         thread.start()
         result = run_campaign(config, results, quiet=True, scheduler=cluster.scheduler_address)
         thread.join()
-        assert "pid" in killed, "the killer never ran"
+        assert "pid" in killed, "the killer found no busy worker"
+        assert str(killed["task"]).startswith("fkhls-shard-")
         assert killed["shards_done"] < result.shards_total, "the kill landed after the campaign"
         assert not psutil.pid_exists(killed["pid"]) or psutil.Process(killed["pid"]).status() == psutil.STATUS_ZOMBIE
         assert result.shards_run == result.shards_total
