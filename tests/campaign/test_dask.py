@@ -155,3 +155,46 @@ def test_cli_scheduler_options_are_checked(tmp_path, extra, message):
     assert result.exit_code in (1, 2), result.output
     assert message in result.output
     assert not (tmp_path / "r").exists()
+
+
+def _session_processes(sid: int) -> list[int]:
+    """Live processes of session ``sid`` (a campaign started in a new session, and everything it started)."""
+    out = []
+    for process in psutil.process_iter():
+        try:
+            if os.getsid(process.pid) == sid and process.status() != psutil.STATUS_ZOMBIE:
+                out.append(process.pid)
+        except (OSError, psutil.Error):
+            continue
+    return out
+
+
+def test_killed_dask_campaign_leaves_no_process(setup, tmp_path):
+    """kill -9 of `fkhls campaign --dask --workers 2` mid-run: its Dask workers (and their C-sims) exit too."""
+    import subprocess
+    import sys
+
+    config, _ = setup
+    results = tmp_path / "killed"
+    root = Path(__file__).resolve().parents[2]
+    args = [sys.executable, "-m", "fkhls.cli", "campaign", str(config.project_dir), "--inputs", str(config.inputs),
+            "--exhaustive", "--shard-size", "4", "--dask", "--workers", "2", "--quiet", "-o", str(results)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=root,
+                            env={**os.environ, "PYTHONPATH": str(root)}, start_new_session=True)
+    seen: set[int] = set()
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            seen |= set(_session_processes(proc.pid))
+            if len(list((results / SHARD_DIR).glob("shard-*.parquet"))) >= 2 and len(seen) >= 3:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, f"campaign ended before it could be killed: {proc.stderr.read().decode()[-800:]}"
+        assert len(seen) >= 3, f"expected the campaign and two Dask workers, saw {len(seen)} processes"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    deadline = time.monotonic() + 15
+    while _session_processes(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _session_processes(proc.pid) == []
