@@ -18,8 +18,9 @@ Results directory::
     campaign.json         written first: what the campaign is (hashes of project, inputs and
                           labels; fault selection; seed; engines; shard size; fkhls version)
     golden.npz            golden raw output words per engine (+ labels), kept once
-    shards/shard-NNNNN.npz  per-scenario result columns (see ``report.FaultTable``)
-    results.csv, summary.json, report.md, heatmap.png, histograms.png   (``fkhls.campaign.report``)
+    shards/shard-NNNNN.parquet  per-scenario result columns (``fkhls.campaign.results_store``)
+    results.parquet, results.csv  the whole table (``results_store``), the CSV streamed from the Parquet
+    summary.json, report.md, heatmap.png, histograms.png   (``fkhls.campaign.report``)
 
 Resume = the same command on the same directory: ``campaign.json`` must match (otherwise
 ``CampaignMismatchError`` names what differs; ``force=True`` starts over), finished shards are
@@ -50,6 +51,8 @@ from fkhls.core.files import (CAMPAIGN, atomic_save_npy, atomic_write_text, clas
                               load_array)
 from fkhls.project.manifest import MANIFEST_NAME, Manifest, load_manifest
 from fkhls.campaign.report import FaultTable, write_report
+from fkhls.campaign.results_store import (export_csv, find_shard, read_columns, shard_file, shard_seconds, write_shard,
+                                          write_table)
 
 __all__ = [
     "ENGINES",
@@ -79,7 +82,7 @@ MODES = ("exhaustive", "ber", "sampled")
 CSIM_BOUND_CONFIDENCE = 0.99
 # Confidence of the intervals of a random-BER campaign's rates over its trials.
 BER_CONFIDENCE = 0.99
-SCHEMA = 1
+SCHEMA = 2  # 2: shards are Parquet (fkhls.campaign.results_store); schema 1 directories are read, not resumed
 # Default shard: the most scenarios (a power of two, at most 4096) whose faulty output words stay
 # under ~16 M per engine (~128 MB of int64), so a worker's memory is bounded for any model, and
 # the engines' per-call set-up (golden pass, process start) is paid rarely.
@@ -88,8 +91,8 @@ CAMPAIGN_JSON = "campaign.json"
 GOLDEN_NPZ = "golden.npz"
 SHARD_DIR = "shards"
 # Files a campaign writes (and --force removes); nothing else in the directory is touched.
-OUTPUT_FILES = (CAMPAIGN_JSON, GOLDEN_NPZ, "results.csv", "summary.json", "report.md", "heatmap.png",
-                "histograms.png")
+OUTPUT_FILES = (CAMPAIGN_JSON, GOLDEN_NPZ, "results.parquet", "results.csv", "summary.json", "report.md",
+                "heatmap.png", "histograms.png")
 
 
 class CampaignMismatchError(ProjectError):
@@ -458,7 +461,7 @@ def _scatter(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
 
 
 def shard_path(shard_dir: Path, index: int) -> Path:
-    return Path(shard_dir) / f"shard-{index:05d}.npz"
+    return shard_file(shard_dir, index)
 
 
 def _run_shard(index: int, state: _State | None = None) -> tuple[int, int, int, dict]:
@@ -490,7 +493,7 @@ def _run_shard(index: int, state: _State | None = None) -> tuple[int, int, int, 
         columns.update(agree)
     for engine, value in seconds.items():
         columns[f"seconds_{engine}"] = np.float64(value)
-    _atomic_savez(shard_path(state.shard_dir, index), columns)
+    write_shard(shard_path(state.shard_dir, index), columns)
     return index, hi - lo, mismatching, seconds
 
 
@@ -534,7 +537,7 @@ def _prepare_dir(results_dir: Path, identity: dict, force: bool) -> None:
                 f"{results_dir} holds a different campaign ({'; '.join(diffs)}); use another results directory, "
                 "or pass --force to discard it and start over")
         (results_dir / SHARD_DIR).mkdir(exist_ok=True)
-        for stale in (results_dir / SHARD_DIR).glob(".shard-*.tmp.npz"):  # left by a killed worker
+        for stale in (results_dir / SHARD_DIR).glob(".shard-*"):  # temporary files left by a killed worker
             stale.unlink(missing_ok=True)
         return
     if not header.is_file() and not force and (results_dir / SHARD_DIR).is_dir():
@@ -599,17 +602,24 @@ def _progress(total: int, initial: int, quiet: bool):
 
 def run_campaign(config: CampaignConfig, results_dir: str | Path, *, workers: int | None = None, force: bool = False,
                  quiet: bool = False, report: bool = True, max_shards: int | None = None,
-                 arrays: dict[str, np.ndarray] | None = None) -> CampaignResult:
+                 arrays: dict[str, np.ndarray] | None = None,
+                 scheduler: str | None = None) -> CampaignResult:
     """Run (or resume) a campaign into ``results_dir``; see the module docstring.
 
     ``workers``: processes of the local pool (default ``os.cpu_count()``; 1 = in this process).
     ``max_shards``: stop after computing that many new shards (for tests and partial runs).
     ``arrays``: in-memory inputs/labels (the Python API) saved as ``{name}.npy`` in the results
     directory once it passed the rule, so the same call resumes; ``config`` names those files.
+    ``scheduler``: where shards run: ``local-pool`` (default), ``dask-local`` (a LocalCluster of
+    ``workers`` processes) or a Dask scheduler address (``fkhls.campaign.dask_engine``).
     The results directory must be new, empty or a campaign's (the rule of ``fkhls.core.files``:
     never the project, never a directory of other files, ``force`` or not); it is locked for
     the run, so a second campaign there is refused instead of deleting the running one's shards.
     """
+    if scheduler is not None:
+        from fkhls.campaign.dask_engine import check_scheduler
+
+        check_scheduler(scheduler)
     results_dir = Path(results_dir)
     classify_output_dir(results_dir, "results directory", owner=CAMPAIGN, golden=config.project_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -617,7 +627,7 @@ def run_campaign(config: CampaignConfig, results_dir: str | Path, *, workers: in
         for name, array in (arrays or {}).items():
             _save_array(array, results_dir / f"{name}.npy", force)
         return _run_locked(config, results_dir, workers=workers, force=force, quiet=quiet, report=report,
-                           max_shards=max_shards)
+                           max_shards=max_shards, scheduler=scheduler)
 
 
 def _save_array(array: np.ndarray, path: Path, force: bool) -> None:
@@ -636,7 +646,7 @@ def _save_array(array: np.ndarray, path: Path, force: bool) -> None:
 
 
 def _run_locked(config: CampaignConfig, results_dir: Path, *, workers: int | None, force: bool, quiet: bool,
-                report: bool, max_shards: int | None) -> CampaignResult:
+                report: bool, max_shards: int | None, scheduler: str | None = None) -> CampaignResult:
     from fkhls.faults.addressing import spec_from_manifest
     from fkhls.csim.build import input_words
 
@@ -689,12 +699,13 @@ def _run_locked(config: CampaignConfig, results_dir: Path, *, workers: int | Non
     workers = max(1, int(workers or os.cpu_count() or 1))
     t0 = time.perf_counter()
     with _progress(len(scenarios), done_before, quiet) as bar:
-        for _, count, mismatching, _ in _execute(state, pending, workers):
+        for _, count, mismatching, _ in _executor(scheduler)(state, pending, workers):
             bar.update(count)
             if mismatching:
                 bar.set_postfix(mismatching=mismatching, refresh=False)
     timings["shards_seconds"] = time.perf_counter() - t0
     timings["workers"] = workers
+    timings["scheduler"] = scheduler or "local-pool"
 
     missing = [i for i in range(n_shards) if not shard_path(shard_dir, i).is_file()]
     table = load_results(results_dir) if not missing else None
@@ -724,6 +735,15 @@ def _write_golden(results_dir: Path, golden: dict, labels: np.ndarray | None) ->
     if labels is not None:
         arrays["labels"] = labels
     _atomic_savez(results_dir / GOLDEN_NPZ, arrays)
+
+
+def _executor(scheduler: str | None) -> Callable:
+    """The shard executor: the local process pool (default), or Dask (``fkhls.campaign.dask_engine``)."""
+    if scheduler in (None, "local-pool"):
+        return _execute
+    from fkhls.campaign.dask_engine import dask_executor
+
+    return dask_executor(scheduler)
 
 
 def _execute(state: _State, pending: list[int], workers: int):
@@ -800,7 +820,8 @@ def load_results(results_dir: str | Path) -> FaultTable:
     if not header.is_file():
         raise ProjectError(f"{results_dir} holds no campaign ({CAMPAIGN_JSON} is missing)")
     identity = json.loads(header.read_text())
-    missing = [i for i in range(identity["n_shards"]) if not shard_path(results_dir / SHARD_DIR, i).is_file()]
+    paths = [find_shard(results_dir / SHARD_DIR, i) for i in range(identity["n_shards"])]
+    missing = [i for i, path in enumerate(paths) if path is None]
     if missing:
         raise ProjectError(f"campaign in {results_dir} is unfinished: {len(missing)} of {identity['n_shards']} shards "
                            f"missing (first: {missing[0]}); run the same campaign command again to resume")
@@ -812,11 +833,7 @@ def load_results(results_dir: str | Path) -> FaultTable:
         scenarios = design.scenarios()
     else:
         scenarios = campaign_scenarios(spec_from_manifest(manifest), selection)
-    parts = []
-    for i in range(identity["n_shards"]):
-        with np.load(shard_path(results_dir / SHARD_DIR, i)) as data:
-            parts.append({k: data[k] for k in data.files if not k.startswith("seconds_")})
-    results = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    results = read_columns(paths)
     if not np.array_equal(results["scenario"], np.arange(len(scenarios))):
         raise ProjectError(f"shards in {results_dir} do not cover scenarios 0..{len(scenarios) - 1} in order")
     columns = _meta_columns(manifest, scenarios)
@@ -866,16 +883,15 @@ def engine_seconds(results_dir: str | Path) -> dict[str, float]:
     """Seconds each engine spent on the shards on disk (summed over shards: one-core seconds)."""
     results_dir = Path(results_dir)
     totals: dict[str, float] = {}
-    for path in sorted((results_dir / SHARD_DIR).glob("shard-*.npz")):
-        with np.load(path) as data:
-            for key in data.files:
-                if key.startswith("seconds_"):
-                    totals[key[len("seconds_"):]] = totals.get(key[len("seconds_"):], 0.0) + float(data[key])
+    for path in sorted((results_dir / SHARD_DIR).glob("shard-*")):
+        for engine, seconds in shard_seconds(path).items():
+            totals[engine] = totals.get(engine, 0.0) + seconds
     return totals
 
 
 def report_campaign(results_dir: str | Path, table: FaultTable | None = None, timings: dict | None = None) -> dict:
-    """Write summary.json, report.md, heatmap.png, histograms.png and results.csv for a finished campaign."""
+    """Write summary.json, report.md, heatmap.png, histograms.png, results.parquet and results.csv (streamed
+    from the Parquet) for a finished campaign."""
     results_dir = Path(results_dir)
     table = table or load_results(results_dir)
     identity = json.loads((results_dir / CAMPAIGN_JSON).read_text())
@@ -895,4 +911,7 @@ def report_campaign(results_dir: str | Path, table: FaultTable | None = None, ti
                        for e, s in per_engine.items() if s > 0}},
     }
     title = f"{Path(identity['project']).name}, {identity['selection']['mode']}, engine {identity['engine']}"
-    return write_report(results_dir, table, info, title)
+    paths = write_report(results_dir, table, info, title, csv=False)
+    paths["results_parquet"] = write_table(results_dir / "results.parquet", table.columns)
+    paths["results"] = export_csv(paths["results_parquet"], results_dir / "results.csv")
+    return paths

@@ -54,11 +54,18 @@ def _csv_list(value: str | None, what: str, cast=str) -> tuple | None:
 @click.option("--shard-size", type=click.IntRange(min=1),
               help="Faults per shard (unit of work, storage and resume) [default: up to 4096, sized so a shard's "
                    "output words stay under 16 M].")
-@click.option("--workers", type=click.IntRange(min=1), help="Worker processes [default: all cores].")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Worker processes of the local pool or local Dask cluster [default: all cores].")
+@click.option("--dask", "use_dask", is_flag=True,
+              help="Run shards as Dask tasks: a local cluster on 127.0.0.1, or the cluster of --scheduler.")
+@click.option("--scheduler", metavar="local-pool|dask-local|tcp://HOST:PORT",
+              help="Where shards run [default: local-pool; with --dask: dask-local]. An address means an "
+                   "existing Dask scheduler (its workers need fkhls and the results directory).")
 @click.option("--force", is_flag=True, help="Discard a different (or unfinished) campaign in the results directory.")
 @click.option("--quiet", "--no-progress", "quiet", is_flag=True, help="No progress bar.")
 def campaign(project, inputs, labels, engine, exhaustive, ber, trials, seed, confidence, margin, per, prior,
-             csim_sample, layers, tensors, bits, results_dir, shard_size, workers, force, quiet) -> None:
+             csim_sample, layers, tensors, bits, results_dir, shard_size, workers, use_dask, scheduler, force,
+             quiet) -> None:
     """Run (or resume) a fault campaign on PROJECT and write its report.
 
     Three kinds: --exhaustive (every selected bit), --ber RATE --trials N --seed S (random
@@ -87,8 +94,14 @@ def campaign(project, inputs, labels, engine, exhaustive, ber, trials, seed, con
         seed=seed if mode != "exhaustive" else None, **sampled)
     config = CampaignConfig(Path(project), Path(inputs), engine, selection, Path(labels) if labels else None,
                             shard_size, csim_sample, seed if csim_sample is not None else None)
+    if use_dask and scheduler == "local-pool":
+        raise click.UsageError("--dask runs on Dask; --scheduler local-pool is the process pool: give one of them")
+    scheduler = scheduler or ("dask-local" if use_dask else None)
+    if workers is not None and scheduler not in (None, "local-pool", "dask-local"):
+        raise click.UsageError(f"--workers sizes a local pool or cluster; the scheduler {scheduler} has its own "
+                               "workers")
     results_dir = Path(results_dir)
-    result = run_campaign(config, results_dir, workers=workers, force=force, quiet=quiet)
+    result = run_campaign(config, results_dir, workers=workers, force=force, quiet=quiet, scheduler=scheduler)
     table = result.table
     rows = [["faults", f"{len(table):,}"], ["samples", f"{table.n_samples:,}"],
             ["engines", " + ".join(table.engines)],

@@ -25,6 +25,7 @@ from fkhls.campaign.runner import (
     load_results,
     run_campaign,
 )
+from fkhls.campaign.results_store import read_shard
 from fkhls.core.errors import FkhlsError
 from fkhls.project.export import ExportOptions, export_model
 
@@ -48,9 +49,9 @@ def _config(project, engine="both", labels=True, shard_size=64, **selection) -> 
 def _shards(results_dir: Path) -> dict[int, dict[str, np.ndarray]]:
     """Every shard's result columns (timings excluded)."""
     out = {}
-    for path in sorted((results_dir / SHARD_DIR).glob("shard-*.npz")):
-        with np.load(path) as data:
-            out[int(path.stem.split("-")[1])] = {k: data[k] for k in data.files if not k.startswith("seconds_")}
+    for path in sorted((results_dir / SHARD_DIR).glob("shard-*.parquet")):
+        data = read_shard(path)
+        out[int(path.stem.split("-")[1])] = {k: v for k, v in data.items() if not k.startswith("seconds_")}
     return out
 
 
@@ -167,12 +168,12 @@ def test_resume_runs_only_missing_shards(project, tmp_path):
     config = _config(project, engine="tf", shard_size=100, layers=("d2", "out"))
     partial = run_campaign(config, tmp_path / "r", workers=1, quiet=True, max_shards=2)
     assert partial.table is None and partial.shards_run == 2
-    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "r" / SHARD_DIR).glob("shard-*.npz")}
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "r" / SHARD_DIR).glob("shard-*.parquet")}
     with pytest.raises(Exception, match="unfinished"):
         load_results(tmp_path / "r")
     resumed = run_campaign(config, tmp_path / "r", workers=2, quiet=True)
     assert resumed.shards_run == resumed.shards_total - 2
-    after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "r" / SHARD_DIR).glob("shard-*.npz")}
+    after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "r" / SHARD_DIR).glob("shard-*.parquet")}
     assert all(after[name] == mtime for name, mtime in before.items())  # finished work is not redone
     whole = run_campaign(config, tmp_path / "w", workers=1, quiet=True)
     _assert_same_shards(tmp_path / "r", tmp_path / "w")
@@ -225,7 +226,7 @@ def test_killed_campaign_resumes_to_the_uninterrupted_result(project, tmp_path, 
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            if len(list((killed / SHARD_DIR).glob("shard-*.npz"))) >= 3:
+            if len(list((killed / SHARD_DIR).glob("shard-*.parquet"))) >= 3:
                 break
             time.sleep(0.02)
         assert proc.poll() is None, f"campaign ended before it could be killed: {proc.stderr.read().decode()[-500:]}"
@@ -235,7 +236,7 @@ def test_killed_campaign_resumes_to_the_uninterrupted_result(project, tmp_path, 
     finally:
         proc.wait()
     _wait_group_gone(proc.pid)
-    done = len(list((killed / SHARD_DIR).glob("shard-*.npz")))
+    done = len(list((killed / SHARD_DIR).glob("shard-*.parquet")))
     n_shards = json.loads((killed / "campaign.json").read_text())["n_shards"]
     assert 3 <= done < n_shards
     config = _config(project, engine="csim", shard_size=3, layers=("d3", "out"))

@@ -103,7 +103,7 @@ def test_a_killed_campaign_leaves_no_process(project, tmp_path):
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and proc.poll() is None:
             seen |= {pid for pid, _ in _session_processes(proc.pid)}
-            if len(list((results / SHARD_DIR).glob("shard-*.npz"))) >= 2 and len(seen) >= 4:
+            if len(list((results / SHARD_DIR).glob("shard-*.parquet"))) >= 2 and len(seen) >= 4:
                 break
             time.sleep(0.05)
         assert proc.poll() is None, f"campaign ended before it could be killed: {proc.stderr.read().decode()[-800:]}"
@@ -118,4 +118,4 @@ def test_a_killed_campaign_leaves_no_process(project, tmp_path):
     stray = [p.name for p in (results / SHARD_DIR).iterdir() if not p.name.startswith("shard-")]
     assert all(name.startswith(".shard-") for name in stray)  # at most temporaries, removed by the next resume
     identity = json.loads((results / "campaign.json").read_text())
-    assert len(list((results / SHARD_DIR).glob("shard-*.npz"))) < identity["n_shards"]
+    assert len(list((results / SHARD_DIR).glob("shard-*.parquet"))) < identity["n_shards"]
