@@ -127,7 +127,7 @@ def dask_executor(scheduler: str) -> Callable[..., Iterator[tuple]]:
                 except (OSError, TimeoutError) as exc:
                     raise FkhlsError(f"Dask scheduler {scheduler!r} cannot be reached: {exc}") from exc
                 campaign_pid = None  # the site's workers are not ours to stop
-            plugin = _plugin_class()(replace(state, manifest=None, engine_fn=None), token, campaign_pid)
+            plugin = _plugin_class()(replace(state, manifest=None), token, campaign_pid)
             client.register_plugin(plugin)
             keys = [f"fkhls-shard-{token}-{index:05d}" for index in pending]
             futures = client.map(_dask_shard, pending, token=token, key=keys, pure=False)

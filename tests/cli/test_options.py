@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -108,8 +109,7 @@ def test_campaign_ber_tensors_and_force(dense_project_session, tmp_path):
     assert summary["selection"]["tensors"] == ["bias"] and summary["selection"]["ber"] == 0.05
     bias_bits = 8 * 8 + 7 * 6 + 6 * 4 + 3 * 6  # every bias word of d1, d2, d3, out
     rows = (out / "results.csv").read_text().splitlines()
-    header = rows[0].split(",")
-    cells = [dict(zip(header, line.split(","))) for line in rows[1:]]
+    cells = list(csv.DictReader(rows))
     assert {c["tensor"] for c in cells} == {"bias"} and {int(c["n_bits"]) for c in cells} == {int(bias_bits * 0.05)}
     first = json.loads((out / "campaign.json").read_text())
 
