@@ -6,7 +6,6 @@ every ranking CSV, scores each (``rank.evaluate``) next to the oracle, and write
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Sequence
@@ -15,7 +14,7 @@ import jinja2
 import numpy as np
 from tabulate import tabulate
 
-from fkhls.campaign.report import to_jsonable, write_summary
+from fkhls.campaign.report import write_summary
 from fkhls.core.errors import FkhlsError
 from fkhls.core.files import atomic_write_text, check_output_dir
 from fkhls.rank.evaluate import FRACTIONS, RankingScore, oracle_score, score_ranking
@@ -32,7 +31,8 @@ Damage of a bit: {{ damage }}. A bit is critical when its damage is at least one
 critical bits (the oracle needs ceil(q x critical)); `k for q damage` the same for the total
 damage; `P@k` the fraction of critical bits among the top k; AUC the mean of the cumulative-damage
 curve (oracle best, random ~0.5); tau (Kendall tau-b) and rho (Spearman) correlate the predicted
-order with the per-bit damage over all bits.
+order with the per-bit damage over all bits (most bits tie at damage 0, so even the oracle's
+tau and rho stay below 1: they are the ceiling).
 
 {{ table }}
 

@@ -25,9 +25,9 @@ from fkhls.rank.bitorder import BitSpace
 
 __all__ = ["CRITERIA", "Truth", "truth_from_campaign", "truth_from_engine", "check_campaign_project"]
 
-CRITERIA = {
-    "top1": "samples whose top-1 class (argmax of the raw output words) changes; critical = at least one",
-    "any": "samples with any output word changed; critical = at least one",
+CRITERIA = {  # what the damage of a bit counts; a bit is critical when its damage is at least one
+    "top1": "samples whose top-1 class (argmax of the raw output words) changes",
+    "any": "samples with any output word changed",
 }
 
 
