@@ -43,6 +43,7 @@ import numpy as np
 from fkhls import __version__
 from fkhls.core.errors import FkhlsError, ProjectError
 from fkhls.faults.descriptors import TENSORS, FaultScenario, exhaustive_faults, model_bit_of, random_ber_scenarios
+from fkhls.faults.descriptors import fault_from_model_bit  # ordered campaigns (a ranking's top bits)
 from fkhls.core.files import atomic_write_text
 from fkhls.project.manifest import MANIFEST_NAME, Manifest, load_manifest
 from fkhls.campaign.report import FaultTable, write_report
@@ -85,19 +86,29 @@ class CampaignMismatchError(ProjectError):
 
 @dataclass(frozen=True)
 class Selection:
-    """Which faults: every single bit of the chosen tensors (``exhaustive``) or ``trials`` seeded BER draws."""
+    """Which faults: every single bit of the chosen tensors (``exhaustive``) or ``trials`` seeded BER draws.
 
-    mode: str  # "exhaustive" | "ber"
+    ``ordered``: the single bits ``model_bits`` one at a time in that order (``fkhls campaign --order``).
+    """
+
+    mode: str  # "exhaustive" | "ber" | "ordered"
     layers: tuple[str, ...] | None = None  # None = every layer with quantized tensors
     tensors: tuple[str, ...] = TENSORS
     bits: tuple[int, ...] | None = None  # exhaustive only: bit positions (from the LSB) kept
     ber: float | None = None
     trials: int | None = None
     seed: int | None = None
+    model_bits: tuple[int, ...] | None = None  # ordered only: single bits in this order (a ranking's top N)
 
     def __post_init__(self) -> None:
-        if self.mode not in ("exhaustive", "ber"):
-            raise FkhlsError(f"campaign mode {self.mode!r} is not valid; valid modes: ['exhaustive', 'ber']")
+        if self.mode not in ("exhaustive", "ber", "ordered"):
+            raise FkhlsError(f"campaign mode {self.mode!r} is not valid; valid modes: ['exhaustive', 'ber', 'ordered']")
+        if (self.mode == "ordered") != (self.model_bits is not None):
+            raise FkhlsError("an ordered campaign (--order RANKING.csv) and only it takes a list of model bits")
+        if self.mode == "ordered" and (self.layers is not None or self.bits is not None or self.ber is not None):
+            raise FkhlsError("--order runs the ranking's top bits; --layers, --bits and --ber do not apply")
+        if self.mode == "ordered" and len(set(self.model_bits)) != len(self.model_bits):
+            raise FkhlsError("an ordered campaign lists each model bit once")
         if self.mode == "ber" and (self.ber is None or self.trials is None or self.seed is None):
             raise FkhlsError("a BER campaign needs --ber RATE, --trials N and --seed S")
         if self.mode == "exhaustive" and self.ber is not None:
@@ -179,7 +190,8 @@ def campaign_identity(config: CampaignConfig, manifest: Manifest, n_samples: int
         "labels_hash": _sha256_file(Path(config.labels)) if config.labels else None,
         "n_samples": int(n_samples),
         "engine": config.engine,
-        "selection": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(sel).items()},
+        "selection": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(sel).items()
+                      if not (k == "model_bits" and v is None)},  # identities written before 'ordered' still match
         "seeds": seeds,
         "shard_size": int(config.shard_size),
         "n_scenarios": int(n_scenarios),
@@ -205,6 +217,9 @@ def default_shard_size(n_samples: int, n_outputs: int) -> int:
 
 def campaign_scenarios(spec, selection: Selection) -> list[FaultScenario]:
     """The campaign's ordered scenario list (deterministic: model-bit order, or trials 0..N-1 of the seed)."""
+    if selection.mode == "ordered":  # a ranking's top bits, one at a time, in its order
+        faults = [fault_from_model_bit(spec, int(b)) for b in selection.model_bits]
+        return [FaultScenario(f"{f.layer}.{f.tensor}[lbi={f.lbi}]", (f,)) for f in faults]
     if selection.mode == "exhaustive":
         faults = exhaustive_faults(spec, selection.layers, selection.tensors, selection.bits)
         return [FaultScenario(f"{f.layer}.{f.tensor}[lbi={f.lbi}]", (f,)) for f in faults]
@@ -666,7 +681,8 @@ def report_campaign(results_dir: str | Path, table: FaultTable | None = None, ti
     info = {
         "project": identity["project"],
         "mode": identity["selection"]["mode"],
-        "selection": {k: v for k, v in identity["selection"].items() if k != "mode" and v is not None},
+        "selection": {k: (f"{len(v)} bits in ranking order" if k == "model_bits" else v)
+                      for k, v in identity["selection"].items() if k != "mode" and v is not None},
         "seeds": identity["seeds"],
         "campaign": identity,
         "golden_accuracy": {e: c / table.n_samples for e, c in table.notes.get("golden_correct", {}).items()},

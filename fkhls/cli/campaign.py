@@ -22,6 +22,17 @@ def _csv_list(value: str | None, what: str, cast=str) -> tuple | None:
     return items
 
 
+def _ranked_bits(project: str, order: str, budget: int | None) -> tuple[int, ...]:
+    """The model bits of a ranking CSV, most sensitive first, cut to the budget."""
+    from fkhls.faults.addressing import spec_from_manifest
+    from fkhls.project.manifest import load_manifest
+    from fkhls.rank.bitorder import BitSpace
+    from fkhls.rank.ranking import read_ranking
+
+    ranking = read_ranking(order, BitSpace.of(spec_from_manifest(load_manifest(project))))
+    return tuple(int(b) for b in ranking.model_bit[:budget])
+
+
 @click.command()
 @click.argument("project", type=click.Path(exists=True, file_okay=False))
 @click.option("--inputs", required=True, type=click.Path(exists=True, dir_okay=False), help="Inputs (.npy).")
@@ -33,6 +44,9 @@ def _csv_list(value: str | None, what: str, cast=str) -> tuple | None:
 @click.option("--ber", type=click.FloatRange(0.0, 1.0), help="Bit error rate of each random trial.")
 @click.option("--trials", type=click.IntRange(min=1), help="Number of random trials (with --ber).")
 @click.option("--seed", type=click.IntRange(min=0), help="Seed of the random trials (with --ber).")
+@click.option("--order", "order", type=click.Path(exists=True, dir_okay=False),
+              help="A ranking CSV (fkhls rank): inject its bits one at a time, most sensitive first.")
+@click.option("--budget", type=click.IntRange(min=1), help="With --order: only the ranking's top N bits.")
 @click.option("--layers", help="Comma-separated layers to fault (default: every quantized layer).")
 @click.option("--tensors", default="kernel,bias", show_default=True, help="kernel, bias or both.")
 @click.option("--bits", help="Exhaustive: only these bit positions (from the LSB, comma-separated).")
@@ -44,8 +58,8 @@ def _csv_list(value: str | None, what: str, cast=str) -> tuple | None:
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes [default: all cores].")
 @click.option("--force", is_flag=True, help="Discard a different (or unfinished) campaign in the results directory.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def campaign(project, inputs, labels, engine, exhaustive, ber, trials, seed, layers, tensors, bits, results_dir,
-             shard_size, workers, force, quiet) -> None:
+def campaign(project, inputs, labels, engine, exhaustive, ber, trials, seed, order, budget, layers, tensors, bits,
+             results_dir, shard_size, workers, force, quiet) -> None:
     """Run (or resume) a fault campaign on PROJECT and write its report.
 
     Interrupted campaigns resume where they stopped when run again with the same arguments.
@@ -55,12 +69,18 @@ def campaign(project, inputs, labels, engine, exhaustive, ber, trials, seed, lay
     from fkhls.campaign.runner import CampaignConfig, Selection, run_campaign
     from fkhls.cli.common import EXIT_MISMATCH
 
-    if exhaustive == (ber is not None):
-        raise click.UsageError("give exactly one of --exhaustive or --ber RATE (with --trials N --seed S)")
-    selection = Selection(
-        mode="exhaustive" if exhaustive else "ber", layers=_csv_list(layers, "--layers"),
-        tensors=_csv_list(tensors, "--tensors"), bits=_csv_list(bits, "--bits", int), ber=ber, trials=trials,
-        seed=seed)
+    if exhaustive + (ber is not None) + (order is not None) != 1:
+        raise click.UsageError("give exactly one of --exhaustive, --ber RATE (with --trials N --seed S) or "
+                               "--order RANKING.csv [--budget N]")
+    if budget is not None and order is None:
+        raise click.UsageError("--budget goes with --order RANKING.csv")
+    if order is not None:
+        selection = Selection(mode="ordered", model_bits=_ranked_bits(project, order, budget))
+    else:
+        selection = Selection(
+            mode="exhaustive" if exhaustive else "ber", layers=_csv_list(layers, "--layers"),
+            tensors=_csv_list(tensors, "--tensors"), bits=_csv_list(bits, "--bits", int), ber=ber, trials=trials,
+            seed=seed)
     config = CampaignConfig(Path(project), Path(inputs), engine, selection, Path(labels) if labels else None,
                             shard_size)
     results_dir = Path(results_dir)

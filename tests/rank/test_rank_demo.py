@@ -172,3 +172,27 @@ def test_any_output_criterion_counts_changed_samples(demo):
     table = load_results(demo["campaign"])
     assert_array_equal(np.sort(truth.damage), np.sort(table.columns["tf_samples_changed"]))
     assert np.all(truth.damage >= demo["truth"].damage)  # a top-1 change needs a changed output
+
+
+def test_ordered_campaign_injects_the_top_bits_in_ranking_order(demo, tmp_path):
+    from fkhls.campaign.runner import load_results
+
+    ranking = rank_project(demo["project"], "hessian", inputs=demo["x"], seed=2,
+                           hessian=HessianOptions(top_k=1, max_iter=5, max_samples=64))
+    path, _ = write_ranking(demo["manifest"], ranking, tmp_path / "h.csv")
+    runner = CliRunner()
+    args = ["campaign", str(demo["project"]), "--inputs", str(demo["x"]), "--labels", str(demo["y"]), "--engine", "tf",
+            "--order", str(path), "--budget", "300", "-o", str(tmp_path / "ordered"), "--workers", "1", "--quiet"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    ordered = load_results(tmp_path / "ordered")
+    assert_array_equal(ordered.columns["model_bit"], ranking.model_bit[:300])
+    # each row equals the exhaustive campaign's row for the same bit, word for word in every metric
+    full = load_results(demo["campaign"])
+    rows = np.searchsorted(full.columns["model_bit"], ordered.columns["model_bit"])
+    for key in ("tf_top1_changed", "tf_outputs_changed", "tf_samples_changed", "tf_max_abs_error_lsb"):
+        assert_array_equal(ordered.columns[key], full.columns[key][rows], err_msg=key)
+    # an exhaustive campaign's identity is unchanged by the new mode (directories from before still resume)
+    assert "model_bits" not in json.loads((demo["campaign"] / "campaign.json").read_text())["selection"]
+    usage = runner.invoke(main, args[:8] + ["--budget", "3", "--exhaustive", "-o", str(tmp_path / "x")])
+    assert usage.exit_code == 2 and "--budget goes with --order" in usage.output
