@@ -70,7 +70,7 @@ def campaign(project, inputs, labels, engine, exhaustive, ber, trials, seed, ord
     from fkhls.cli.common import EXIT_MISMATCH
 
     if exhaustive + (ber is not None) + (order is not None) != 1:
-        raise click.UsageError("give exactly one of --exhaustive, --ber RATE (with --trials N --seed S) or "
+        raise click.UsageError("give exactly one of --exhaustive or --ber RATE (with --trials N --seed S), or "
                                "--order RANKING.csv [--budget N]")
     if budget is not None and order is None:
         raise click.UsageError("--budget goes with --order RANKING.csv")
