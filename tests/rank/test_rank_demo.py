@@ -196,3 +196,16 @@ def test_ordered_campaign_injects_the_top_bits_in_ranking_order(demo, tmp_path):
     assert "model_bits" not in json.loads((demo["campaign"] / "campaign.json").read_text())["selection"]
     usage = runner.invoke(main, args[:8] + ["--budget", "3", "--exhaustive", "-o", str(tmp_path / "x")])
     assert usage.exit_code == 2 and "--budget goes with --order" in usage.output
+
+
+def test_truth_must_cover_every_bit(demo, tmp_path):
+    x = tmp_path / "x.npy"
+    np.save(x, np.load(demo["x"])[:20])
+    config = CampaignConfig(demo["project"], x, "tf", Selection(mode="exhaustive", layers=("output",)))
+    run_campaign(config, tmp_path / "partial", workers=1, quiet=True, report=False)
+    with pytest.raises(FkhlsError, match="covers 990 of the model's 26334 bits"):
+        truth_from_campaign(tmp_path / "partial", demo["space"])
+    with pytest.raises(FkhlsError, match="differ from the inputs of campaign"):
+        rank_project(demo["project"], "exhaustive", inputs=x, campaign=demo["campaign"])
+    with pytest.raises(FkhlsError, match="for method 'exhaustive' only"):
+        rank_project(demo["project"], "gradient", inputs=x, campaign=demo["campaign"])
