@@ -24,7 +24,7 @@ import numpy as np
 
 from fkhls import __version__
 from fkhls.core.errors import FkhlsError
-from fkhls.rank.bitorder import BitSpace, bit_order
+from fkhls.rank.bitorder import BIT_ORDERS, BitSpace, bit_order
 from fkhls.rank.ranking import Ranking
 
 __all__ = ["METHODS", "TF_METHODS", "HessianOptions", "rank_project", "ranking_from_truth", "load_labels"]
@@ -93,19 +93,43 @@ def rank_project(project_dir: str | Path, method: str, *, inputs: str | Path | N
                  hessian: HessianOptions = HessianOptions()) -> Ranking:
     """Rank every weight bit of the project by ``method`` (see the module docstring)."""
     from fkhls.campaign.runner import project_hash
-    from fkhls.csim.build import input_words
     from fkhls.faults.addressing import spec_from_manifest
     from fkhls.project.manifest import load_manifest
 
     if method not in METHODS:
         raise FkhlsError(f"method {method!r} is not valid; valid methods: {list(METHODS)}")
+    if convention not in BIT_ORDERS:
+        raise FkhlsError(f"bit order {convention!r} is not valid; valid bit orders: {list(BIT_ORDERS)}")
     if isinstance(seed, bool) or int(seed) < 0:
         raise FkhlsError(f"seed {seed!r} is not valid; it must be an integer >= 0")
+    if campaign is not None and method != "exhaustive":
+        raise FkhlsError(f"--campaign is for method 'exhaustive' only, not {method!r}")
     project_dir = Path(project_dir)
     manifest = load_manifest(project_dir)
     space = BitSpace.of(spec_from_manifest(manifest))
     info: dict = {"method": method, "seed": int(seed), "project": str(project_dir.resolve()),
                   "project_hash": project_hash(project_dir), "fkhls_version": __version__}
+    x, x_raw, y = _read_data(manifest, inputs, labels, info)
+    if method == "exhaustive":
+        return _exhaustive(manifest, project_dir, space, x_raw, campaign, criterion, info)
+    if method == "random":
+        tensor, lbi = space.all_bits()
+        order = np.random.default_rng(int(seed)).permutation(space.n_bits)
+        info["order"] = f"numpy.random.default_rng({int(seed)}).permutation of the model bits"
+        return Ranking(method, space, tensor[order], lbi[order], np.zeros(space.n_bits), None, info)
+    if method == "msb":
+        tensor, lbi, _, _ = bit_order(space, np.zeros(space.n_params), "msb-groups")
+        info["order"] = "bit position from the MSB first, model-bit order inside a position"
+        return Ranking(method, space, tensor, lbi, np.zeros(space.n_bits), None, info)
+    if x_raw is None:
+        raise FkhlsError(f"method {method!r} needs --inputs")
+    return _fkeras(manifest, space, method, x, x_raw, y, int(seed), convention, hessian, info)
+
+
+def _read_data(manifest, inputs, labels, info: dict):
+    """Inputs (checked on the input type's grid), their raw words and labels; hashes go into ``info``."""
+    from fkhls.csim.build import input_words
+
     x = x_raw = y = None
     if inputs is not None:
         inputs = Path(inputs)
@@ -119,43 +143,40 @@ def rank_project(project_dir: str | Path, method: str, *, inputs: str | Path | N
         if x_raw is None:
             raise FkhlsError("--labels needs --inputs")
         y = load_labels(Path(labels), len(x_raw))
+        n_out = int(np.prod(manifest.output_shape))
+        if y.max(initial=0) >= n_out or y.min(initial=0) < 0:
+            raise FkhlsError(f"labels {str(labels)!r} hold classes {int(y.min())}..{int(y.max())}; the model has "
+                             f"{n_out} outputs (valid classes 0..{n_out - 1})")
         info.update(labels=str(Path(labels).resolve()), labels_hash=_sha256(Path(labels)))
+    return x, x_raw, y
 
-    if method == "exhaustive":
-        from fkhls.rank.truth import CRITERIA, check_campaign_project, truth_from_campaign, truth_from_engine
 
-        if campaign is not None:
-            identity = check_campaign_project(Path(campaign), project_dir)
-            if x_raw is not None and identity.get("inputs_hash") != info["inputs_hash"]:
-                raise FkhlsError(f"inputs {str(inputs)!r} differ from the inputs of campaign {str(campaign)!r}; "
-                                 "give the campaign's inputs or leave --inputs out")
-            info.update(inputs=identity.get("inputs"), inputs_hash=identity.get("inputs_hash"),
-                        n_samples=identity.get("n_samples"))
-            truth = truth_from_campaign(campaign, space, criterion)
-        else:
-            if x_raw is None:
-                raise FkhlsError("method 'exhaustive' needs --inputs (or --campaign DIR of a finished campaign)")
-            _, spec, weights = _tf_model(manifest, space)
-            truth = truth_from_engine(spec, weights, x_raw, space, criterion,
-                                      {"inputs_hash": info["inputs_hash"]})
-        info["damage"] = f"{truth.criterion}: {CRITERIA[truth.criterion]}"
-        return ranking_from_truth(truth, info)
+def _exhaustive(manifest, project_dir: Path, space: BitSpace, x_raw, campaign, criterion: str, info: dict) -> Ranking:
+    """The oracle order from a finished campaign, or from the exact TF engine on the inputs."""
+    from fkhls.rank.truth import CRITERIA, check_campaign_project, truth_from_campaign, truth_from_engine
+
     if campaign is not None:
-        raise FkhlsError(f"--campaign is for method 'exhaustive' only, not {method!r}")
-    if method == "random":
-        tensor, lbi = space.all_bits()
-        order = np.random.default_rng(int(seed)).permutation(space.n_bits)
-        info["order"] = f"numpy.random.default_rng({int(seed)}).permutation of the model bits"
-        return Ranking(method, space, tensor[order], lbi[order], np.zeros(space.n_bits), None, info)
-    if method == "msb":
-        tensor, lbi, _, _ = bit_order(space, np.zeros(space.n_params), "msb-groups")
-        info["order"] = "bit position from the MSB first, model-bit order inside a position"
-        return Ranking(method, space, tensor, lbi, np.zeros(space.n_bits), None, info)
+        identity = check_campaign_project(Path(campaign), project_dir)
+        if x_raw is not None and identity.get("inputs_hash") != info["inputs_hash"]:
+            raise FkhlsError(f"inputs {info['inputs']!r} differ from the inputs of campaign {str(campaign)!r}; "
+                             "give the campaign's inputs or leave --inputs out")
+        info.update(inputs=identity.get("inputs"), inputs_hash=identity.get("inputs_hash"),
+                    n_samples=identity.get("n_samples"))
+        truth = truth_from_campaign(campaign, space, criterion)
+    else:
+        if x_raw is None:
+            raise FkhlsError("method 'exhaustive' needs --inputs (or --campaign DIR of a finished campaign)")
+        _, spec, weights = _tf_model(manifest, space)
+        truth = truth_from_engine(spec, weights, x_raw, space, criterion, {"inputs_hash": info["inputs_hash"]})
+    info["damage"] = f"{truth.criterion}: {CRITERIA[truth.criterion]}"
+    return ranking_from_truth(truth, info)
 
+
+def _fkeras(manifest, space: BitSpace, method: str, x, x_raw, y, seed: int, convention: str,
+            hessian: HessianOptions, info: dict) -> Ranking:
+    """FKeras's gradient / Taylor / Hessian parameter scores, turned into a bit order."""
     from fkhls.rank import sensitivity
 
-    if x_raw is None:
-        raise FkhlsError(f"method {method!r} needs --inputs")
     model, spec, weights = _tf_model(manifest, space)
     if y is None:
         from fkhls.emulate.emulator import forward_raw
@@ -165,9 +186,6 @@ def rank_project(project_dir: str | Path, method: str, *, inputs: str | Path | N
         info["loss"] = sensitivity.LOSS_DESCRIPTION["top1"]
     else:
         info["loss"] = sensitivity.LOSS_DESCRIPTION["labels"]
-    n_out = int(np.prod(manifest.output_shape))
-    if y.max(initial=0) >= n_out or y.min(initial=0) < 0:
-        raise FkhlsError(f"labels hold class {int(y.max())}; the model has {n_out} outputs (valid classes 0..{n_out - 1})")
     xf = x.reshape(len(x_raw), *spec.input_shape).astype(np.float32)
     info["bit_order"] = convention
     if method == "gradient":
@@ -177,10 +195,10 @@ def rank_project(project_dir: str | Path, method: str, *, inputs: str | Path | N
     else:
         n = min(len(xf), hessian.max_samples)
         result = sensitivity.hessian_eigen(model, space, xf[:n], y[:n], k=hessian.top_k, max_iter=hessian.max_iter,
-                                           tolerance=hessian.tolerance, seed=int(seed), batch_size=hessian.batch_size)
+                                           tolerance=hessian.tolerance, seed=seed, batch_size=hessian.batch_size)
         scores = sensitivity.hessian_scores(result, sensitivity.weight_values(model, space))
         info["hessian"] = {**asdict(hessian), "samples_used": n, "eigenvalues": list(result.eigenvalues),
                            "iterations": list(result.iterations), "converged": list(result.converged),
-                           "start_vectors": f"numpy.random.default_rng({int(seed)}).uniform"}
+                           "start_vectors": f"numpy.random.default_rng({seed}).uniform"}
     tensor, lbi, bit_scores, param_scores = bit_order(space, scores, convention)
     return Ranking(method, space, tensor, lbi, bit_scores, param_scores, info)
