@@ -8,6 +8,8 @@ For a ranking of N bits (every bit once), with d the truth's damage per bit and 
   (d > 0); the oracle needs ceil(q * critical);
 * ``k_damage[q]``: the fewest top bits that hold a fraction q of D;
 * ``precision_at[k]``: critical bits among the top k, over k (k = 100, 1000 and k = #critical);
+* ``damage_at[f]``: C(k) at k = ceil(f * N) for f = 1 %, 5 %, 10 % of the bits (what protecting
+  that many bits would cover);
 * ``auc``: mean of C(k) over k (1 = everything in the first bit, ~0.5 random);
 * Kendall's tau-b and Spearman's rho (``scipy.stats``) between the predicted order (N - position)
   and d over all bits: ties in d (most bits do nothing) are handled by tau-b and average ranks.
@@ -24,9 +26,10 @@ from fkhls.core.errors import FkhlsError
 from fkhls.rank.ranking import Ranking
 from fkhls.rank.truth import Truth
 
-__all__ = ["FRACTIONS", "RankingScore", "positions", "score_order", "score_ranking", "oracle_score"]
+__all__ = ["FRACTIONS", "BUDGETS", "RankingScore", "positions", "score_order", "score_ranking", "oracle_score"]
 
 FRACTIONS = (0.9, 0.99)
+BUDGETS = (0.01, 0.05, 0.1)  # fractions of all bits
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class RankingScore:
     k_critical: dict  # fraction -> k (None when there are no critical bits)
     k_damage: dict
     precision_at: dict  # k -> precision
+    damage_at: dict  # fraction of the bits -> C(ceil(fraction * N))
     auc: float
     kendall_tau: float
     spearman_rho: float
@@ -52,6 +56,7 @@ class RankingScore:
                 "k_critical": {f"{q:g}": k for q, k in self.k_critical.items()},
                 "k_damage": {f"{q:g}": k for q, k in self.k_damage.items()},
                 "precision_at": {str(k): p for k, p in self.precision_at.items()},
+                "damage_at": {f"{f:g}": c for f, c in self.damage_at.items()},
                 "auc": self.auc, "kendall_tau": self.kendall_tau, "spearman_rho": self.spearman_rho}
 
 
@@ -88,6 +93,7 @@ def score_order(order: np.ndarray, truth: Truth, name: str, method: str) -> Rank
     k_dmg = {q: (_first_reaching(cum_damage, q * total) if total else None) for q in FRACTIONS}
     ks = sorted({k for k in (100, 1000, n_crit) if 0 < k <= n})
     precision = {k: float(found[k - 1] / k) for k in ks}
+    damage_at = {f: float(curve[max(1, math.ceil(f * n)) - 1]) for f in BUDGETS} if n else {}
     predicted = np.empty(n, dtype=np.float64)
     predicted[order] = n - np.arange(n)  # higher = predicted more sensitive
     if np.all(truth.damage == truth.damage[0]):
@@ -95,7 +101,7 @@ def score_order(order: np.ndarray, truth: Truth, name: str, method: str) -> Rank
     else:
         tau = float(kendalltau(predicted, truth.damage).statistic)
         rho = float(spearmanr(predicted, truth.damage).statistic)
-    return RankingScore(name, method, n, n_crit, total, curve, found, k_crit, k_dmg, precision,
+    return RankingScore(name, method, n, n_crit, total, curve, found, k_crit, k_dmg, precision, damage_at,
                         float(curve.mean()) if n else 0.0, tau, rho)
 
 

@@ -17,7 +17,7 @@ from tabulate import tabulate
 from fkhls.campaign.report import write_summary
 from fkhls.core.errors import FkhlsError
 from fkhls.core.files import atomic_write_text, check_output_dir
-from fkhls.rank.evaluate import FRACTIONS, RankingScore, oracle_score, score_ranking
+from fkhls.rank.evaluate import BUDGETS, FRACTIONS, RankingScore, oracle_score, score_ranking
 from fkhls.rank.truth import CRITERIA, Truth
 
 __all__ = ["evaluate_rankings", "plot_curves", "render_markdown", "curve_points"]
@@ -29,7 +29,8 @@ _REPORT_MD = """# Sensitivity rankings scored against the exhaustive truth
 Damage of a bit: {{ damage }}. A bit is critical when its damage is at least one.
 `k for q critical` is the number of top-ranked bits a ranking needs to hold the fraction q of the
 critical bits (the oracle needs ceil(q x critical)); `k for q damage` the same for the total
-damage; `P@k` the fraction of critical bits among the top k; AUC the mean of the cumulative-damage
+damage; `P@k` the fraction of critical bits among the top k; `damage in top f %` the fraction of
+the total damage the top f % of the bits hold (what protecting them would cover); AUC the mean of the cumulative-damage
 curve (oracle best, random ~0.5); tau (Kendall tau-b) and rho (Spearman) correlate the predicted
 order with the per-bit damage over all bits (most bits tie at damage 0, so even the oracle's
 tau and rho stay below 1: they are the ceiling).
@@ -102,11 +103,12 @@ def _f(value: float) -> str:
 def render_markdown(truth: Truth, scores: Sequence[RankingScore], oracle: RankingScore, sources: dict) -> str:
     ks = sorted({k for s in (oracle, *scores) for k in s.precision_at})
     headers = ["ranking", *[f"k for {q:g} critical" for q in FRACTIONS], *[f"k for {q:g} damage" for q in FRACTIONS],
-               *[f"P@{k:,}" for k in ks], "AUC", "tau", "rho"]
+               *[f"P@{k:,}" for k in ks], *[f"damage in top {100 * f:g} %" for f in BUDGETS], "AUC", "tau", "rho"]
     rows = []
     for s in (oracle, *scores):
         rows.append([s.name, *[_k(s.k_critical[q]) for q in FRACTIONS], *[_k(s.k_damage[q]) for q in FRACTIONS],
-                     *[_f(s.precision_at.get(k)) for k in ks], _f(s.auc), _f(s.kendall_tau), _f(s.spearman_rho)])
+                     *[_f(s.precision_at.get(k)) for k in ks], *[_f(s.damage_at.get(f)) for f in BUDGETS], _f(s.auc),
+                     _f(s.kendall_tau), _f(s.spearman_rho)])
     facts = tabulate([["truth", truth.source.get("campaign", truth.source.get("kind"))],
                       ["engine", truth.source.get("engine")], ["samples", f"{truth.n_samples:,}"],
                       ["bits", f"{truth.space.n_bits:,}"], ["critical bits", f"{int(truth.critical.sum()):,}"],

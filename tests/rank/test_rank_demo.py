@@ -64,6 +64,7 @@ def test_exhaustive_ranking_is_the_oracle(demo):
     # 100% of the damage exactly at k = number of damaging bits: no ranking can do it with fewer
     assert score.curve[n_damaging - 1] == 1.0 and score.curve[n_damaging - 2] < 1.0
     assert_array_equal(score.curve, oracle.curve)
+    assert score.damage_at == oracle.damage_at
     for q in FRACTIONS:
         assert score.k_critical[q] == math.ceil(q * n_damaging)
     assert score.precision_at[n_damaging] == 1.0
@@ -83,6 +84,8 @@ def test_random_ranking_follows_the_diagonal_and_its_seed(demo):
         assert np.abs(score.curve - k / n).max() < 0.05
         assert np.abs(score.critical_found / score.n_critical - k / n).max() < 0.05
         assert abs(score.kendall_tau) < 0.03 and abs(score.auc - 0.5) < 0.03
+        for fraction, covered in score.damage_at.items():
+            assert abs(covered - fraction) < 0.05
 
 
 def test_msb_ranking_is_bit_position_first(demo):
