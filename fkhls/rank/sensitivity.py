@@ -15,7 +15,9 @@ written here from the method:
   eigenvalue changes by less than ``tolerance`` relative or after ``max_iter`` products; score
   (FKeras's ``do_sum_hessian_rank``) = sum_i |(lambda_i v_i . w) lambda_i v_i|.
 
-``w`` is the quantized weight value QKeras computes with (the word the hardware stores; FKeras
+The model runs in inference mode (FKeras's Hessian calls it with ``training=True``: the same
+for the layers fkhls exports, which have no batch norm or dropout). ``w`` is the quantized
+weight value QKeras computes with (the word the hardware stores; FKeras
 dots the float shadow variable instead). Hessian-vector products are averaged over batches of
 ``batch_size`` samples weighted by batch length, as FKeras does. The start vectors are uniform
 [0, 1) from ``numpy.random.default_rng(seed)``: the result is a function of the seed.
