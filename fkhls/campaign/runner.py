@@ -474,6 +474,9 @@ def run_campaign(config: CampaignConfig, results_dir: str | Path, *, workers: in
     started = time.perf_counter()
     results_dir = Path(results_dir)
     manifest = load_manifest(config.project_dir)
+    if manifest.hardening and "tf" in config.engines:
+        raise FkhlsError(f"{str(config.project_dir)!r} is a hardened (TMR) project: the TF engine does not model its "
+                         "vote and would report masked faults as damage; run it with --engine csim")
     try:
         x = np.load(config.inputs, allow_pickle=False)
     except (OSError, ValueError) as exc:
