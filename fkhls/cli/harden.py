@@ -39,4 +39,43 @@ def harden(project, ranking_path, budget, coverage, truth_dir, criterion, output
     click.echo(f"report: {result.report}")
 
 
-COMMANDS = [harden]
+@click.command("harden-verify")
+@click.argument("project", type=click.Path(exists=True, file_okay=False))
+@click.option("--inputs", required=True, type=click.Path(exists=True, dir_okay=False), help="Inputs (.npy).")
+@click.option("--unprotected", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Single-bit faults in unprotected words to compare with the golden project (seeded sample).")
+@click.option("--all-unprotected", is_flag=True, help="Compare every unprotected single-bit fault.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the sample.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="C-sim processes.")
+@click.option("--force", is_flag=True, help="Replace an existing PROJECT/verify.json.")
+def harden_verify(project, inputs, unprotected, all_unprotected, seed, workers, force) -> None:
+    """Prove in C-sim that hardened PROJECT equals its golden project and masks every fault in one copy."""
+    import json
+    from pathlib import Path
+
+    from fkhls.cli.common import EXIT_MISMATCH, load_inputs
+    from fkhls.core.errors import ProjectError
+    from fkhls.core.files import atomic_write_text
+    from fkhls.csim.build import input_words
+    from fkhls.harden.verify import verify_hardened
+    from fkhls.project.manifest import load_manifest
+
+    target = Path(project) / "verify.json"
+    if target.exists() and not force:
+        raise ProjectError(f"{str(target)!r} exists; pass --force to replace it")
+    x_raw = input_words(load_manifest(project), load_inputs(inputs), what=f"inputs {inputs}")
+    result = verify_hardened(project, x_raw, unprotected=None if all_unprotected else unprotected, seed=seed,
+                             workers=workers)
+    atomic_write_text(target, json.dumps({**result.to_dict(), "inputs": str(Path(inputs).resolve())}, indent=2) + "\n")
+    click.echo(f"golden parity: {result.parity_mismatching_words} mismatching output words ({result.n_samples} samples)")
+    click.echo(f"protected copies: {result.protected_faults:,} single-bit faults, "
+               f"{result.protected_changed_words} output words changed")
+    click.echo(f"unprotected: {result.unprotected_faults:,} of {result.unprotected_total:,} single-bit faults, "
+               f"{result.unprotected_mismatching_words} output words differ from the golden project's "
+               f"({result.unprotected_changed_words:,} changed by the faults on both)")
+    click.echo(f"{'verified' if result.ok else 'NOT verified'} in {result.seconds:.1f} s: {target}")
+    if not result.ok:
+        raise SystemExit(EXIT_MISMATCH)
+
+
+COMMANDS = [harden, harden_verify]

@@ -46,6 +46,7 @@ def harden_project(project_dir: str | Path, ranking_path: str | Path, output_dir
                    budget: int | None = None, coverage: float | None = None, truth_dir: str | Path | None = None,
                    criterion: str = "top1", force: bool = False) -> HardenResult:
     """Protect the ranking's most sensitive words of ``project_dir`` by TMR in a copy at ``output_dir``."""
+    from fkhls.campaign.runner import project_hash
     from fkhls.faults.addressing import spec_from_manifest
     from fkhls.rank.bitorder import BitSpace
     from fkhls.rank.ranking import read_ranking
@@ -59,13 +60,18 @@ def harden_project(project_dir: str | Path, ranking_path: str | Path, output_dir
     _check_apart(golden_dir, output_dir)
     space = BitSpace.of(spec_from_manifest(manifest))
     ranking = read_ranking(ranking_path, space)
+    made_on = ranking.info.get("project_hash")
+    if made_on is not None and made_on != project_hash(golden_dir):
+        raise ProjectError(f"ranking {str(ranking_path)!r} was made on another project than {str(golden_dir)!r} "
+                           "(project hashes differ); rank this project first (fkhls rank)")
     truth = None
     if truth_dir is not None:
         check_campaign_project(Path(truth_dir), golden_dir)
         truth = truth_from_campaign(truth_dir, space, criterion)
     selection = select_words(manifest, ranking, budget=budget, coverage=coverage, truth=truth)
     ranking_info = {"path": str(Path(ranking_path).resolve()), "method": ranking.method,
-                    "seed": ranking.info.get("seed"), "inputs_hash": ranking.info.get("inputs_hash")}
+                    "seed": ranking.info.get("seed"), "inputs_hash": ranking.info.get("inputs_hash"),
+                    "project_hash": made_on}
     extra = {"golden_project": str(golden_dir),
              "golden_manifest_sha256": hashlib.sha256((golden_dir / MANIFEST_NAME).read_bytes()).hexdigest(),
              "ranking": ranking_info, "truth": selection.truth_info, "rule": selection.rule,

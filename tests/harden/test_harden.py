@@ -236,3 +236,48 @@ def test_cli(setup, tmp_path):
     twice = runner.invoke(main, ["harden", str(out), "--ranking", str(base / "exhaustive.csv"), "-o",
                                  str(tmp_path / "h2"), "--budget", "3"])
     assert twice.exit_code == 1 and "already hardened" in twice.output
+
+
+def test_verify_proves_and_catches_a_broken_copy(setup, tmp_path):
+    import shutil
+
+    from fkhls.csim.inject import render_weight_txt
+    from fkhls.harden.verify import verify_hardened
+
+    result = verify_hardened(setup["budget"].project_dir, setup["x_raw"][:30], unprotected=None)
+    assert result.ok and result.parity_mismatching_words == 0 and result.protected_changed_words == 0
+    assert result.protected_faults == 3 * sum(w.width for w in setup["budget"].selection.words)
+    assert result.unprotected_faults == result.unprotected_total == setup["space"].n_bits - result.protected_faults // 3
+    assert result.unprotected_changed_words > 0
+    # two copies of one word damaged on disk (primary and replica 1, same bit): the vote cannot mask that
+    broken = tmp_path / "broken"
+    shutil.copytree(setup["budget"].project_dir, broken)
+    manifest = load_manifest(broken)
+    entry = manifest.hardening["arrays"][0]
+    word = entry["words"][0]
+    _, primary = manifest.array(entry["array"])
+    for record, element in ((primary, word["element"]), (manifest.replica_arrays()[0], word["replica_element"])):
+        raw = read_array_words(broken, record)
+        raw[element] ^= 1 << (entry["width"] - 2)  # the bit below the sign: stays in the type's range
+        (broken / "firmware" / "weights" / f"{record.array}.txt").write_text(render_weight_txt(record, raw))
+    bad = verify_hardened(broken, setup["x_raw"][:30], unprotected=0)
+    assert not bad.ok and bad.parity_mismatching_words > 0
+    runner = CliRunner()
+    np.save(tmp_path / "x.npy", setup["x"][:30])
+    cli = runner.invoke(main, ["harden-verify", str(broken), "--inputs", str(tmp_path / "x.npy"), "--unprotected", "0"])
+    assert cli.exit_code == 3 and "NOT verified" in cli.output
+    assert json.loads((broken / "verify.json").read_text())["ok"] is False
+    again = runner.invoke(main, ["harden-verify", str(broken), "--inputs", str(tmp_path / "x.npy")])
+    assert again.exit_code == 1 and "pass --force" in again.output
+
+
+def test_ranking_of_another_project_is_refused(setup, tmp_path):
+    import shutil
+
+    base = setup["base"]
+    shutil.copy(base / "exhaustive.csv", tmp_path / "r.csv")
+    meta = json.loads((base / "exhaustive.csv.json").read_text())
+    (tmp_path / "r.csv.json").write_text(json.dumps({**meta, "project_hash": "0" * 64}))
+    with pytest.raises(ProjectError, match="made on another project"):
+        harden_project(setup["golden"].project_dir, tmp_path / "r.csv", tmp_path / "h", budget=3)
+    assert not (tmp_path / "h").exists()
