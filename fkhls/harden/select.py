@@ -18,7 +18,7 @@ from fkhls.core.errors import FkhlsError
 from fkhls.faults.addressing import element_of
 from fkhls.project.manifest import Manifest
 from fkhls.rank.ranking import Ranking
-from fkhls.rank.truth import Truth
+from fkhls.rank.truth import CRITERIA, Truth
 
 __all__ = ["Word", "WordSelection", "word_order", "select_words", "covered"]
 
@@ -146,7 +146,8 @@ def select_words(manifest: Manifest, ranking: Ranking, *, budget: int | None = N
                          coverage_source=source, n_words=n_params,
                          ranking_curve=ranking_curve if ranking_curve is not None else np.full(n_params, np.nan),
                          truth_curve=truth_curve, oracle_truth_curve=oracle, ranking_method=ranking.method,
-                         truth_info=dict(truth.source, criterion=truth.criterion) if truth is not None else None)
+                         truth_info=dict(truth.source, criterion=truth.criterion, damage=CRITERIA[truth.criterion])
+                         if truth is not None else None)
 
 
 def covered(curve: np.ndarray | None, k: int) -> float | None:

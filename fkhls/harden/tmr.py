@@ -70,8 +70,6 @@ def protected_arrays(manifest: Manifest, words: Sequence[Word]) -> list[Protecte
 
 def _write_replicas(golden_dir: Path, staging: Path, item: ProtectedArray) -> list[str]:
     """Render both replicas' .h/.txt from the golden words and check they read back to those words."""
-    from fkhls.csim.inject import _header_words, _parse_literals  # the writer's own readers
-
     golden = read_array_words(golden_dir, item.record)
     header_words, _ = read_header_words(golden_dir, item.record)
     if not np.array_equal(golden, header_words):
@@ -82,15 +80,13 @@ def _write_replicas(golden_dir: Path, staging: Path, item: ProtectedArray) -> li
     for copy, replica in enumerate(item.replicas, start=1):
         notes = [f" fkhls harden: TMR replica {copy} of {item.record.array}; element j is {item.record.array}"
                  f"[{item.record.array}_protected[j]] (see {VOTE_HEADER} and the hardening section of {MANIFEST_NAME})"]
-        header = render_weight_header(replica, words, f"({replica.size},)", notes)
-        txt = render_weight_txt(replica, words)
-        for what, got in (("header", _header_words(header, replica, f"{replica.array}.h")[0]),
-                          ("txt", _parse_literals(txt, replica, f"{replica.array}.txt"))):
+        target = staging / "firmware" / "weights"
+        (target / f"{replica.array}.h").write_text(render_weight_header(replica, words, f"({replica.size},)", notes))
+        (target / f"{replica.array}.txt").write_text(render_weight_txt(replica, words))
+        # read back through the same readers every stage uses: both files must hold exactly the golden words
+        for what, got in (("header", read_header_words(staging, replica)[0]), ("txt", read_array_words(staging, replica))):
             if not np.array_equal(got, words):
                 raise ProjectError(f"replica {replica.array} {what} does not read back to the protected words")
-        target = staging / "firmware" / "weights"
-        (target / f"{replica.array}.h").write_text(header)
-        (target / f"{replica.array}.txt").write_text(txt)
         written += [f"firmware/weights/{replica.array}.h", f"firmware/weights/{replica.array}.txt"]
     return written
 
@@ -103,7 +99,7 @@ def _one_line(lines: list[str], wanted, what: str, source: str) -> int:
     return hits[0]
 
 
-def _edit_top(manifest: Manifest, staging: Path, items: Sequence[ProtectedArray]) -> str:
+def _edit_top(manifest: Manifest, items: Sequence[ProtectedArray]) -> str:
     """The hardened top function: include, replica loads, and voted arrays handed to the layer calls."""
     name = manifest.project_name
     source_name = f"firmware/{name}.cpp"
@@ -167,7 +163,7 @@ def write_tmr(manifest: Manifest, staging: Path, words: Sequence[Word], extra: d
         raise ProjectError("no words to protect")
     golden_dir = Path(manifest.project_dir)
     items = protected_arrays(manifest, words)
-    top = _edit_top(manifest, staging, items)
+    top = _edit_top(manifest, items)
     written = []
     for item in items:
         written += _write_replicas(golden_dir, staging, item)
