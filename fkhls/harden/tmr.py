@@ -120,10 +120,13 @@ def _edit_top(manifest: Manifest, items: Sequence[ProtectedArray]) -> str:
                       voted=[dict(type_name=v.record.type_name, voted=v.voted, size=v.record.size, array=v.record.array)
                              for v in voted]).rstrip("\n")
         edits.append((index, text))
-    used = {arg for call in program.calls for arg in call.args}
-    unused = [a for a in by_array if a not in used]
-    if unused:
-        raise ProjectError(f"{source_name}: no layer call reads {unused[0]}; cannot protect it")
+    for array, item in by_array.items():
+        readers = [call.layer for call in program.calls if array in call.args]
+        if len(readers) != 1:
+            raise ProjectError(f"{source_name}: {array} is read by {len(readers)} layer calls {readers}; fkhls harden "
+                               "protects an array read by exactly one")
+        if any(v.name == item.voted for v in (*program.params, *program.locals)):
+            raise ProjectError(f"{source_name} already declares {item.voted!r}; cannot add the voted copy of {array}")
     for index, text in sorted(edits, reverse=True):
         lines[index] = text
     load = _one_line(lines, lambda line: line.strip().startswith("loaded_weights = true;"),

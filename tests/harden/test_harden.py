@@ -281,3 +281,16 @@ def test_ranking_of_another_project_is_refused(setup, tmp_path):
     with pytest.raises(ProjectError, match="made on another project"):
         harden_project(setup["golden"].project_dir, tmp_path / "r.csv", tmp_path / "h", budget=3)
     assert not (tmp_path / "h").exists()
+
+
+def test_a_top_function_it_cannot_edit_is_refused(setup, tmp_path):
+    import shutil
+
+    golden = tmp_path / "golden"
+    shutil.copytree(setup["golden"].project_dir, golden)
+    top = golden / "firmware" / "myproject.cpp"
+    top.write_text(top.read_text().replace("loaded_weights = true;", "loaded_weights = (true);"))
+    shutil.copy(setup["base"] / "exhaustive.csv", tmp_path / "r.csv")  # no sidecar: no project hash to compare
+    with pytest.raises(ProjectError, match="exactly one 'loaded_weights = true;'"):
+        harden_project(golden, tmp_path / "r.csv", tmp_path / "h", budget=3)
+    assert not (tmp_path / "h").exists()
