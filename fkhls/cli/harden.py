@@ -67,7 +67,8 @@ def harden_verify(project, inputs, unprotected, all_unprotected, seed, workers, 
     result = verify_hardened(project, x_raw, unprotected=None if all_unprotected else unprotected, seed=seed,
                              workers=workers)
     atomic_write_text(target, json.dumps({**result.to_dict(), "inputs": str(Path(inputs).resolve())}, indent=2) + "\n")
-    click.echo(f"golden parity: {result.parity_mismatching_words} mismatching output words ({result.n_samples} samples)")
+    click.echo(f"golden parity: {result.parity_mismatching_words} mismatching output words "
+               f"({result.n_samples} samples)")
     click.echo(f"protected copies: {result.protected_faults:,} single-bit faults, "
                f"{result.protected_changed_words} output words changed")
     click.echo(f"unprotected: {result.unprotected_faults:,} of {result.unprotected_total:,} single-bit faults, "

@@ -126,8 +126,9 @@ def select_words(manifest: Manifest, ranking: Ranking, *, budget: int | None = N
             curve, source = truth_curve, "truth"
         else:
             if ranking_curve is None:
-                raise FkhlsError(f"ranking {ranking.method!r} has scores that are not finite, >= 0 and of positive sum, "
-                                 "so they are no damage to cover; pass --truth CAMPAIGN_DIR (exact damage) or --budget")
+                raise FkhlsError(f"ranking {ranking.method!r} has scores that are not finite, >= 0 and of positive "
+                                 "sum, so they are no damage to cover; pass --truth CAMPAIGN_DIR (exact damage) or "
+                                 "--budget")
             curve, source = ranking_curve, "ranking"
         k, target = _first_reaching(curve, float(coverage)), float(coverage)
     offsets = np.concatenate([[0], np.cumsum(space.sizes)[:-1]]).astype(np.int64)
@@ -140,7 +141,8 @@ def select_words(manifest: Manifest, ranking: Ranking, *, budget: int | None = N
             raise FkhlsError(f"{layer}.{tensor} has no hls4ml weight array to protect")
         flat = pid - int(offsets[t])
         words.append(Word(array=record.array, element=element_of(record, flat), layer=layer, tensor=tensor,
-                          flat_index=flat, keras_index=tuple(int(i) for i in np.unravel_index(flat, record.keras_shape)),
+                          flat_index=flat,
+                          keras_index=tuple(int(i) for i in np.unravel_index(flat, record.keras_shape)),
                           width=record.ptype.width, rank=int(rank), word_rank=position))
     return WordSelection(words=tuple(words), rule="budget" if budget is not None else "coverage", target=target,
                          coverage_source=source, n_words=n_params,

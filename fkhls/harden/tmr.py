@@ -84,7 +84,8 @@ def _write_replicas(golden_dir: Path, staging: Path, item: ProtectedArray) -> li
         (target / f"{replica.array}.h").write_text(render_weight_header(replica, words, f"({replica.size},)", notes))
         (target / f"{replica.array}.txt").write_text(render_weight_txt(replica, words))
         # read back through the same readers every stage uses: both files must hold exactly the golden words
-        for what, got in (("header", read_header_words(staging, replica)[0]), ("txt", read_array_words(staging, replica))):
+        for what, got in (("header", read_header_words(staging, replica)[0]),
+                          ("txt", read_array_words(staging, replica))):
             if not np.array_equal(got, words):
                 raise ProjectError(f"replica {replica.array} {what} does not read back to the protected words")
         written += [f"firmware/weights/{replica.array}.h", f"firmware/weights/{replica.array}.txt"]
@@ -94,8 +95,8 @@ def _write_replicas(golden_dir: Path, staging: Path, item: ProtectedArray) -> li
 def _one_line(lines: list[str], wanted, what: str, source: str) -> int:
     hits = [i for i, line in enumerate(lines) if wanted(line)]
     if len(hits) != 1:
-        raise ProjectError(f"{source}: expected exactly one {what}, found {len(hits)}; not an hls4ml 1.3.0 top function "
-                           "fkhls harden can edit")
+        raise ProjectError(f"{source}: expected exactly one {what}, found {len(hits)}; not an hls4ml 1.3.0 top "
+                           "function fkhls harden can edit")
     return hits[0]
 
 
