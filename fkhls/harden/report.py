@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from fkhls.campaign.report import write_summary
 from fkhls.core.files import atomic_write_text
 from fkhls.core.templates import render
