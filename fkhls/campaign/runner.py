@@ -49,6 +49,7 @@ from fkhls.core.errors import FkhlsError, ProjectError
 from fkhls.faults.descriptors import TENSORS, FaultScenario, exhaustive_faults, model_bit_of, random_ber_scenarios
 from fkhls.core.files import (CAMPAIGN, atomic_save_npy, atomic_write_text, classify_output_dir, directory_lock,
                               load_array)
+from fkhls.faults.descriptors import fault_from_model_bit  # ordered campaigns (a ranking's top bits)
 from fkhls.project.manifest import MANIFEST_NAME, Manifest, load_manifest
 from fkhls.campaign.report import FaultTable, write_report
 from fkhls.campaign.results_store import (export_csv, find_shard, read_columns, shard_file, shard_seconds, write_shard,
@@ -77,7 +78,7 @@ __all__ = [
 ]
 
 ENGINES = ("tf", "csim", "both")
-MODES = ("exhaustive", "ber", "sampled")
+MODES = ("exhaustive", "ber", "sampled", "ordered")
 # Confidence of the --csim-sample bound when the campaign names none (a sampled campaign uses its own).
 CSIM_BOUND_CONFIDENCE = 0.99
 # Confidence of the intervals of a random-BER campaign's rates over its trials.
@@ -102,10 +103,11 @@ class CampaignMismatchError(ProjectError):
 @dataclass(frozen=True)
 class Selection:
     """Which faults: every single bit of the chosen tensors (``exhaustive``), ``trials`` seeded BER draws
-    (``ber``), or a seeded stratified sample of the exhaustive list sized for ``margin`` at ``confidence``
-    (``sampled``, see ``fkhls.campaign.statistics`` and ``fkhls.faults.sampling``)."""
+    (``ber``), a seeded stratified sample of the exhaustive list sized for ``margin`` at ``confidence``
+    (``sampled``, see ``fkhls.campaign.statistics`` and ``fkhls.faults.sampling``), or the single bits
+    ``model_bits`` one at a time in that order (``ordered``: ``fkhls campaign --order``, a ranking's top N)."""
 
-    mode: str  # "exhaustive" | "ber" | "sampled"
+    mode: str  # "exhaustive" | "ber" | "sampled" | "ordered"
     layers: tuple[str, ...] | None = None  # None = every layer with quantized tensors
     tensors: tuple[str, ...] = TENSORS
     bits: tuple[int, ...] | None = None  # exhaustive/sampled: bit positions (from the LSB) kept
@@ -117,10 +119,17 @@ class Selection:
     margin: float | None = None
     per: str | None = None  # fkhls.faults.sampling.PER
     prior: float | None = None  # expected rate p of the sample-size formula (None: 0.5, the worst case)
+    model_bits: tuple[int, ...] | None = None  # ordered only: single bits in this order (a ranking's top N)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise FkhlsError(f"campaign mode {self.mode!r} is not valid; valid modes: {list(MODES)}")
+        if (self.mode == "ordered") != (self.model_bits is not None):
+            raise FkhlsError("an ordered campaign (--order RANKING.csv) and only it takes a list of model bits")
+        if self.mode == "ordered" and (self.layers is not None or self.bits is not None or self.ber is not None):
+            raise FkhlsError("--order runs the ranking's top bits; --layers, --bits and --ber do not apply")
+        if self.mode == "ordered" and len(set(self.model_bits)) != len(self.model_bits):
+            raise FkhlsError("an ordered campaign lists each model bit once")
         if self.mode == "ber" and (self.ber is None or self.trials is None or self.seed is None):
             raise FkhlsError("a BER campaign needs --ber RATE, --trials N and --seed S")
         if self.mode != "ber" and self.ber is not None:
@@ -224,7 +233,7 @@ def campaign_identity(config: CampaignConfig, manifest: Manifest, n_samples: int
         seeds["csim_sample"] = int(config.csim_seed)
         extra["csim_sample"] = int(config.csim_sample)
     selection = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(sel).items()
-                 if not (k in _SAMPLED_FIELDS and v is None)}
+                 if not (k in _OPTIONAL_FIELDS and v is None)}  # older campaign.json files still match
     return {
         "schema": SCHEMA,
         "fkhls_version": __version__,
@@ -250,6 +259,7 @@ def campaign_identity(config: CampaignConfig, manifest: Manifest, n_samples: int
 _IDENTITY_KEYS = ("schema", "project_hash", "inputs_hash", "labels_hash", "n_samples", "engine", "selection", "seeds",
                   "shard_size", "n_scenarios", "csim_sample")
 _SAMPLED_FIELDS = ("confidence", "margin", "per", "prior")
+_OPTIONAL_FIELDS = (*_SAMPLED_FIELDS, "model_bits")
 
 
 def _differences(old: dict, new: dict) -> list[str]:
@@ -326,6 +336,9 @@ def sample_design(spec, selection: Selection) -> SampleDesign:
 
 def campaign_scenarios(spec, selection: Selection) -> list[FaultScenario]:
     """The campaign's ordered scenario list (deterministic: model-bit order, or trials 0..N-1 of the seed)."""
+    if selection.mode == "ordered":  # a ranking's top bits, one at a time, in its order
+        faults = [fault_from_model_bit(spec, int(b)) for b in selection.model_bits]
+        return [FaultScenario(f"{f.layer}.{f.tensor}[lbi={f.lbi}]", (f,)) for f in faults]
     if selection.mode == "exhaustive":
         faults = exhaustive_faults(spec, selection.layers, selection.tensors, selection.bits)
         return [FaultScenario(f"{f.layer}.{f.tensor}[lbi={f.lbi}]", (f,)) for f in faults]
@@ -653,6 +666,9 @@ def _run_locked(config: CampaignConfig, results_dir: Path, *, workers: int | Non
     started = time.perf_counter()
     results_dir = Path(results_dir)
     manifest = load_manifest(config.project_dir)
+    if manifest.hardening and "tf" in config.engines:
+        raise FkhlsError(f"{str(config.project_dir)!r} is a hardened (TMR) project: the TF engine does not model its "
+                         "vote and would report masked faults as damage; run it with --engine csim")
     x = load_array(config.inputs, "inputs")
     x_raw = input_words(manifest, x, what=f"inputs {config.inputs}")
     labels = _load_labels(config.labels, x_raw.shape[0])
@@ -901,7 +917,8 @@ def report_campaign(results_dir: str | Path, table: FaultTable | None = None, ti
     info = {
         "project": identity["project"],
         "mode": identity["selection"]["mode"],
-        "selection": {k: v for k, v in identity["selection"].items() if k != "mode" and v is not None},
+        "selection": {k: (f"{len(v)} bits in ranking order" if k == "model_bits" else v)
+                      for k, v in identity["selection"].items() if k != "mode" and v is not None},
         "seeds": identity["seeds"],
         "campaign": identity,
         "golden_accuracy": {e: c / table.n_samples for e, c in table.notes.get("golden_correct", {}).items()},

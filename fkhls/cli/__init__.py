@@ -5,10 +5,10 @@ as one line; 2 usage error (click); 3 a comparison ran and found words that diff
 Each module here owns a few commands (its ``COMMANDS``); this one puts them on the group.
 """
 
-from fkhls.cli import addressing, cache, campaign, crosscheck, export, inject
+from fkhls.cli import addressing, cache, campaign, crosscheck, export, harden, inject, rank
 from fkhls.cli.common import EXIT_MISMATCH, main
 
-for _module in (export, addressing, inject, crosscheck, campaign, cache):
+for _module in (export, addressing, inject, crosscheck, campaign, rank, harden, cache):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 

@@ -23,6 +23,17 @@ def _csv_list(value: str | None, what: str, cast=str) -> tuple | None:
     return items
 
 
+def _ranked_bits(project: str, order: str, budget: int | None) -> tuple[int, ...]:
+    """The model bits of a ranking CSV, most sensitive first, cut to the budget."""
+    from fkhls.faults.addressing import spec_from_manifest
+    from fkhls.project.manifest import load_manifest
+    from fkhls.rank.bitorder import BitSpace
+    from fkhls.rank.ranking import read_ranking
+
+    ranking = read_ranking(order, BitSpace.of(spec_from_manifest(load_manifest(project))))
+    return tuple(int(b) for b in ranking.model_bit[:budget])
+
+
 @click.command()
 @click.argument("project", type=click.Path(exists=True, file_okay=False))
 @click.option("--inputs", required=True, type=click.Path(exists=True, dir_okay=False), help="Inputs (.npy).")
@@ -46,6 +57,9 @@ def _csv_list(value: str | None, what: str, cast=str) -> tuple | None:
 @click.option("--csim-sample", type=click.IntRange(min=1),
               help="With --engine both: the TF engine runs every selected fault, the C-sim engine cross-checks a "
                    "seeded sample of N of them (needs --seed); the report states the bound this proves.")
+@click.option("--order", "order", type=click.Path(exists=True, dir_okay=False),
+              help="A ranking CSV (fkhls rank): inject its bits one at a time, most sensitive first.")
+@click.option("--budget", type=click.IntRange(min=1), help="With --order: only the ranking's top N bits.")
 @click.option("--layers", help="Comma-separated layers to fault (default: every quantized layer).")
 @click.option("--tensors", default="kernel,bias", show_default=True, help="kernel, bias or both.")
 @click.option("--bits", help="Exhaustive or statistical: only these bit positions (from the LSB, comma-separated).")
@@ -64,8 +78,8 @@ def _csv_list(value: str | None, what: str, cast=str) -> tuple | None:
 @click.option("--force", is_flag=True, help="Discard a different (or unfinished) campaign in the results directory.")
 @click.option("--quiet", "--no-progress", "quiet", is_flag=True, help="No progress bar.")
 def campaign(project, inputs, labels, engine, exhaustive, ber, trials, seed, confidence, margin, per, prior,
-             csim_sample, layers, tensors, bits, results_dir, shard_size, workers, use_dask, scheduler, force,
-             quiet) -> None:
+             csim_sample, order, budget, layers, tensors, bits, results_dir, shard_size, workers, use_dask, scheduler,
+             force, quiet) -> None:
     """Run (or resume) a fault campaign on PROJECT and write its report.
 
     Three kinds: --exhaustive (every selected bit), --ber RATE --trials N --seed S (random
@@ -80,18 +94,23 @@ def campaign(project, inputs, labels, engine, exhaustive, ber, trials, seed, con
     from fkhls.campaign.runner import CampaignConfig, Selection, run_campaign
     from fkhls.cli.common import EXIT_MISMATCH
 
-    if exhaustive + (ber is not None) + (confidence is not None) != 1:
+    if exhaustive + (ber is not None) + (confidence is not None) + (order is not None) != 1:
         raise click.UsageError("give exactly one of --exhaustive or --ber RATE (with --trials N --seed S) or "
-                               "--confidence C (with --margin E --seed S)")
-    mode = "exhaustive" if exhaustive else "ber" if ber is not None else "sampled"
+                               "--confidence C (with --margin E --seed S), or --order RANKING.csv [--budget N]")
+    if budget is not None and order is None:
+        raise click.UsageError("--budget goes with --order RANKING.csv")
+    mode = "exhaustive" if exhaustive else "ber" if ber is not None else "ordered" if order else "sampled"
     if mode != "sampled" and any(v is not None for v in (margin, per, prior)):
         raise click.UsageError("--margin, --per and --prior belong to a statistical campaign (--confidence C)")
-    sampled = {"confidence": confidence, "margin": margin, "per": per or "layer", "prior": prior} \
-        if mode == "sampled" else {}
-    selection = Selection(
-        mode=mode, layers=_csv_list(layers, "--layers"),
-        tensors=_csv_list(tensors, "--tensors"), bits=_csv_list(bits, "--bits", int), ber=ber, trials=trials,
-        seed=seed if mode != "exhaustive" else None, **sampled)
+    if order is not None:
+        selection = Selection(mode="ordered", model_bits=_ranked_bits(project, order, budget))
+    else:
+        sampled = {"confidence": confidence, "margin": margin, "per": per or "layer", "prior": prior} \
+            if mode == "sampled" else {}
+        selection = Selection(
+            mode=mode, layers=_csv_list(layers, "--layers"),
+            tensors=_csv_list(tensors, "--tensors"), bits=_csv_list(bits, "--bits", int), ber=ber, trials=trials,
+            seed=seed if mode != "exhaustive" else None, **sampled)
     config = CampaignConfig(Path(project), Path(inputs), engine, selection, Path(labels) if labels else None,
                             shard_size, csim_sample, seed if csim_sample is not None else None)
     if use_dask and scheduler == "local-pool":

@@ -74,7 +74,8 @@ class HarnessJob:
 
 
 def _arrays(manifest: Manifest) -> tuple[ArrayRecord, ...]:
-    return manifest.arrays()
+    """Fault targets: the weight arrays, then a hardened project's replicas (``w2_tmr1``...)."""
+    return manifest.arrays() + manifest.replica_arrays()
 
 
 def render_harness(manifest: Manifest) -> str:

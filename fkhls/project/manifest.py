@@ -90,6 +90,8 @@ class Manifest:
     versions: dict
     requested: dict  # what the user asked for (reuse factor, strategy) when hls4ml changed it
     schema: int = SCHEMA_VERSION
+    # ``fkhls harden``: protected words and their replica arrays (fkhls.harden.tmr); None for an exported project
+    hardening: dict | None = None
 
     @property
     def weighted_layers(self) -> tuple[LayerRecord, ...]:
@@ -97,6 +99,12 @@ class Manifest:
 
     def arrays(self) -> tuple[ArrayRecord, ...]:
         return tuple(a for layer in self.weighted_layers for a in layer.arrays())
+
+    def replica_arrays(self) -> tuple[ArrayRecord, ...]:
+        """Replica arrays a hardened project adds (``w2_tmr1``...): fault targets beside ``arrays()``."""
+        if not self.hardening:
+            return ()
+        return tuple(_array(r) for entry in self.hardening["arrays"] for r in entry["replicas"])
 
     def layer(self, name: str) -> LayerRecord:
         for record in self.layers:
@@ -124,6 +132,8 @@ class Manifest:
     def to_dict(self) -> dict:
         data = asdict(self)
         data.pop("project_dir")
+        if data["hardening"] is None:
+            data.pop("hardening")  # exported projects keep the manifest they always had
         return data
 
     def write(self, path: Path | None = None) -> Path:

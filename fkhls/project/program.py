@@ -110,6 +110,9 @@ def _params(header: str, name: str) -> tuple[Variable, ...]:
 
 def read_program(manifest: Manifest) -> Program:
     """Parse ``firmware/<project>.cpp`` and ``.h`` into a Program; refuse statements it does not know."""
+    if manifest.hardening:
+        raise ProjectError("hardened (TMR) project: its layer calls read voted copies of the protected weights, which "
+                           "a layer-by-layer replay would bypass; the reference harness (whole top function) runs it")
     firmware = Path(manifest.project_dir) / "firmware"
     name = manifest.project_name
     source = (firmware / f"{name}.cpp").read_text()
