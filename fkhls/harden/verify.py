@@ -76,7 +76,7 @@ def verify_hardened(project_dir: str | Path, x_raw: np.ndarray, *, unprotected: 
 
     ``unprotected``: how many unprotected single-bit faults to check (seeded sample; None = all).
     """
-    from fkhls.campaign.runner import csim_engine
+    from fkhls.csim.cone import cone_plan, run_cone_harness
     from fkhls.csim.harness import run_fault_harness
 
     start = time.perf_counter()
@@ -84,7 +84,14 @@ def verify_hardened(project_dir: str | Path, x_raw: np.ndarray, *, unprotected: 
     scenarios = protected_scenarios(manifest)
     golden = _golden(manifest)
     x_raw = np.asarray(x_raw, dtype=np.int64)
-    golden_run, golden_engine = csim_engine(golden)
+    plan = cone_plan(golden)  # the golden project's fastest exact engine, planned once
+
+    def golden_run(project, x, faults, workers=1):
+        if plan.supported:
+            return run_cone_harness(project, x, faults, workers=workers, plan=plan)
+        return run_fault_harness(project, x, faults, workers=workers)
+
+    golden_engine = "cone" if plan.supported else f"harness ({plan.reason})"
     reference = golden_run(golden, x_raw, [[]], workers=1)[0]
     hardened_golden = run_fault_harness(manifest, x_raw, [[]])[0]
     masked = run_fault_harness(manifest, x_raw, scenarios, workers=workers)

@@ -129,8 +129,8 @@ def test_replay_harnesses_refuse_and_the_reference_harness_runs(setup):
     hardened = setup["budget"].manifest
     ok, reason = cone_support(hardened)
     assert not ok and "hardened (TMR)" in reason
-    engine, name = csim_engine(hardened)
-    assert engine is run_fault_harness and name.startswith("harness")
+    plan, name = csim_engine(hardened)
+    assert not plan.supported and name.startswith("harness")
     with pytest.raises(ProjectError, match="hardened"):
         run_trace(hardened, setup["x_raw"][:2])
     assert cone_support(setup["golden"])[0]  # the golden project keeps its cone harness
