@@ -2,7 +2,8 @@
 
 Every supported layer and quantizer appears in at least one model here: QDense, QConv1D,
 QConv2D (same/valid padding, strides), QActivation(quantized_relu / quantized_bits), an inline
-activation, Flatten, Activation('linear'), signed and unsigned (keep_negative=0) weights.
+activation, Flatten, Activation('linear'), signed and unsigned (keep_negative=0) weights; Dropout,
+Reshape, an unquantized relu (inline and Activation('relu')) and a quantized_bits(alpha=None) bias.
 """
 
 from __future__ import annotations
@@ -122,7 +123,30 @@ def conv1d_model(seed: int = 4):
     return model
 
 
-BUILDERS = {"dense": dense_model, "unsigned": unsigned_model, "conv2d": conv2d_model, "conv1d": conv1d_model}
+def shapes_model(seed: int = 5):
+    """Dropout, Reshape, unquantized relu (inline on a QConv1D and QDense, and Activation('relu')), alpha=None bias."""
+    import tensorflow as tf
+    from qkeras import QConv1D, QDense
+    from qkeras.quantizers import quantized_bits
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(7, 2), name="seq")
+    h = QConv1D(3, 3, name="k1", activation="relu", kernel_quantizer=quantized_bits(5, 0, alpha=1),
+                bias_quantizer=quantized_bits(5, 1, alpha=None))(x_in)
+    h = tf.keras.layers.Dropout(0.25, name="drop")(h)
+    h = tf.keras.layers.Reshape((15,), name="reshape")(h)
+    h = QDense(5, name="d1", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=None),
+               activation="relu")(h)
+    h = QDense(4, name="d2", kernel_quantizer=quantized_bits(4, 0, alpha=1), bias_quantizer=quantized_bits(4, 0, alpha=1))(h)
+    h = tf.keras.layers.Activation("relu", name="relu")(h)
+    out = QDense(3, name="head", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="shapes_test")
+    _spread_weights(model, seed)
+    return model
+
+
+BUILDERS = {"dense": dense_model, "unsigned": unsigned_model, "conv2d": conv2d_model, "conv1d": conv1d_model,
+            "shapes": shapes_model}
 
 
 def build(name: str):

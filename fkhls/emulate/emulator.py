@@ -46,7 +46,10 @@ from fkhls.core.fixedpoint import (
     raw_bounds,
     to_raw,
 )
-from fkhls.model.spec import WEIGHTED_KINDS, LayerSpec, ModelSpec, quantized_tensor
+from fkhls.model.layers import handler_for_kind, role_of
+from fkhls.model.layers.activation import is_lossless
+from fkhls.model.layers.dense import Accumulated, WeightedHandler, float64_is_exact
+from fkhls.model.spec import LayerSpec, ModelSpec, quantized_tensor
 
 __all__ = [
     "Weights",
@@ -67,7 +70,6 @@ __all__ = [
 Weights = dict  # (layer name, "kernel" | "bias") -> raw int64 array in Keras shape
 
 _FLOAT64_EXACT = 2**53
-_ELEMENTWISE = ("activation", "linear")
 
 
 # ----------------------------------------------------------------------------- the bit-flip core
@@ -148,96 +150,30 @@ def apply_faults(spec: ModelSpec, weights: Weights, faults: Sequence[BitFault]) 
 # ----------------------------------------------------------------------------- one step at a time
 
 
-def float64_is_exact(layer: LayerSpec, in_type: FixedPrecisionType) -> bool:
-    """True when every product and partial sum of the layer is an integer below 2**53 for any words of its types."""
-    x_lo, x_hi = raw_bounds(in_type)
-    w_lo, w_hi = raw_bounds(layer.kernel.ptype)
-    return layer.n_terms * max(-x_lo, x_hi) * max(-w_lo, w_hi) <= _FLOAT64_EXACT
+# Each kind's exact forward lives in its handler (fkhls.model.layers); these names are what the engine uses.
+_finish = WeightedHandler.finish
 
 
-def _matmul(a: np.ndarray, b: np.ndarray, exact_float: bool) -> np.ndarray:
-    """Integer matrix product; float64 BLAS when proven exact (see module docstring), else int64."""
-    if exact_float:
-        return (a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
-    return a @ b
+def _weighted(layer: LayerSpec) -> WeightedHandler:
+    return handler_for_kind(layer.kind)
 
 
-def _same_pads(size: int, k: int, stride: int) -> tuple[int, int]:
-    """TF/hls4ml 'same' padding: out = ceil(size/stride), the extra row/column goes after."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + k - size, 0)
-    return total // 2, total - total // 2
+def _accumulate(layer: LayerSpec, in_type: FixedPrecisionType, x: np.ndarray, weights: Weights) -> Accumulated:
+    """The exact accumulator of a weighted step (its handler's sum), plus its im2col input."""
+    return _weighted(layer).accumulate(layer, in_type, x, weights)
 
 
 def _patches(layer: LayerSpec, x: np.ndarray) -> np.ndarray:
-    """im2col: (N, positions, kh*kw*cin) in the kernel's C-order, zero padding as TF/hls4ml."""
-    ksize = layer.kernel.shape[:-2]
-    nd = len(ksize)
-    if layer.padding == "same":
-        pads = [_same_pads(x.shape[1 + d], ksize[d], layer.strides[d]) for d in range(nd)]
-        x = np.pad(x, [(0, 0), *pads, (0, 0)])
-    axes = tuple(range(1, 1 + nd))
-    win = np.lib.stride_tricks.sliding_window_view(x, ksize, axis=axes)  # (N, *pos, cin, *k)
-    win = win[(slice(None), *[slice(None, None, s) for s in layer.strides])]
-    order = (0, *axes, *range(nd + 2, 2 * nd + 2), nd + 1)  # (N, *pos, *k, cin)
-    win = win.transpose(order)
-    return win.reshape(x.shape[0], -1, int(np.prod(layer.kernel.shape[:-1])))
+    return _weighted(layer).patches(layer, x)
 
 
-@dataclass(frozen=True)
-class _Acc:
-    """A weighted layer's exact accumulator (N, positions, n_out) at scale 2**-frac, plus its im2col input."""
-
-    acc: np.ndarray
-    frac: int
-    patches: np.ndarray  # (N, positions, n_terms)
-
-
-def _accumulate(layer: LayerSpec, in_type: FixedPrecisionType, x: np.ndarray, weights: Weights) -> _Acc:
-    """sum(x * w) aligned to the exact fractional position, plus the bias aligned to it."""
-    kernel = weights[(layer.name, "kernel")]
-    n = x.shape[0]
-    patches = x.reshape(n, 1, -1) if layer.kind == "dense" else _patches(layer, x)
-    frac_p = in_type.fractional + layer.kernel.ptype.fractional
-    frac = frac_p if layer.bias is None else max(frac_p, layer.bias.ptype.fractional)
-    flat = _matmul(patches.reshape(-1, patches.shape[-1]), kernel.reshape(-1, kernel.shape[-1]),
-                   float64_is_exact(layer, in_type))
-    acc = flat.reshape(n, patches.shape[1], -1) << (frac - frac_p)
-    if layer.bias is not None:
-        acc += weights[(layer.name, "bias")] << (frac - layer.bias.ptype.fractional)
-    return _Acc(acc, frac, patches)
-
-
-def _finish(layer: LayerSpec, acc: np.ndarray, frac: int) -> np.ndarray:
-    """Accumulator -> the layer's result words: hls4ml casts accum_t to result_t (identity when equal)."""
-    if layer.accum_type.fractional == frac and layer.result_type == layer.accum_type:
-        return acc  # the exact sum always fits accum_t (model_spec.accumulator_type), so no cast changes it
-    return cast_raw(cast_raw(acc, frac, layer.accum_type), layer.accum_type.fractional, layer.result_type)
-
-
-def _elementwise(layer: LayerSpec, in_type: FixedPrecisionType, x: np.ndarray) -> np.ndarray:
-    """relu / quantized_bits / linear on words: hls4ml's relu assigns max(x, 0) into the result type."""
-    if layer.kind == "linear":
-        return x
-    if layer.activation == "relu":
-        return cast_raw(np.maximum(x, 0), in_type.fractional, layer.result_type)
-    if layer.activation == "quantized_bits":
-        return cast_raw(x, in_type.fractional, layer.result_type)
-    raise UnsupportedModelError(f"layer {layer.name!r}: activation {layer.activation!r} is not supported")
+def _is_elementwise(layer: LayerSpec) -> bool:
+    return role_of(layer.kind) == "elementwise"
 
 
 def _step(layer: LayerSpec, in_type: FixedPrecisionType, x: np.ndarray, weights: Weights) -> np.ndarray:
     """One compute step on a batch of input words -> its output words (N, *output_shape)."""
-    if layer.kind in WEIGHTED_KINDS:
-        acc = _accumulate(layer, in_type, x, weights)
-        return _finish(layer, acc.acc, acc.frac).reshape(x.shape[0], *layer.output_shape)
-    if layer.kind in _ELEMENTWISE:
-        return _elementwise(layer, in_type, x)
-    if layer.kind == "flatten":
-        return x.reshape(x.shape[0], -1)
-    if layer.kind == "input":
-        return x
-    raise UnsupportedModelError(f"layer {layer.name!r}: kind {layer.kind!r} is not supported")
+    return handler_for_kind(layer.kind).forward(layer, in_type, x, weights)
 
 
 def _check_inputs(spec: ModelSpec, x_raw) -> np.ndarray:
@@ -347,7 +283,8 @@ def faulty_model_outputs(model, faults, x, *, spec: ModelSpec | None = None, met
 # ``f(a') == f(a)`` iff ``lo(a) <= a' <= hi(a)``: two integer comparisons decide whether a faulty
 # accumulator word changes the block output, and ``f`` is evaluated only where it does.
 # ``f`` is monotone when the accumulator -> result cast is the identity and every activation is
-# relu / quantized_bits / linear whose result type saturates (SAT, SAT_SYM): max(x, 0), every
+# relu / quantized_bits / linear whose result type saturates (SAT, SAT_SYM) or, for relu, holds every
+# max(x, 0) exactly (fkhls's type for an unquantized relu): max(x, 0), every
 # ap_fixed rounding mode (a floor or a round-to-nearest with a tie rule) and clipping are
 # monotone, and so is their composition. Otherwise (WRAP or SAT_ZERO activations, a real
 # accumulator cast) there are no bands and block outputs are compared with golden instead.
@@ -440,8 +377,8 @@ def _block_function(spec: ModelSpec, in_types: list, start: int, stop: int, frac
     def f(words: np.ndarray) -> np.ndarray:
         x = _finish(layers[start], np.asarray(words, dtype=np.int64), frac)
         for k in range(start + 1, stop + 1):
-            if layers[k].kind in _ELEMENTWISE:
-                x = _elementwise(layers[k], in_types[k], x)
+            if _is_elementwise(layers[k]):
+                x = _step(layers[k], in_types[k], x, None)
         return x
 
     return f
@@ -454,6 +391,7 @@ def _is_monotone(spec: ModelSpec, start: int, stop: int, frac: int) -> bool:
         return False
     return all(spec.layers[k].kind != "activation"
                or spec.layers[k].result_type.saturation_mode in _MONOTONE_SATURATION
+               or is_lossless(spec.layers[k], spec.layers[k - 1].result_type)
                for k in range(start + 1, stop + 1))
 
 
@@ -503,14 +441,14 @@ class _Golden:
         in_type = spec.input_type
         for index, layer in enumerate(spec.layers):
             in_types.append(in_type)
-            if layer.kind in WEIGHTED_KINDS:
+            if layer.kernel is not None:
                 acc = _accumulate(layer, in_type, x, weights)
                 x = _finish(layer, acc.acc, acc.frac).reshape(x.shape[0], *layer.output_shape)
                 accs[index] = (acc.acc, acc.frac)
             else:
                 if layer.kind == "activation" and in_type.width <= _TABLE_MAX_WIDTH:
                     lo, hi = raw_bounds(in_type)
-                    table = _elementwise(layer, in_type, np.arange(lo, hi + 1, dtype=np.int64))
+                    table = _step(layer, in_type, np.arange(lo, hi + 1, dtype=np.int64), weights)
                     tables[index] = (lo, _compact(table, layer.result_type.width <= _NARROW_WIDTH))
                 x = _step(layer, in_type, x, weights)
             outs.append(_compact(x, layer.result_type.width <= _NARROW_WIDTH))
@@ -522,7 +460,7 @@ class _Golden:
                   for s in starts]
         for k, (start, stop) in enumerate(zip(starts, stops)):
             for step in range(start + 1, stop + 1):
-                if spec.layers[step].kind not in (*_ELEMENTWISE, "flatten"):
+                if role_of(spec.layers[step].kind) not in ("elementwise", "reshape"):
                     raise UnsupportedModelError(f"layer {spec.layers[step].name!r}: kind {spec.layers[step].kind!r} "
                                                 "after a weighted layer is not supported")
             acc, frac = accs[start]
@@ -611,7 +549,7 @@ class _Golden:
         if cached is None:
             layer, block = self.spec.layers[index], self.blocks[index]
             x = self.outs[index - 1]
-            patches = x.reshape(x.shape[0], 1, -1) if layer.kind == "dense" else _patches(layer, x)
+            patches = _patches(layer, x)
             n, p, _ = block.acc.shape
             x_t = np.empty((patches.shape[2] + 1, n, p), dtype=block.idtype)
             x_t[:-1] = patches.transpose(2, 0, 1)

@@ -1,0 +1,191 @@
+"""Layer handlers (issue 10): the registry, one error for every blocker, and each new kind through every stage.
+
+A kind counts as supported when, on a small model containing it: export types it and reads the
+types back from the project; the exact emulator equals QKeras's raw words (where the layer is
+exact by nature) and the batched single-bit engine equals the full forward on every fault; the
+golden C-sim (and its layer-by-layer trace) equals the emulator word for word; and an
+exhaustive campaign agrees word for word across the TF and C-sim engines.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+from fkhls.core.errors import UnsupportedModelError
+from fkhls.core.fixedpoint import cpp_type, to_raw, type_from_dict
+from fkhls.emulate import emulator as emulate
+from fkhls.faults.descriptors import exhaustive_faults
+from fkhls.model import layers
+from fkhls.model.spec import SUPPORTED_LAYERS, describe_model
+from tests import models
+
+
+def _inputs(model, n: int, seed: int) -> np.ndarray:
+    """Three fractional bits keep QKeras's float32 sums exact for these wide unquantized-relu types."""
+    return models.grid_inputs(tuple(int(d) for d in model.inputs[0].shape[1:]), n, seed, fractional=3, scale=1.5)
+
+
+# ----------------------------------------------------------------------------- registry and refusals
+
+
+def test_every_supported_class_and_kind_has_one_handler():
+    for name in SUPPORTED_LAYERS.split(", "):
+        handler = layers.handler_for_class(name)
+        assert handler is not None and name in handler.keras_classes, name
+        for kind in handler.kinds:
+            assert layers.handler_for_kind(kind) is handler and handler.role in layers.base.ROLES
+    assert {"QDense", "QConv2D", "Dropout", "Reshape", "Activation"} <= set(SUPPORTED_LAYERS.split(", "))
+    with pytest.raises(UnsupportedModelError, match="no layer handler for step kind 'nope'"):
+        layers.handler_for_kind("nope")
+    with pytest.raises(ValueError, match="already has a handler"):
+        layers.layer_handler("QDense")(type("Again", (layers.LayerHandler,), {"kinds": ("again",)}))
+
+
+def test_plain_keras_model_is_refused_as_not_quantized():
+    import tensorflow as tf
+
+    x_in = tf.keras.Input(shape=(4,))
+    out = tf.keras.layers.Dense(2)(tf.keras.layers.Dense(3, activation="relu")(x_in))
+    with pytest.raises(UnsupportedModelError, match="is not quantized") as info:
+        describe_model(tf.keras.Model(x_in, out, name="floaty"))
+    assert "'floaty'" in str(info.value) and "QDense" in str(info.value) and "hls4ml" in str(info.value)
+
+
+def test_every_blocker_is_listed_in_one_error():
+    import tensorflow as tf
+    from qkeras import QActivation, QConv2D, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    q = quantized_bits(6, 0, alpha=1)
+    x_in = tf.keras.Input(shape=(6, 6, 1))
+    h = QConv2D(2, (3, 3), name="c1", kernel_quantizer=quantized_bits(6, 0, alpha="auto_po2"), bias_quantizer=q)(x_in)
+    h = tf.keras.layers.MaxPooling2D(name="pool")(h)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    h = tf.keras.layers.Dense(4, name="plain")(h)
+    h = QActivation(quantized_relu(6, 0, negative_slope=0.25), name="leaky")(h)
+    h = QDense(3, name="d", kernel_quantizer=q)(h)
+    out = tf.keras.layers.Activation("softmax", name="sm")(h)
+    with pytest.raises(UnsupportedModelError) as info:
+        describe_model(tf.keras.Model(x_in, out, name="many"))
+    message = str(info.value)
+    lines = [line for line in message.splitlines() if line.startswith("  - ")]
+    expected = ["'c1'", "'pool'", "'plain'", "'leaky'", "'d'", "'sm'"]
+    assert len(lines) == len(expected) and f"{len(expected)} problems" in message, message
+    for line, name in zip(lines, expected):
+        assert name in line, (name, line)
+    assert "auto_po2" in lines[0] and "MaxPooling2D is not supported" in lines[1] and SUPPORTED_LAYERS in lines[1]
+    assert "negative_slope" in lines[3] and "bias has no quantizer" in lines[4] and "softmax" in lines[5]
+
+
+def test_alpha_none_bias_is_the_alpha_one_grid():
+    """QKeras 0.9.0 quantized_bits(alpha=None) is scale 1: the same values as alpha=1, so the same word type."""
+    from qkeras.quantizers import quantized_bits
+
+    values = np.random.default_rng(3).uniform(-3, 3, size=4000).astype(np.float32)
+    assert_array_equal(quantized_bits(5, 1, alpha=None)(values).numpy(), quantized_bits(5, 1, alpha=1)(values).numpy())
+    spec = describe_model(models.build("shapes"))
+    assert cpp_type(spec.tensor("k1", "bias").ptype) == "ap_fixed<5,2>"
+
+
+def test_unquantized_relu_is_typed_exactly():
+    spec = describe_model(models.build("shapes"))
+    kinds = [(s.name, s.kind) for s in spec.layers]
+    assert kinds == [("seq", "input"), ("k1", "conv1d"), ("k1_activation", "activation"), ("drop", "dropout"),
+                     ("reshape", "reshape"), ("d1", "dense"), ("d1_activation", "activation"), ("d2", "dense"),
+                     ("relu", "activation"), ("head", "dense")]
+    for name in ("k1_activation", "d1_activation", "relu"):
+        index = [s.name for s in spec.layers].index(name)
+        before, step = spec.layers[index - 1].result_type, spec.layers[index].result_type
+        assert (step.width, step.integer, step.signed) == (before.width - 1, before.integer - 1, False), name
+        raw = np.arange(-(1 << (before.width - 1)), 1 << (before.width - 1), 997, dtype=np.int64)
+        out = layers.handler_for_kind("activation").forward(spec.layers[index], before, raw, {})
+        assert_array_equal(out, np.maximum(raw, 0), err_msg=name)  # no word of the input type is rounded or clipped
+
+
+# ----------------------------------------------------------------------------- every stage on a small model
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    from fkhls.project.export import ExportOptions, export_model
+
+    model = models.build("shapes")
+    spec = describe_model(model)
+    base = tmp_path_factory.mktemp("shapes")
+    manifest = export_model(model, base / "prj", ExportOptions())
+    x = _inputs(model, 40, seed=11)
+    return model, spec, emulate.golden_weights(model, spec), x, manifest, base
+
+
+def test_export_types_read_back(shapes):
+    from fkhls.project.readback import read_typedefs
+
+    _, spec, _, _, manifest, _ = shapes
+    typedefs = read_typedefs(manifest.project_dir)
+    records = {r.name: r for r in manifest.layers}
+    assert records["drop"].hls_name is None and records["drop"].output_var == records["k1_activation"].output_var
+    assert records["k1_activation"].hls_class == "Activation" and records["reshape"].hls_class == "Reshape"
+    for step in spec.layers:
+        assert cpp_type(type_from_dict(records[step.name].result_type)) == cpp_type(step.result_type), step.name
+    relus = [records[name] for name in ("k1_activation", "d1_activation", "relu")]
+    for record in relus:  # hls4ml declares `layerN_t layerN_out[...]`: the typedef really is fkhls's relu type
+        declared = typedefs[record.output_var.replace("_out", "_t")]
+        assert cpp_type(declared) == record.result_type["cpp"] and not declared.signed, record.name
+
+
+def test_exact_forward_equals_qkeras_raw_words(shapes):
+    model, spec, weights, _, _, _ = shapes
+    x = _inputs(model, 300, seed=12)
+    raw = emulate.forward_raw(spec, weights, emulate.input_raw(spec, x))
+    expected = to_raw(spec.output_type, emulate.qkeras_forward(model, x).astype(np.float64), what="QKeras outputs")
+    assert_array_equal(raw, expected)
+    assert len(np.unique(raw)) > 100  # not a degenerate model
+
+
+def test_batched_engine_equals_full_forward_on_every_fault(shapes):
+    _, spec, weights, x, _, _ = shapes
+    x_raw = emulate.input_raw(spec, x[:12])
+    faults = exhaustive_faults(spec)
+    batched = emulate.evaluate_single_bit_faults(spec, weights, x_raw, faults)
+    for k, fault in enumerate(faults):
+        expected = emulate.forward_raw(spec, emulate.apply_faults(spec, weights, [fault]), x_raw)
+        assert_array_equal(batched[k], expected, err_msg=str(fault))
+
+
+def test_golden_csim_and_trace_equal_the_emulator(shapes):
+    from fkhls.csim.build import run_csim
+    from fkhls.csim.trace import run_trace
+
+    _, spec, weights, x, manifest, _ = shapes
+    x_raw = emulate.input_raw(spec, x)
+    golden, trace = emulate.forward_raw(spec, weights, x_raw, trace=True)
+    assert_array_equal(run_csim(manifest, x), golden.reshape(len(x), -1))
+    traces = run_trace(manifest, x_raw.reshape(len(x), -1))
+    compared = 0
+    for record in manifest.layers:
+        if record.hls_name is None or record.output_var not in traces or record.kind == "input":
+            continue
+        hw = traces[record.output_var]
+        words = trace[record.name].reshape(len(x), -1)
+        assert_array_equal(hw.words, words & ((1 << hw.width) - 1), err_msg=record.name)
+        compared += 1
+    assert compared >= 7
+
+
+def test_exhaustive_campaign_both_engines_agree(shapes):
+    from fkhls.campaign.runner import CampaignConfig, Selection, run_campaign
+
+    _, spec, _, x, manifest, base = shapes
+    np.save(base / "x.npy", x[:16])
+    config = CampaignConfig(manifest.project_dir, base / "x.npy", "both", Selection(mode="exhaustive"), None, 256)
+    result = run_campaign(config, base / "campaign", workers=1, quiet=True)
+    summary = json.loads((base / "campaign" / "summary.json").read_text())
+    n_faults = sum(t.n_bits for t in spec.tensors())
+    assert summary["faults"] == n_faults and result.shards_run == result.shards_total
+    assert summary["outputs_compared"] == summary["bit_exact"] == n_faults * 16 * 3
+    assert summary["scenarios_mismatching"] == 0
+    assert result.table.columns["tf_outputs_changed"].max() > 0
