@@ -155,3 +155,46 @@ def build(name: str):
 
 def inputs_for(model, n: int = 200, seed: int = 0) -> np.ndarray:
     return grid_inputs(tuple(int(d) for d in model.inputs[0].shape[1:]), n, seed)
+
+
+def pooling_model(seed: int = 6):
+    """MaxPooling2D after an activation, GlobalMaxPooling2D right after a conv accumulator, then QDense."""
+    import tensorflow as tf
+    from qkeras import QConv2D, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(5, 5, 2), name="img")
+    h = QConv2D(3, (2, 2), name="c1", kernel_quantizer=quantized_bits(5, 0, alpha=1),
+                bias_quantizer=quantized_bits(5, 0, alpha=1), activation=quantized_relu(6, 2))(x_in)
+    h = tf.keras.layers.MaxPooling2D((2, 2), name="pool")(h)
+    h = QConv2D(4, (2, 2), name="c2", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                bias_quantizer=quantized_bits(4, 0, alpha=1))(h)
+    h = tf.keras.layers.GlobalMaxPooling2D(name="gpool")(h)
+    out = QDense(3, name="head", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="pooling_test")
+    _spread_weights(model, seed)
+    return model
+
+
+def pooling1d_model(seed: int = 7):
+    """MaxPooling1D with strides != pool size, GlobalMaxPooling1D, an unsigned-typed input to the pool."""
+    import tensorflow as tf
+    from qkeras import QConv1D, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(9, 2), name="seq")
+    h = QConv1D(3, 2, name="k1", kernel_quantizer=quantized_bits(5, 0, alpha=1),
+                bias_quantizer=quantized_bits(5, 0, alpha=1), activation=quantized_relu(5, 1))(x_in)
+    h = tf.keras.layers.MaxPooling1D(3, strides=2, name="pool")(h)
+    h = QConv1D(4, 2, name="k2", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                bias_quantizer=quantized_bits(4, 0, alpha=1))(h)
+    h = tf.keras.layers.GlobalMaxPooling1D(name="gpool")(h)
+    out = QDense(2, name="head", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="pooling1d_test")
+    _spread_weights(model, seed)
+    return model
+
+
+BUILDERS.update(pooling=pooling_model, pooling1d=pooling1d_model)

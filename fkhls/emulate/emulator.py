@@ -271,11 +271,13 @@ def faulty_model_outputs(model, faults, x, *, spec: ModelSpec | None = None, met
 
 # ----------------------------------------------------------------------------- batched single-bit engine
 #
-# The engine works on *blocks*: a weighted step plus the non-weighted steps after it up to the next
-# weighted step (elementwise activations, flatten). A block maps accumulator words to its output
-# words by an elementwise function ``f``; a fault's effect is carried from block to block as exact
-# accumulator rows, and a row leaves the computation as soon as its block output equals golden
-# (every later step is deterministic in its input, so its final output is golden).
+# The engine works on *blocks*: a weighted step plus the elementwise / reshape steps after it
+# (activations, flatten). A block maps accumulator words to its output words by an elementwise
+# function ``f``; a fault's effect is carried from block to block as exact accumulator rows, and a
+# row leaves the computation as soon as its block output equals golden (every later step is
+# deterministic in its input, so its final output is golden). Steps of role ``window`` (pooling)
+# and whatever follows them up to the next weighted step run whole on the changed rows
+# (``_Golden.carry``), which again drops the rows that came back to golden.
 #
 # Bands. When ``f`` is monotone non-decreasing (below), the accumulator words with the same
 # output word as a golden word ``a`` form an interval [lo(a), hi(a)]; it is found exactly by
@@ -355,11 +357,12 @@ class _Block:
     integer ``idtype`` (int32 when narrow). ``lo`` / ``hi`` (N, P*C): per golden accumulator
     word, the interval of words with the same output word (None without bands). ``table``:
     (first word, output word of every word) or None. ``feed`` (N, P*C): golden output words in
-    the dtype the next block consumes.
+    the dtype the next block consumes (integer when whole steps run between, ``end > stop``).
     """
 
     start: int
     stop: int
+    end: int  # steps stop+1 .. end (pooling ...) run whole on changed rows before the next block
     frac: int
     dtype: type
     idtype: type
@@ -455,14 +458,13 @@ class _Golden:
             in_type = layer.result_type
         g = cls(spec, weights, outs, in_types, {}, tables)
         starts = sorted(accs)
-        stops = [s - 1 for s in starts[1:]] + [len(spec.layers) - 1]
+        ends = [s - 1 for s in starts[1:]] + [len(spec.layers) - 1]
         dtypes = [(_sum_dtype(spec.layers[s], in_types[s], accs[s][1]) if spec.layers[s].kind == "dense" else None)
                   for s in starts]
-        for k, (start, stop) in enumerate(zip(starts, stops)):
-            for step in range(start + 1, stop + 1):
-                if role_of(spec.layers[step].kind) not in ("elementwise", "reshape"):
-                    raise UnsupportedModelError(f"layer {spec.layers[step].name!r}: kind {spec.layers[step].kind!r} "
-                                                "after a weighted layer is not supported")
+        for k, (start, end) in enumerate(zip(starts, ends)):
+            stop = start  # the block: elementwise / reshape steps after the weighted one; the rest runs whole
+            while stop < end and role_of(spec.layers[stop + 1].kind) in ("elementwise", "reshape"):
+                stop += 1
             acc, frac = accs[start]
             layer = spec.layers[start]
             narrow = frac == layer.accum_type.fractional and layer.accum_type.width <= _NARROW_WIDTH
@@ -477,9 +479,9 @@ class _Golden:
                 words = f(np.arange(d_lo, d_hi + 1, dtype=np.int64))
                 table = (d_lo, _compact(words, spec.layers[stop].result_type.width <= _NARROW_WIDTH))
             feed = outs[stop].reshape(len(x), -1)
-            if k + 1 < len(starts) and dtypes[k + 1] is not None:
+            if k + 1 < len(starts) and dtypes[k + 1] is not None and stop == end:
                 feed = feed.astype(dtypes[k + 1])
-            g.blocks[start] = _Block(start, stop, frac, dtype, idtype, acc.astype(dtype), lo, hi, table, feed)
+            g.blocks[start] = _Block(start, stop, end, frac, dtype, idtype, acc.astype(dtype), lo, hi, table, feed)
         return g
 
     @property
@@ -494,7 +496,17 @@ class _Golden:
         return _step(self.spec.layers[index], self.in_types[index], x, self.weights)
 
     def next_block(self, block: _Block) -> _Block | None:
-        return self.blocks.get(block.stop + 1)
+        return self.blocks.get(block.end + 1)
+
+    def carry(self, block: _Block, rows: np.ndarray, samples: np.ndarray, ids: np.ndarray):
+        """Block output rows through the whole steps after the block (pooling ...) up to the next block,
+        keeping only the rows whose result still differs from golden."""
+        if block.end == block.stop or not len(samples):
+            return rows, samples, ids
+        for k in range(block.stop + 1, block.end + 1):
+            rows = self.step(k, rows)
+        keep = (rows != self.outs[block.end][samples]).reshape(len(samples), -1).any(axis=1)
+        return rows[keep], samples[keep], ids[keep]
 
     def apply(self, block: _Block, acc: np.ndarray) -> np.ndarray:
         """Block output words (R, *shape) of accumulator rows (R, P, C), every word computed."""
@@ -671,6 +683,7 @@ def _run_blocks(g: _Golden, block: _Block, acc: np.ndarray, samples: np.ndarray,
             rows = g.apply(block, acc)
             keep = (rows != g.outs[block.stop][samples]).reshape(n, -1).any(axis=1)
             rows, samples, ids = rows[keep], samples[keep], ids[keep]
+        rows, samples, ids = g.carry(block, rows, samples, ids)
         nxt = g.next_block(block)
         if nxt is None:
             return rows, samples, ids
@@ -685,7 +698,8 @@ def _downstream(g: _Golden, block: _Block, channel: np.ndarray, samples: np.ndar
     golden = g.outs[block.stop]
     n, p, c = block.acc.shape
     nxt = g.next_block(block)
-    if nxt is not None and p == 1 and golden.ndim == 2 and g.spec.layers[nxt.start].kind == "dense":
+    rank1 = block.end == block.stop and p == 1 and golden.ndim == 2
+    if nxt is not None and rank1 and g.spec.layers[nxt.start].kind == "dense":
         # Rank-1 update: only input column `channel` of the next dense changed (module notes).
         kernel, _ = g.kernel(nxt.start)
         diff = words[:, 0].astype(nxt.dtype) - block.feed[samples, channel]
@@ -696,6 +710,7 @@ def _downstream(g: _Golden, block: _Block, channel: np.ndarray, samples: np.ndar
     rows = golden[samples].reshape(len(samples), p, c).copy()
     rows[ids, :, channel] = words
     rows = rows.reshape(len(samples), *golden.shape[1:])
+    rows, samples, ids = g.carry(block, rows, samples, ids)
     if nxt is None:
         return rows, ids
     rows, _, ids = _run_blocks(g, nxt, g.accumulate(nxt, rows), samples, ids)

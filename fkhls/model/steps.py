@@ -58,6 +58,7 @@ class LayerSpec:
     activation: str | None = None  # relu | quantized_bits (for kind == activation)
     strides: tuple[int, ...] = ()
     padding: str = "valid"
+    pool_size: tuple[int, ...] = ()  # pooling window (pooling kinds)
 
     @property
     def n_terms(self) -> int:

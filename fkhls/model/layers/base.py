@@ -8,7 +8,8 @@ Writing the next handler (one module in this package, plus its tests):
 2. Declare ``kinds`` (the ``LayerSpec.kind`` values its steps carry) and ``role``, which tells
    the single-bit engine how to carry a fault through the step: ``weighted`` (sums a kernel
    and bias: starts a block), ``elementwise`` (each output word depends on one input word),
-   ``reshape`` (words unchanged, only reshaped) or ``input``.
+   ``reshape`` (words unchanged, only reshaped), ``window`` (an output word depends on several
+   input words, e.g. pooling: the engine runs it whole on the rows a fault changed) or ``input``.
 3. ``blockers(layer)``: every reason this layer cannot be reproduced exactly, each with what
    to do instead (empty when supported). ``describe_model`` gathers them over the whole model
    into one error (an ``UnsupportedModelError`` raised by ``describe``, for what depends on the
@@ -35,7 +36,7 @@ from fkhls.core.errors import UnsupportedModelError
 from fkhls.core.fixedpoint import FixedPrecisionType
 from fkhls.model.steps import LayerSpec
 
-ROLES = ("input", "weighted", "elementwise", "reshape")
+ROLES = ("input", "weighted", "elementwise", "reshape", "window")
 
 _BY_CLASS: dict[str, "LayerHandler"] = {}
 _BY_KIND: dict[str, "LayerHandler"] = {}
