@@ -198,3 +198,46 @@ def pooling1d_model(seed: int = 7):
 
 
 BUILDERS.update(pooling=pooling_model, pooling1d=pooling1d_model)
+
+
+def avgpool_model(seed: int = 8):
+    """AveragePooling2D 2x2 and GlobalAveragePooling2D over 2x2 (powers of two: exact), on signed conv sums."""
+    import tensorflow as tf
+    from qkeras import QConv2D, QDense
+    from qkeras.quantizers import quantized_bits
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(5, 5, 2), name="img")
+    h = QConv2D(3, (2, 2), name="c1", kernel_quantizer=quantized_bits(5, 0, alpha=1),
+                bias_quantizer=quantized_bits(5, 0, alpha=1))(x_in)
+    h = tf.keras.layers.AveragePooling2D((2, 2), name="pool")(h)
+    h = QConv2D(4, (1, 2), name="c2", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                bias_quantizer=quantized_bits(4, 0, alpha=1))(h)
+    h = tf.keras.layers.GlobalAveragePooling2D(name="gpool")(h)
+    out = QDense(3, name="head", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="avgpool_test")
+    _spread_weights(model, seed)
+    return model
+
+
+def avgpool1d_model(seed: int = 9):
+    """AveragePooling1D(3, strides=2) and GlobalAveragePooling1D over 3: divides by 3, approximate by nature."""
+    import tensorflow as tf
+    from qkeras import QConv1D, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(11, 2), name="seq")
+    h = QConv1D(3, 2, name="k1", kernel_quantizer=quantized_bits(5, 0, alpha=1),
+                bias_quantizer=quantized_bits(5, 0, alpha=1))(x_in)
+    h = tf.keras.layers.AveragePooling1D(3, strides=2, name="pool")(h)
+    h = QConv1D(4, 2, name="k2", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                bias_quantizer=quantized_bits(4, 0, alpha=1), activation=quantized_relu(6, 2))(h)
+    h = tf.keras.layers.GlobalAveragePooling1D(name="gpool")(h)
+    out = QDense(2, name="head", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="avgpool1d_test")
+    _spread_weights(model, seed)
+    return model
+
+
+BUILDERS.update(avgpool=avgpool_model, avgpool1d=avgpool1d_model)

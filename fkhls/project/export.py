@@ -237,6 +237,10 @@ def _array_record(step: LayerSpec, tensor: str, layer, values: np.ndarray, proje
     )
 
 
+def _exactness(step: LayerSpec) -> str:
+    return f"approximate by nature: {step.approximate}" if step.approximate else "exact"
+
+
 def _read_back(model, spec: ModelSpec, options: ExportOptions, matches, hls_model, project: Path) -> Manifest:
     typedefs = _typedefs(project)
     parameters = (project / "firmware" / "parameters.h").read_text()
@@ -251,11 +255,16 @@ def _read_back(model, spec: ModelSpec, options: ExportOptions, matches, hls_mode
         if layer is None:
             records.append(LayerRecord(name=step.name, keras_name=step.keras_name, kind=step.kind, hls_name=None,
                                        hls_index=None, hls_class=None, output_var=out_var.name if out_var else None,
-                                       result_type=type_to_dict(step.result_type)))
+                                       result_type=type_to_dict(step.result_type), exactness=_exactness(step)))
             continue
+        for type_name, expected, what in handler_for_kind(step.kind).hls_type_checks(step, layer):
+            _check_type(typedefs, type_name, expected, what)
         fields = dict(name=step.name, keras_name=step.keras_name, kind=step.kind, hls_name=layer.name,
                       hls_index=int(layer.index), hls_class=layer.class_name,
-                      output_var=out_var.name if out_var else None, result_type=type_to_dict(step.result_type))
+                      output_var=out_var.name if out_var else None, result_type=type_to_dict(step.result_type),
+                      exactness=_exactness(step))
+        if step.accum_type is not None:
+            fields["accum_type"] = type_to_dict(step.accum_type)
         if step.kernel is not None:
             struct = _config_struct(parameters, layer)
             accum_name = struct.get("accum_t", layer.types["accum_t"].name)

@@ -110,8 +110,10 @@ def test_unquantized_relu_is_typed_exactly():
 
 
 # Each model holds new kinds: shapes (Dropout, Reshape, unquantized relu, alpha=None bias), pooling
-# (MaxPooling2D, GlobalMaxPooling2D), pooling1d (MaxPooling1D with strides, GlobalMaxPooling1D).
-STAGE_MODELS = ["shapes", "pooling", "pooling1d"]
+# (MaxPooling2D, GlobalMaxPooling2D), pooling1d (MaxPooling1D with strides, GlobalMaxPooling1D), avgpool
+# (AveragePooling2D, GlobalAveragePooling2D over 4: exact), avgpool1d (AveragePooling1D and
+# GlobalAveragePooling1D over 3: approximate by nature).
+STAGE_MODELS = ["shapes", "pooling", "pooling1d", "avgpool", "avgpool1d"]
 
 
 @pytest.fixture(scope="module", params=STAGE_MODELS)
@@ -147,17 +149,38 @@ def test_export_types_read_back(shapes):
     for record in manifest.layers:
         if record.kind in ("dropout",):
             assert record.hls_name is None  # hls4ml drops it; its value is the previous output
-        if record.kind.startswith(("maxpool", "globalmaxpool")):
+        if "pool" in record.kind:
             assert record.hls_class in ("Pooling1D", "Pooling2D", "GlobalPooling1D", "GlobalPooling2D")
 
 
 def test_exact_forward_equals_qkeras_raw_words(shapes):
-    model, spec, weights, _, _, _ = shapes
+    """Exact models: the output words equal QKeras's. A model with an approximate-by-nature step: every step
+    before it equals QKeras word for word, and the step itself is QKeras's value truncated toward zero (< 1 LSB)."""
+    model, spec, weights, _, manifest, _ = shapes
     x = _inputs(model, 300, seed=12)
-    raw = emulate.forward_raw(spec, weights, emulate.input_raw(spec, x))
-    expected = to_raw(spec.output_type, emulate.qkeras_forward(model, x).astype(np.float64), what="QKeras outputs")
-    assert_array_equal(raw, expected)
-    assert len(np.unique(raw)) > 100  # not a degenerate model
+    raw, trace = emulate.forward_raw(spec, weights, emulate.input_raw(spec, x), trace=True)
+    approximate = [step for step in spec.layers if step.approximate]
+    records = {r.name: r for r in manifest.layers}
+    for step in spec.layers:
+        expected = f"approximate by nature: {step.approximate}" if step.approximate else "exact"
+        assert records[step.name].exactness == expected, step.name
+    if not approximate:
+        expected = to_raw(spec.output_type, emulate.qkeras_forward(model, x).astype(np.float64), what="QKeras outputs")
+        assert_array_equal(raw, expected)
+        assert len(np.unique(raw)) > 100  # not a degenerate model
+        return
+    import tensorflow as tf
+
+    first = approximate[0]
+    index = [s.name for s in spec.layers].index(first.name)
+    before = spec.layers[index - 1]
+    probe = tf.keras.Model(model.inputs, [model.get_layer(before.keras_name).output, model.get_layer(first.name).output])
+    keras_before, keras_step = (np.asarray(v, dtype=np.float64) for v in probe.predict(x, verbose=0))
+    assert_array_equal(trace[before.name], to_raw(before.result_type, keras_before, what=before.name))
+    lsb = 2.0 ** -first.result_type.fractional
+    hw = trace[first.name] * lsb
+    assert np.all(np.abs(hw) <= np.abs(keras_step)) and np.all(np.abs(keras_step - hw) < lsb), first.name
+    assert np.any(hw != keras_step)  # the approximation is real on these inputs
 
 
 def test_batched_engine_equals_full_forward_on_every_fault(shapes):

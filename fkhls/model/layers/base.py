@@ -22,7 +22,10 @@ Writing the next handler (one module in this package, plus its tests):
    ``folds(step)`` whether hls4ml may leave no layer for it (its value then lives in the
    previous output; ``hides_previous`` when that output is cast to the step's type), and
    ``set_hls_types(step, hls_layer, hw)`` sets what the step needs on hls4ml's layer
-   (``hw(ptype)`` wraps a type the way the Vivado/Vitis writers print it).
+   (``hw(ptype)`` wraps a type the way the Vivado/Vitis writers print it) and
+   ``hls_type_checks`` names the typedefs export must read back (the output type always is).
+7. If the step cannot equal QKeras bit for bit (a table, a non-power-of-two divide), set
+   ``LayerSpec.approximate`` to the reason: the manifest records it per layer.
 """
 
 from __future__ import annotations
@@ -77,6 +80,10 @@ class LayerHandler:
 
     def set_hls_types(self, step: LayerSpec, hls_layer, hw: Callable) -> None:
         return None
+
+    def hls_type_checks(self, step: LayerSpec, hls_layer) -> list[tuple[str, FixedPrecisionType, str]]:
+        """(typedef name, expected type, what) to read back from defines.h beyond the output type."""
+        return []
 
 
 def layer_handler(*keras_classes: str):
