@@ -241,3 +241,47 @@ def avgpool1d_model(seed: int = 9):
 
 
 BUILDERS.update(avgpool=avgpool_model, avgpool1d=avgpool1d_model)
+
+
+def zeropad_model(seed: int = 10):
+    """ZeroPadding2D on the input (asymmetric) and on a conv accumulator, before valid and strided convs."""
+    import tensorflow as tf
+    from qkeras import QConv2D, QDense
+    from qkeras.quantizers import quantized_bits
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(4, 4, 2), name="img")
+    h = tf.keras.layers.ZeroPadding2D(((1, 0), (2, 1)), name="pad0")(x_in)
+    h = QConv2D(3, (3, 3), name="c1", kernel_quantizer=quantized_bits(5, 0, alpha=1),
+                bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    h = tf.keras.layers.ZeroPadding2D(1, name="pad1")(h)
+    h = QConv2D(2, (2, 2), strides=(2, 2), name="c2", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                bias_quantizer=quantized_bits(4, 0, alpha=1))(h)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    out = QDense(3, name="head", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="zeropad_test")
+    _spread_weights(model, seed)
+    return model
+
+
+def zeropad1d_model(seed: int = 11):
+    """ZeroPadding1D (asymmetric) after a quantized activation."""
+    import tensorflow as tf
+    from qkeras import QConv1D, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(6, 2), name="seq")
+    h = QConv1D(3, 2, name="k1", kernel_quantizer=quantized_bits(5, 0, alpha=1),
+                bias_quantizer=quantized_bits(5, 0, alpha=1), activation=quantized_relu(6, 2))(x_in)
+    h = tf.keras.layers.ZeroPadding1D((2, 1), name="pad")(h)
+    h = QConv1D(2, 3, name="k2", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                bias_quantizer=quantized_bits(4, 0, alpha=1))(h)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    out = QDense(2, name="head", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="zeropad1d_test")
+    _spread_weights(model, seed)
+    return model
+
+
+BUILDERS.update(zeropad=zeropad_model, zeropad1d=zeropad1d_model)

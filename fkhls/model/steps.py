@@ -59,6 +59,7 @@ class LayerSpec:
     strides: tuple[int, ...] = ()
     padding: str = "valid"
     pool_size: tuple[int, ...] = ()  # pooling window (pooling kinds)
+    pads: tuple[int, ...] = ()  # zero padding: (before, after) per spatial axis, flattened
     approximate: str = ""  # why the step cannot equal QKeras bit for bit ("" = exact by nature)
 
     @property

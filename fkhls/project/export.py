@@ -124,11 +124,15 @@ def _match_layers(spec: ModelSpec, hls_model) -> list[_Match]:
     activation (its type becomes the previous layer's output type, which is the same cast of
     the exact accumulator). The folded step's value then lives in the previous layer's output.
     """
-    hls_layers = [layer for layer in hls_model.get_layers() if layer.class_name not in _PASS_THROUGH - {"Reshape"}]
+    hls_layers = list(hls_model.get_layers())
+    skippable = _PASS_THROUGH - {"Reshape"}  # layers hls4ml inserts itself (padding for io_stream 'same' convs ...)
     matches: list[_Match] = []
     position = 0
     for step in spec.layers:
         handler = handler_for_kind(step.kind)
+        while (position < len(hls_layers) and hls_layers[position].class_name in skippable
+               and not handler.hls_matches(step, hls_layers[position])):
+            position += 1
         candidate = hls_layers[position] if position < len(hls_layers) else None
         if candidate is not None and handler.hls_matches(step, candidate):
             matches.append(_Match(step, candidate, candidate))
@@ -146,8 +150,8 @@ def _match_layers(spec: ModelSpec, hls_model) -> list[_Match]:
                 f"hls4ml's layer list does not follow the model: for {step.name!r} ({step.kind}"
                 f"{' ' + step.activation if step.activation else ''}) it built {got}"
             )
-    if position != len(hls_layers):
-        extra = [f"{layer.name} ({layer.class_name})" for layer in hls_layers[position:]]
+    extra = [f"{layer.name} ({layer.class_name})" for layer in hls_layers[position:] if layer.class_name not in skippable]
+    if extra:
         raise UnsupportedModelError(f"hls4ml built layers fkhls cannot account for: {extra}")
     return matches
 

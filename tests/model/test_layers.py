@@ -112,8 +112,9 @@ def test_unquantized_relu_is_typed_exactly():
 # Each model holds new kinds: shapes (Dropout, Reshape, unquantized relu, alpha=None bias), pooling
 # (MaxPooling2D, GlobalMaxPooling2D), pooling1d (MaxPooling1D with strides, GlobalMaxPooling1D), avgpool
 # (AveragePooling2D, GlobalAveragePooling2D over 4: exact), avgpool1d (AveragePooling1D and
-# GlobalAveragePooling1D over 3: approximate by nature).
-STAGE_MODELS = ["shapes", "pooling", "pooling1d", "avgpool", "avgpool1d"]
+# GlobalAveragePooling1D over 3: approximate by nature), zeropad (ZeroPadding2D on the input and on
+# a conv accumulator), zeropad1d (ZeroPadding1D after an activation).
+STAGE_MODELS = ["shapes", "pooling", "pooling1d", "avgpool", "avgpool1d", "zeropad", "zeropad1d"]
 
 
 @pytest.fixture(scope="module", params=STAGE_MODELS)
@@ -227,3 +228,17 @@ def test_exhaustive_campaign_both_engines_agree(shapes):
     assert summary["outputs_compared"] == summary["bit_exact"] == n_faults * 16 * n_out
     assert summary["scenarios_mismatching"] == 0
     assert result.table.columns["tf_outputs_changed"].max() > 0
+
+
+@pytest.mark.parametrize("name", ["shapes", "pooling1d", "avgpool1d", "zeropad"])
+def test_io_stream_golden_csim_equals_emulator(name, tmp_path):
+    """hls4ml's io_stream implementations (nnet_pooling_stream.h ...) compute the same words."""
+    from fkhls.csim.build import run_csim
+    from fkhls.project.export import ExportOptions, export_model
+
+    model = models.build(name)
+    spec = describe_model(model)
+    manifest = export_model(model, tmp_path / "prj", ExportOptions(io_type="io_stream"))
+    x = _inputs(model, 40, seed=13)
+    golden = emulate.forward_raw(spec, emulate.golden_weights(model, spec), emulate.input_raw(spec, x))
+    assert_array_equal(run_csim(manifest, x), golden.reshape(len(x), -1))
