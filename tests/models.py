@@ -285,3 +285,22 @@ def zeropad1d_model(seed: int = 11):
 
 
 BUILDERS.update(zeropad=zeropad_model, zeropad1d=zeropad1d_model)
+
+
+def sigmoid_model(seed: int = 12):
+    """Activation('sigmoid') between two QDense layers: hls4ml's lookup table."""
+    import tensorflow as tf
+    from qkeras import QDense
+    from qkeras.quantizers import quantized_bits
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(5,), name="x")
+    h = QDense(6, name="d1", kernel_quantizer=quantized_bits(5, 1, alpha=1), bias_quantizer=quantized_bits(5, 1, alpha=1))(x_in)
+    h = tf.keras.layers.Activation("sigmoid", name="sig")(h)
+    out = QDense(3, name="head", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="sigmoid_test")
+    _spread_weights(model, seed)
+    return model
+
+
+BUILDERS.update(sigmoid=sigmoid_model)
