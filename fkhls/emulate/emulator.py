@@ -7,7 +7,8 @@ Three layers of API, from FKeras-compatible to fast:
   ``quantize_and_bitflip_deterministic_v3`` for its single-bit, ber 1 regions and also handles
   multi-bit regions and ber < 1.
 * ``forward_raw`` -- the model evaluated on hardware words (raw int64 ``value * 2**fractional``)
-  step by step from a ``ModelSpec``: what the hls4ml fixed-point project computes when its types
+  step by step from a ``ModelSpec``, each step by its layer handler's exact forward
+  (``fkhls.model.layers``): what the hls4ml fixed-point project computes when its types
   are the ModelSpec's (exact accumulators, as fkhls exports them). ``faulty_model_outputs``
   applies a fault scenario with it (or, for FKeras parity, through TF and ``model.predict``).
 * ``evaluate_single_bit_faults`` / ``summarize_single_bit_faults`` -- many single-bit faults at
@@ -20,7 +21,7 @@ float64 BLAS when ``n_terms * max|x word| * max|w word| <= 2**53`` for the *type
 for any faulty weight too): every product and partial sum is then an integer below 2**53, which
 float64 represents exactly whatever the summation order, so the result equals the integer sum.
 Otherwise the sum is done in int64 (slower, exact while the accumulator fits in 62 bits, which
-``model_spec.accumulator_type`` enforces). Biases, alignment shifts and every cast
+``fkhls.model.layers.dense.accumulator_type`` enforces). Biases, alignment shifts and every cast
 (``fixedpoint.cast_raw``: ap_fixed rounding and saturation) are done on int64.
 
 TensorFlow is imported lazily: only the TF-facing functions pay its ~5 s import.

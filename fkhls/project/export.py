@@ -118,11 +118,12 @@ class _Match:
 
 
 def _match_layers(spec: ModelSpec, hls_model) -> list[_Match]:
-    """Pair every fkhls step with the hls4ml layer that computes it.
+    """Pair every fkhls step with the hls4ml layer that computes it (each kind's handler says which).
 
-    hls4ml folds some steps away: Flatten/linear (the value is unchanged) and a quantized_bits
-    activation (its type becomes the previous layer's output type, which is the same cast of
-    the exact accumulator). The folded step's value then lives in the previous layer's output.
+    hls4ml folds some steps away (``handler.folds``): Flatten/Dropout/linear (the value is
+    unchanged) and a quantized_bits activation (its type becomes the previous layer's output
+    type, which is the same cast of the exact accumulator). The folded step's value then lives
+    in the previous layer's output. Pass-through layers hls4ml inserts itself are skipped.
     """
     hls_layers = list(hls_model.get_layers())
     skippable = _PASS_THROUGH - {"Reshape"}  # layers hls4ml inserts itself (padding for io_stream 'same' convs ...)
