@@ -304,3 +304,22 @@ def sigmoid_model(seed: int = 12):
 
 
 BUILDERS.update(sigmoid=sigmoid_model)
+
+
+def tanh_model(seed: int = 13):
+    """Activation('tanh') between two QDense layers: hls4ml's lookup table."""
+    import tensorflow as tf
+    from qkeras import QDense
+    from qkeras.quantizers import quantized_bits
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(5,), name="x")
+    h = QDense(6, name="d1", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(x_in)
+    h = tf.keras.layers.Activation("tanh", name="tanh")(h)
+    out = QDense(3, name="head", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="tanh_test")
+    _spread_weights(model, seed)
+    return model
+
+
+BUILDERS.update(tanh=tanh_model)

@@ -113,8 +113,8 @@ def test_unquantized_relu_is_typed_exactly():
 # (MaxPooling2D, GlobalMaxPooling2D), pooling1d (MaxPooling1D with strides, GlobalMaxPooling1D), avgpool
 # (AveragePooling2D, GlobalAveragePooling2D over 4: exact), avgpool1d (AveragePooling1D and
 # GlobalAveragePooling1D over 3: approximate by nature), zeropad (ZeroPadding2D on the input and on
-# a conv accumulator), zeropad1d (ZeroPadding1D after an activation), sigmoid (hls4ml's table).
-STAGE_MODELS = ["shapes", "pooling", "pooling1d", "avgpool", "avgpool1d", "zeropad", "zeropad1d", "sigmoid"]
+# a conv accumulator), zeropad1d (ZeroPadding1D after an activation), sigmoid and tanh (hls4ml's tables).
+STAGE_MODELS = ["shapes", "pooling", "pooling1d", "avgpool", "avgpool1d", "zeropad", "zeropad1d", "sigmoid", "tanh"]
 
 
 @pytest.fixture(scope="module", params=STAGE_MODELS)
@@ -182,9 +182,12 @@ def test_exact_forward_equals_qkeras_raw_words(shapes):
     hw = trace[first.name] * lsb
     if "pool" in first.kind:  # a truncated quotient: toward zero, less than one LSB away
         assert np.all(np.abs(hw) <= np.abs(keras_step)) and np.all(np.abs(keras_step - hw) < lsb), first.name
-    else:  # sigmoid table: input step 16/1024 times the slope (at most 1/4), plus the table's LSB; clipped past 8
-        inside = np.abs(keras_before) < 8
-        assert np.all(np.abs(keras_step - hw)[inside] <= 0.25 * 16 / 1024 + lsb), first.name
+    else:  # a table over [-R, R): input step 2R/1024 times the slope (sigmoid 1/4, tanh 1), plus the table's LSB
+        from fkhls.model.layers.tables import RANGE
+
+        r, slope = RANGE[first.activation], {"sigmoid": 0.25, "tanh": 1.0}[first.activation]
+        inside = np.abs(keras_before) < r
+        assert np.all(np.abs(keras_step - hw)[inside] <= slope * 2 * r / 1024 + lsb), first.name
     assert np.any(hw != keras_step)  # the approximation is real on these inputs
 
 
@@ -234,7 +237,7 @@ def test_exhaustive_campaign_both_engines_agree(shapes):
     assert result.table.columns["tf_outputs_changed"].max() > 0
 
 
-@pytest.mark.parametrize("name", ["shapes", "pooling1d", "avgpool1d", "zeropad", "sigmoid"])
+@pytest.mark.parametrize("name", ["shapes", "pooling1d", "avgpool1d", "zeropad", "sigmoid", "tanh"])
 def test_io_stream_golden_csim_equals_emulator(name, tmp_path):
     """hls4ml's io_stream implementations (nnet_pooling_stream.h ...) compute the same words."""
     from fkhls.csim.build import run_csim

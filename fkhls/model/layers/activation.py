@@ -3,7 +3,7 @@
 A quantized activation (quantized_relu, quantized_bits) takes its quantizer's type. An
 unquantized ``relu`` is typed by fkhls: max(x, 0) of an ap_fixed<W, I> word fits
 ap_ufixed<W-1, I-1> exactly, so the step is exact whatever QKeras computed in float.
-``linear`` steps copy the words. ``Activation('sigmoid')`` is hls4ml's lookup table
+``linear`` steps copy the words. ``Activation('sigmoid' | 'tanh')`` is hls4ml's lookup table
 (``tables.py``), its result typed as the table: approximate by nature.
 """
 
@@ -15,7 +15,7 @@ from fkhls.core.errors import UnsupportedModelError
 from fkhls.core.fixedpoint import FixedPrecisionType, cast_raw, quantizer_type
 from fkhls.model.layers.base import LayerHandler, Walk, layer_handler
 from fkhls.model.layers.quantizers import activation_of
-from fkhls.model.layers.tables import TABLE_SIZE, TABLE_TYPE, sigmoid_index, sigmoid_table
+from fkhls.model.layers.tables import RANGE, TABLE_SIZE, TABLE_TYPE, activation_table, table_index
 from fkhls.model.steps import LayerSpec
 
 
@@ -72,10 +72,10 @@ class ActivationHandler(LayerHandler):
     def blockers(self, layer) -> list[str]:
         where = f"layer {layer.name!r} ({layer.__class__.__name__})"
         value = layer.get_config().get("activation")
-        if layer.__class__.__name__ == "Activation" and value not in ("linear", "relu", "sigmoid"):
-            return [f"{where}: Activation({value!r}) is not supported; only 'linear', 'relu' and 'sigmoid' (use "
-                    "QActivation(quantized_relu(...)) or quantized_bits for a quantized activation)"]
-        if value == "sigmoid":
+        if layer.__class__.__name__ == "Activation" and value not in ("linear", "relu", *RANGE):
+            return [f"{where}: Activation({value!r}) is not supported; only 'linear', 'relu', 'sigmoid' and 'tanh' "
+                    "(use QActivation(quantized_relu(...)) or quantized_bits for a quantized activation)"]
+        if value in RANGE:
             return []
         return _check(value, where)
 
@@ -84,15 +84,17 @@ class ActivationHandler(LayerHandler):
 
         where = f"layer {layer.name!r} ({layer.__class__.__name__})"
         out_shape = keras_shape(layer.output_shape)
-        if layer.get_config().get("activation") == "sigmoid":
+        function = layer.get_config().get("activation")
+        if function in RANGE:
             if walk.in_type.width + 11 > 62:
-                raise UnsupportedModelError(f"{where}: a {walk.in_type.width}-bit input is too wide for the sigmoid "
+                raise UnsupportedModelError(f"{where}: a {walk.in_type.width}-bit input is too wide for the {function} "
                                             "table index (at most 51 bits)")
             walk.in_type = TABLE_TYPE
+            r = RANGE[function]
             return [LayerSpec(name=layer.name, keras_name=layer.name, kind="activation", keras_class="Activation",
                               input_shape=walk.shape, output_shape=out_shape, result_type=TABLE_TYPE,
-                              activation="sigmoid", approximate=f"hls4ml's sigmoid table ({TABLE_SIZE} entries over "
-                              f"[-8, 8), {TABLE_TYPE.fractional} fractional bits)")]
+                              activation=function, approximate=f"hls4ml's {function} table ({TABLE_SIZE} entries over "
+                              f"[-{r}, {r}), {TABLE_TYPE.fractional} fractional bits)")]
         steps = activation_steps(layer.name, layer.name, layer.__class__.__name__, layer.get_config().get("activation"),
                                  walk, out_shape, where)
         return steps or _linear(layer, walk, out_shape)
@@ -105,15 +107,15 @@ class ActivationHandler(LayerHandler):
             return cast_raw(np.maximum(x, 0), in_type.fractional, step.result_type)
         if step.activation == "quantized_bits":
             return cast_raw(x, in_type.fractional, step.result_type)
-        if step.activation == "sigmoid":
-            table = sigmoid_table(TABLE_SIZE, TABLE_TYPE.width, TABLE_TYPE.integer)
-            return cast_raw(table[sigmoid_index(x, in_type)], TABLE_TYPE.fractional, step.result_type)
+        if step.activation in RANGE:
+            table = activation_table(step.activation, TABLE_SIZE, TABLE_TYPE.width, TABLE_TYPE.integer)
+            return cast_raw(table[table_index(step.activation, x, in_type)], TABLE_TYPE.fractional, step.result_type)
         raise UnsupportedModelError(f"layer {step.name!r}: activation {step.activation!r} is not supported")
 
     def hls_matches(self, step: LayerSpec, hls_layer) -> bool:
         if hls_layer.class_name != "Activation":
             return False
-        wanted = step.activation if step.activation in ("relu", "sigmoid") else "linear"
+        wanted = step.activation if step.activation in ("relu", *RANGE) else "linear"
         return hls_layer.get_attr("activation") == wanted
 
     def folds(self, step: LayerSpec) -> bool:
@@ -121,12 +123,12 @@ class ActivationHandler(LayerHandler):
         return step.kind == "linear" or step.activation == "quantized_bits"
 
     def set_hls_types(self, step: LayerSpec, hls_layer, hw) -> None:
-        if step.activation == "sigmoid":  # the table the emulator reproduces: hls4ml's default, fixed here
+        if step.activation in RANGE:  # the table the emulator reproduces: hls4ml's default, fixed here
             hls_layer.set_attr("table_size", TABLE_SIZE)
             hls_layer.types["table_t"].precision = hw(TABLE_TYPE)
 
     def hls_type_checks(self, step: LayerSpec, hls_layer) -> list:
-        if step.activation == "sigmoid":
+        if step.activation in RANGE:
             return [(hls_layer.types["table_t"].name, TABLE_TYPE, f"the table of {step.name}")]
         return []
 
