@@ -101,7 +101,8 @@ def test_unquantized_relu_is_typed_exactly():
         index = [s.name for s in spec.layers].index(name)
         before, step = spec.layers[index - 1].result_type, spec.layers[index].result_type
         assert (step.width, step.integer, step.signed) == (before.width - 1, before.integer - 1, False), name
-        raw = np.arange(-(1 << (before.width - 1)), 1 << (before.width - 1), 997, dtype=np.int64)
+        lo, hi = -(1 << (before.width - 1)), (1 << (before.width - 1)) - 1
+        raw = np.unique(np.concatenate([np.linspace(lo, hi, 20001).astype(np.int64), [lo, -1, 0, 1, hi]]))
         out = layers.handler_for_kind("activation").forward(spec.layers[index], before, raw, {})
         assert_array_equal(out, np.maximum(raw, 0), err_msg=name)  # no word of the input type is rounded or clipped
 
