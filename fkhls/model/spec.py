@@ -85,10 +85,11 @@ def _is_quantized(model) -> bool:
 
 
 def _blocked(model, blockers: list[str]) -> UnsupportedModelError:
-    lines = "\n".join(f"  - {reason}" for reason in blockers)
+    # One line (the CLI prints an error as one line), each blocker numbered.
+    listed = " ".join(f"[{k}] {reason.rstrip('.')}." for k, reason in enumerate(blockers, 1))
     return UnsupportedModelError(
         f"model {model.name!r} cannot be reproduced exactly; {len(blockers)} "
-        f"{'layer blocks' if len(blockers) == 1 else 'problems block'} it:\n{lines}"
+        f"{'problem blocks' if len(blockers) == 1 else 'problems block'} it: {listed}"
     )
 
 
