@@ -2,7 +2,8 @@
 
 Every supported layer and quantizer appears in at least one model here: QDense, QConv1D,
 QConv2D (same/valid padding, strides), QActivation(quantized_relu / quantized_bits), an inline
-activation, Flatten, Activation('linear'), signed and unsigned (keep_negative=0) weights.
+activation, Flatten, Activation('linear'), signed and unsigned (keep_negative=0) weights; Dropout,
+Reshape, an unquantized relu (inline and Activation('relu')) and a quantized_bits(alpha=None) bias.
 """
 
 from __future__ import annotations
@@ -122,7 +123,30 @@ def conv1d_model(seed: int = 4):
     return model
 
 
-BUILDERS = {"dense": dense_model, "unsigned": unsigned_model, "conv2d": conv2d_model, "conv1d": conv1d_model}
+def shapes_model(seed: int = 5):
+    """Dropout, Reshape, unquantized relu (inline on a QConv1D and QDense, and Activation('relu')), alpha=None bias."""
+    import tensorflow as tf
+    from qkeras import QConv1D, QDense
+    from qkeras.quantizers import quantized_bits
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(7, 2), name="seq")
+    h = QConv1D(3, 3, name="k1", activation="relu", kernel_quantizer=quantized_bits(5, 0, alpha=1),
+                bias_quantizer=quantized_bits(5, 1, alpha=None))(x_in)
+    h = tf.keras.layers.Dropout(0.25, name="drop")(h)
+    h = tf.keras.layers.Reshape((15,), name="reshape")(h)
+    h = QDense(5, name="d1", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=None),
+               activation="relu")(h)
+    h = QDense(4, name="d2", kernel_quantizer=quantized_bits(4, 0, alpha=1), bias_quantizer=quantized_bits(4, 0, alpha=1))(h)
+    h = tf.keras.layers.Activation("relu", name="relu")(h)
+    out = QDense(3, name="head", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="shapes_test")
+    _spread_weights(model, seed)
+    return model
+
+
+BUILDERS = {"dense": dense_model, "unsigned": unsigned_model, "conv2d": conv2d_model, "conv1d": conv1d_model,
+            "shapes": shapes_model}
 
 
 def build(name: str):
@@ -131,3 +155,171 @@ def build(name: str):
 
 def inputs_for(model, n: int = 200, seed: int = 0) -> np.ndarray:
     return grid_inputs(tuple(int(d) for d in model.inputs[0].shape[1:]), n, seed)
+
+
+def pooling_model(seed: int = 6):
+    """MaxPooling2D after an activation, GlobalMaxPooling2D right after a conv accumulator, then QDense."""
+    import tensorflow as tf
+    from qkeras import QConv2D, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(5, 5, 2), name="img")
+    h = QConv2D(3, (2, 2), name="c1", kernel_quantizer=quantized_bits(5, 0, alpha=1),
+                bias_quantizer=quantized_bits(5, 0, alpha=1), activation=quantized_relu(6, 2))(x_in)
+    h = tf.keras.layers.MaxPooling2D((2, 2), name="pool")(h)
+    h = QConv2D(4, (2, 2), name="c2", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                bias_quantizer=quantized_bits(4, 0, alpha=1))(h)
+    h = tf.keras.layers.GlobalMaxPooling2D(name="gpool")(h)
+    out = QDense(3, name="head", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="pooling_test")
+    _spread_weights(model, seed)
+    return model
+
+
+def pooling1d_model(seed: int = 7):
+    """MaxPooling1D with strides != pool size, GlobalMaxPooling1D, an unsigned-typed input to the pool."""
+    import tensorflow as tf
+    from qkeras import QConv1D, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(9, 2), name="seq")
+    h = QConv1D(3, 2, name="k1", kernel_quantizer=quantized_bits(5, 0, alpha=1),
+                bias_quantizer=quantized_bits(5, 0, alpha=1), activation=quantized_relu(5, 1))(x_in)
+    h = tf.keras.layers.MaxPooling1D(3, strides=2, name="pool")(h)
+    h = QConv1D(4, 2, name="k2", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                bias_quantizer=quantized_bits(4, 0, alpha=1))(h)
+    h = tf.keras.layers.GlobalMaxPooling1D(name="gpool")(h)
+    out = QDense(2, name="head", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="pooling1d_test")
+    _spread_weights(model, seed)
+    return model
+
+
+BUILDERS.update(pooling=pooling_model, pooling1d=pooling1d_model)
+
+
+def avgpool_model(seed: int = 8):
+    """AveragePooling2D 2x2 and GlobalAveragePooling2D over 2x2 (powers of two: exact), on signed conv sums."""
+    import tensorflow as tf
+    from qkeras import QConv2D, QDense
+    from qkeras.quantizers import quantized_bits
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(5, 5, 2), name="img")
+    h = QConv2D(3, (2, 2), name="c1", kernel_quantizer=quantized_bits(5, 0, alpha=1),
+                bias_quantizer=quantized_bits(5, 0, alpha=1))(x_in)
+    h = tf.keras.layers.AveragePooling2D((2, 2), name="pool")(h)
+    h = QConv2D(4, (1, 2), name="c2", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                bias_quantizer=quantized_bits(4, 0, alpha=1))(h)
+    h = tf.keras.layers.GlobalAveragePooling2D(name="gpool")(h)
+    out = QDense(3, name="head", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="avgpool_test")
+    _spread_weights(model, seed)
+    return model
+
+
+def avgpool1d_model(seed: int = 9):
+    """AveragePooling1D(3, strides=2) and GlobalAveragePooling1D over 3: divides by 3, approximate by nature."""
+    import tensorflow as tf
+    from qkeras import QConv1D, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(11, 2), name="seq")
+    h = QConv1D(3, 2, name="k1", kernel_quantizer=quantized_bits(5, 0, alpha=1),
+                bias_quantizer=quantized_bits(5, 0, alpha=1))(x_in)
+    h = tf.keras.layers.AveragePooling1D(3, strides=2, name="pool")(h)
+    h = QConv1D(4, 2, name="k2", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                bias_quantizer=quantized_bits(4, 0, alpha=1), activation=quantized_relu(6, 2))(h)
+    h = tf.keras.layers.GlobalAveragePooling1D(name="gpool")(h)
+    out = QDense(2, name="head", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="avgpool1d_test")
+    _spread_weights(model, seed)
+    return model
+
+
+BUILDERS.update(avgpool=avgpool_model, avgpool1d=avgpool1d_model)
+
+
+def zeropad_model(seed: int = 10):
+    """ZeroPadding2D on the input (asymmetric) and on a conv accumulator, before valid and strided convs."""
+    import tensorflow as tf
+    from qkeras import QConv2D, QDense
+    from qkeras.quantizers import quantized_bits
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(4, 4, 2), name="img")
+    h = tf.keras.layers.ZeroPadding2D(((1, 0), (2, 1)), name="pad0")(x_in)
+    h = QConv2D(3, (3, 3), name="c1", kernel_quantizer=quantized_bits(5, 0, alpha=1),
+                bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    h = tf.keras.layers.ZeroPadding2D(1, name="pad1")(h)
+    h = QConv2D(2, (2, 2), strides=(2, 2), name="c2", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                bias_quantizer=quantized_bits(4, 0, alpha=1))(h)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    out = QDense(3, name="head", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="zeropad_test")
+    _spread_weights(model, seed)
+    return model
+
+
+def zeropad1d_model(seed: int = 11):
+    """ZeroPadding1D (asymmetric) after a quantized activation."""
+    import tensorflow as tf
+    from qkeras import QConv1D, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(6, 2), name="seq")
+    h = QConv1D(3, 2, name="k1", kernel_quantizer=quantized_bits(5, 0, alpha=1),
+                bias_quantizer=quantized_bits(5, 0, alpha=1), activation=quantized_relu(6, 2))(x_in)
+    h = tf.keras.layers.ZeroPadding1D((2, 1), name="pad")(h)
+    h = QConv1D(2, 3, name="k2", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                bias_quantizer=quantized_bits(4, 0, alpha=1))(h)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    out = QDense(2, name="head", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="zeropad1d_test")
+    _spread_weights(model, seed)
+    return model
+
+
+BUILDERS.update(zeropad=zeropad_model, zeropad1d=zeropad1d_model)
+
+
+def sigmoid_model(seed: int = 12):
+    """Activation('sigmoid') between two QDense layers: hls4ml's lookup table."""
+    import tensorflow as tf
+    from qkeras import QDense
+    from qkeras.quantizers import quantized_bits
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(5,), name="x")
+    h = QDense(6, name="d1", kernel_quantizer=quantized_bits(5, 1, alpha=1), bias_quantizer=quantized_bits(5, 1, alpha=1))(x_in)
+    h = tf.keras.layers.Activation("sigmoid", name="sig")(h)
+    out = QDense(3, name="head", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="sigmoid_test")
+    _spread_weights(model, seed)
+    return model
+
+
+BUILDERS.update(sigmoid=sigmoid_model)
+
+
+def tanh_model(seed: int = 13):
+    """Activation('tanh') between two QDense layers: hls4ml's lookup table."""
+    import tensorflow as tf
+    from qkeras import QDense
+    from qkeras.quantizers import quantized_bits
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(5,), name="x")
+    h = QDense(6, name="d1", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(x_in)
+    h = tf.keras.layers.Activation("tanh", name="tanh")(h)
+    out = QDense(3, name="head", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="tanh_test")
+    _spread_weights(model, seed)
+    return model
+
+
+BUILDERS.update(tanh=tanh_model)

@@ -249,8 +249,7 @@ def quantizer_type(config: dict, *, activation: bool = False, where: str = "quan
                 f"{where}: quantized_bits with alpha={alpha!r} is not supported (only alpha=1: hls4ml "
                 "rescales weights for 'auto'/'auto_po2' and the stored words differ from QKeras)"
             )
-        if alpha is None:
-            raise UnsupportedModelError(f"{where}: quantized_bits with alpha=None is trainable; use alpha=1")
+        # alpha=None is scale 1 in QKeras 0.9.0 (quantized_bits.__call__): the same grid as alpha=1.
         bits, integer, keep_negative = int(cfg["bits"]), int(cfg.get("integer", 0)), int(cfg.get("keep_negative", 1))
         if bits - keep_negative < 1:
             raise UnsupportedModelError(f"{where}: quantized_bits({bits}) is binary; need bits - keep_negative >= 1")

@@ -7,7 +7,8 @@ Three layers of API, from FKeras-compatible to fast:
   ``quantize_and_bitflip_deterministic_v3`` for its single-bit, ber 1 regions and also handles
   multi-bit regions and ber < 1.
 * ``forward_raw`` -- the model evaluated on hardware words (raw int64 ``value * 2**fractional``)
-  step by step from a ``ModelSpec``: what the hls4ml fixed-point project computes when its types
+  step by step from a ``ModelSpec``, each step by its layer handler's exact forward
+  (``fkhls.model.layers``): what the hls4ml fixed-point project computes when its types
   are the ModelSpec's (exact accumulators, as fkhls exports them). ``faulty_model_outputs``
   applies a fault scenario with it (or, for FKeras parity, through TF and ``model.predict``).
 * ``evaluate_single_bit_faults`` / ``summarize_single_bit_faults`` -- many single-bit faults at
@@ -20,7 +21,7 @@ float64 BLAS when ``n_terms * max|x word| * max|w word| <= 2**53`` for the *type
 for any faulty weight too): every product and partial sum is then an integer below 2**53, which
 float64 represents exactly whatever the summation order, so the result equals the integer sum.
 Otherwise the sum is done in int64 (slower, exact while the accumulator fits in 62 bits, which
-``fkhls.model.spec.accumulator_type`` enforces). Biases, alignment shifts and every cast
+``fkhls.model.layers.dense.accumulator_type`` enforces). Biases, alignment shifts and every cast
 (``fkhls.core.fixedpoint.cast_raw``: ap_fixed rounding and saturation) are done on int64.
 
 TensorFlow is imported lazily: only the TF-facing functions pay its ~5 s import.
@@ -54,7 +55,10 @@ from fkhls.core.fixedpoint import (
     raw_bounds,
     to_raw,
 )
-from fkhls.model.spec import WEIGHTED_KINDS, LayerSpec, ModelSpec, quantized_tensor
+from fkhls.model.layers import handler_for_kind, role_of
+from fkhls.model.layers.activation import is_lossless
+from fkhls.model.layers.dense import Accumulated, WeightedHandler, float64_is_exact
+from fkhls.model.spec import LayerSpec, ModelSpec, quantized_tensor
 
 __all__ = [
     "Weights",
@@ -75,7 +79,6 @@ __all__ = [
 Weights = dict  # (layer name, "kernel" | "bias") -> raw int64 array in Keras shape
 
 _FLOAT64_EXACT = 2**53
-_ELEMENTWISE = ("activation", "linear")
 
 
 # ----------------------------------------------------------------------------- the bit-flip core
@@ -158,96 +161,30 @@ def apply_faults(spec: ModelSpec, weights: Weights, faults: Sequence[BitFault]) 
 # ----------------------------------------------------------------------------- one step at a time
 
 
-def float64_is_exact(layer: LayerSpec, in_type: FixedPrecisionType) -> bool:
-    """True when every product and partial sum of the layer is an integer below 2**53 for any words of its types."""
-    x_lo, x_hi = raw_bounds(in_type)
-    w_lo, w_hi = raw_bounds(layer.kernel.ptype)
-    return layer.n_terms * max(-x_lo, x_hi) * max(-w_lo, w_hi) <= _FLOAT64_EXACT
+# Each kind's exact forward lives in its handler (fkhls.model.layers); these names are what the engine uses.
+_finish = WeightedHandler.finish
 
 
-def _matmul(a: np.ndarray, b: np.ndarray, exact_float: bool) -> np.ndarray:
-    """Integer matrix product; float64 BLAS when proven exact (see module docstring), else int64."""
-    if exact_float:
-        return (a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
-    return a @ b
+def _weighted(layer: LayerSpec) -> WeightedHandler:
+    return handler_for_kind(layer.kind)
 
 
-def _same_pads(size: int, k: int, stride: int) -> tuple[int, int]:
-    """TF/hls4ml 'same' padding: out = ceil(size/stride), the extra row/column goes after."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + k - size, 0)
-    return total // 2, total - total // 2
+def _accumulate(layer: LayerSpec, in_type: FixedPrecisionType, x: np.ndarray, weights: Weights) -> Accumulated:
+    """The exact accumulator of a weighted step (its handler's sum), plus its im2col input."""
+    return _weighted(layer).accumulate(layer, in_type, x, weights)
 
 
 def _patches(layer: LayerSpec, x: np.ndarray) -> np.ndarray:
-    """im2col: (N, positions, kh*kw*cin) in the kernel's C-order, zero padding as TF/hls4ml."""
-    ksize = layer.kernel.shape[:-2]
-    nd = len(ksize)
-    if layer.padding == "same":
-        pads = [_same_pads(x.shape[1 + d], ksize[d], layer.strides[d]) for d in range(nd)]
-        x = np.pad(x, [(0, 0), *pads, (0, 0)])
-    axes = tuple(range(1, 1 + nd))
-    win = np.lib.stride_tricks.sliding_window_view(x, ksize, axis=axes)  # (N, *pos, cin, *k)
-    win = win[(slice(None), *[slice(None, None, s) for s in layer.strides])]
-    order = (0, *axes, *range(nd + 2, 2 * nd + 2), nd + 1)  # (N, *pos, *k, cin)
-    win = win.transpose(order)
-    return win.reshape(x.shape[0], -1, int(np.prod(layer.kernel.shape[:-1])))
+    return _weighted(layer).patches(layer, x)
 
 
-@dataclass(frozen=True)
-class _Acc:
-    """A weighted layer's exact accumulator (N, positions, n_out) at scale 2**-frac, plus its im2col input."""
-
-    acc: np.ndarray
-    frac: int
-    patches: np.ndarray  # (N, positions, n_terms)
-
-
-def _accumulate(layer: LayerSpec, in_type: FixedPrecisionType, x: np.ndarray, weights: Weights) -> _Acc:
-    """sum(x * w) aligned to the exact fractional position, plus the bias aligned to it."""
-    kernel = weights[(layer.name, "kernel")]
-    n = x.shape[0]
-    patches = x.reshape(n, 1, -1) if layer.kind == "dense" else _patches(layer, x)
-    frac_p = in_type.fractional + layer.kernel.ptype.fractional
-    frac = frac_p if layer.bias is None else max(frac_p, layer.bias.ptype.fractional)
-    flat = _matmul(patches.reshape(-1, patches.shape[-1]), kernel.reshape(-1, kernel.shape[-1]),
-                   float64_is_exact(layer, in_type))
-    acc = flat.reshape(n, patches.shape[1], -1) << (frac - frac_p)
-    if layer.bias is not None:
-        acc += weights[(layer.name, "bias")] << (frac - layer.bias.ptype.fractional)
-    return _Acc(acc, frac, patches)
-
-
-def _finish(layer: LayerSpec, acc: np.ndarray, frac: int) -> np.ndarray:
-    """Accumulator -> the layer's result words: hls4ml casts accum_t to result_t (identity when equal)."""
-    if layer.accum_type.fractional == frac and layer.result_type == layer.accum_type:
-        return acc  # the exact sum always fits accum_t (fkhls.model.spec.accumulator_type), so no cast changes it
-    return cast_raw(cast_raw(acc, frac, layer.accum_type), layer.accum_type.fractional, layer.result_type)
-
-
-def _elementwise(layer: LayerSpec, in_type: FixedPrecisionType, x: np.ndarray) -> np.ndarray:
-    """relu / quantized_bits / linear on words: hls4ml's relu assigns max(x, 0) into the result type."""
-    if layer.kind == "linear":
-        return x
-    if layer.activation == "relu":
-        return cast_raw(np.maximum(x, 0), in_type.fractional, layer.result_type)
-    if layer.activation == "quantized_bits":
-        return cast_raw(x, in_type.fractional, layer.result_type)
-    raise UnsupportedModelError(f"layer {layer.name!r}: activation {layer.activation!r} is not supported")
+def _is_elementwise(layer: LayerSpec) -> bool:
+    return role_of(layer.kind) == "elementwise"
 
 
 def _step(layer: LayerSpec, in_type: FixedPrecisionType, x: np.ndarray, weights: Weights) -> np.ndarray:
     """One compute step on a batch of input words -> its output words (N, *output_shape)."""
-    if layer.kind in WEIGHTED_KINDS:
-        acc = _accumulate(layer, in_type, x, weights)
-        return _finish(layer, acc.acc, acc.frac).reshape(x.shape[0], *layer.output_shape)
-    if layer.kind in _ELEMENTWISE:
-        return _elementwise(layer, in_type, x)
-    if layer.kind == "flatten":
-        return x.reshape(x.shape[0], -1)
-    if layer.kind == "input":
-        return x
-    raise UnsupportedModelError(f"layer {layer.name!r}: kind {layer.kind!r} is not supported")
+    return handler_for_kind(layer.kind).forward(layer, in_type, x, weights)
 
 
 def _check_inputs(spec: ModelSpec, x_raw) -> np.ndarray:
@@ -345,11 +282,13 @@ def faulty_model_outputs(model, faults, x, *, spec: ModelSpec | None = None, met
 
 # ----------------------------------------------------------------------------- batched single-bit engine
 #
-# The engine works on *blocks*: a weighted step plus the non-weighted steps after it up to the next
-# weighted step (elementwise activations, flatten). A block maps accumulator words to its output
-# words by an elementwise function ``f``; a fault's effect is carried from block to block as exact
-# accumulator rows, and a row leaves the computation as soon as its block output equals golden
-# (every later step is deterministic in its input, so its final output is golden).
+# The engine works on *blocks*: a weighted step plus the elementwise / reshape steps after it
+# (activations, flatten). A block maps accumulator words to its output words by an elementwise
+# function ``f``; a fault's effect is carried from block to block as exact accumulator rows, and a
+# row leaves the computation as soon as its block output equals golden (every later step is
+# deterministic in its input, so its final output is golden). Steps of role ``window`` (pooling)
+# and whatever follows them up to the next weighted step run whole on the changed rows
+# (``_Golden.carry``), which again drops the rows that came back to golden.
 #
 # Bands. When ``f`` is monotone non-decreasing (below), the accumulator words with the same
 # output word as a golden word ``a`` form an interval [lo(a), hi(a)]; it is found exactly by
@@ -357,7 +296,8 @@ def faulty_model_outputs(model, faults, x, *, spec: ModelSpec | None = None, met
 # ``f(a') == f(a)`` iff ``lo(a) <= a' <= hi(a)``: two integer comparisons decide whether a faulty
 # accumulator word changes the block output, and ``f`` is evaluated only where it does.
 # ``f`` is monotone when the accumulator -> result cast is the identity and every activation is
-# relu / quantized_bits / linear whose result type saturates (SAT, SAT_SYM): max(x, 0), every
+# relu / quantized_bits / linear whose result type saturates (SAT, SAT_SYM) or, for relu, holds every
+# max(x, 0) exactly (fkhls's type for an unquantized relu): max(x, 0), every
 # ap_fixed rounding mode (a floor or a round-to-nearest with a tie rule) and clipping are
 # monotone, and so is their composition. Otherwise (WRAP or SAT_ZERO activations, a real
 # accumulator cast) there are no bands and block outputs are compared with golden instead.
@@ -428,11 +368,12 @@ class _Block:
     integer ``idtype`` (int32 when narrow). ``lo`` / ``hi`` (N, P*C): per golden accumulator
     word, the interval of words with the same output word (None without bands). ``table``:
     (first word, output word of every word) or None. ``feed`` (N, P*C): golden output words in
-    the dtype the next block consumes.
+    the dtype the next block consumes (integer when whole steps run between, ``end > stop``).
     """
 
     start: int
     stop: int
+    end: int  # steps stop+1 .. end (pooling ...) run whole on changed rows before the next block
     frac: int
     dtype: type
     idtype: type
@@ -450,8 +391,8 @@ def _block_function(spec: ModelSpec, in_types: list, start: int, stop: int, frac
     def f(words: np.ndarray) -> np.ndarray:
         x = _finish(layers[start], np.asarray(words, dtype=np.int64), frac)
         for k in range(start + 1, stop + 1):
-            if layers[k].kind in _ELEMENTWISE:
-                x = _elementwise(layers[k], in_types[k], x)
+            if _is_elementwise(layers[k]):
+                x = _step(layers[k], in_types[k], x, None)
         return x
 
     return f
@@ -464,6 +405,7 @@ def _is_monotone(spec: ModelSpec, start: int, stop: int, frac: int) -> bool:
         return False
     return all(spec.layers[k].kind != "activation"
                or spec.layers[k].result_type.saturation_mode in _MONOTONE_SATURATION
+               or is_lossless(spec.layers[k], spec.layers[k - 1].result_type)
                for k in range(start + 1, stop + 1))
 
 
@@ -513,28 +455,27 @@ class _Golden:
         in_type = spec.input_type
         for index, layer in enumerate(spec.layers):
             in_types.append(in_type)
-            if layer.kind in WEIGHTED_KINDS:
+            if layer.kernel is not None:
                 acc = _accumulate(layer, in_type, x, weights)
                 x = _finish(layer, acc.acc, acc.frac).reshape(x.shape[0], *layer.output_shape)
                 accs[index] = (acc.acc, acc.frac)
             else:
                 if layer.kind == "activation" and in_type.width <= _TABLE_MAX_WIDTH:
                     lo, hi = raw_bounds(in_type)
-                    table = _elementwise(layer, in_type, np.arange(lo, hi + 1, dtype=np.int64))
+                    table = _step(layer, in_type, np.arange(lo, hi + 1, dtype=np.int64), weights)
                     tables[index] = (lo, _compact(table, layer.result_type.width <= _NARROW_WIDTH))
                 x = _step(layer, in_type, x, weights)
             outs.append(_compact(x, layer.result_type.width <= _NARROW_WIDTH))
             in_type = layer.result_type
         g = cls(spec, weights, outs, in_types, {}, tables)
         starts = sorted(accs)
-        stops = [s - 1 for s in starts[1:]] + [len(spec.layers) - 1]
+        ends = [s - 1 for s in starts[1:]] + [len(spec.layers) - 1]
         dtypes = [(_sum_dtype(spec.layers[s], in_types[s], accs[s][1]) if spec.layers[s].kind == "dense" else None)
                   for s in starts]
-        for k, (start, stop) in enumerate(zip(starts, stops)):
-            for step in range(start + 1, stop + 1):
-                if spec.layers[step].kind not in (*_ELEMENTWISE, "flatten"):
-                    raise UnsupportedModelError(f"layer {spec.layers[step].name!r}: kind {spec.layers[step].kind!r} "
-                                                "after a weighted layer is not supported")
+        for k, (start, end) in enumerate(zip(starts, ends)):
+            stop = start  # the block: elementwise / reshape steps after the weighted one; the rest runs whole
+            while stop < end and role_of(spec.layers[stop + 1].kind) in ("elementwise", "reshape"):
+                stop += 1
             acc, frac = accs[start]
             layer = spec.layers[start]
             narrow = frac == layer.accum_type.fractional and layer.accum_type.width <= _NARROW_WIDTH
@@ -549,9 +490,9 @@ class _Golden:
                 words = f(np.arange(d_lo, d_hi + 1, dtype=np.int64))
                 table = (d_lo, _compact(words, spec.layers[stop].result_type.width <= _NARROW_WIDTH))
             feed = outs[stop].reshape(len(x), -1)
-            if k + 1 < len(starts) and dtypes[k + 1] is not None:
+            if k + 1 < len(starts) and dtypes[k + 1] is not None and stop == end:
                 feed = feed.astype(dtypes[k + 1])
-            g.blocks[start] = _Block(start, stop, frac, dtype, idtype, acc.astype(dtype), lo, hi, table, feed)
+            g.blocks[start] = _Block(start, stop, end, frac, dtype, idtype, acc.astype(dtype), lo, hi, table, feed)
         return g
 
     @property
@@ -566,7 +507,17 @@ class _Golden:
         return _step(self.spec.layers[index], self.in_types[index], x, self.weights)
 
     def next_block(self, block: _Block) -> _Block | None:
-        return self.blocks.get(block.stop + 1)
+        return self.blocks.get(block.end + 1)
+
+    def carry(self, block: _Block, rows: np.ndarray, samples: np.ndarray, ids: np.ndarray):
+        """Block output rows through the whole steps after the block (pooling ...) up to the next block,
+        keeping only the rows whose result still differs from golden."""
+        if block.end == block.stop or not len(samples):
+            return rows, samples, ids
+        for k in range(block.stop + 1, block.end + 1):
+            rows = self.step(k, rows)
+        keep = (rows != self.outs[block.end][samples]).reshape(len(samples), -1).any(axis=1)
+        return rows[keep], samples[keep], ids[keep]
 
     def apply(self, block: _Block, acc: np.ndarray) -> np.ndarray:
         """Block output words (R, *shape) of accumulator rows (R, P, C), every word computed."""
@@ -621,7 +572,7 @@ class _Golden:
         if cached is None:
             layer, block = self.spec.layers[index], self.blocks[index]
             x = self.outs[index - 1]
-            patches = x.reshape(x.shape[0], 1, -1) if layer.kind == "dense" else _patches(layer, x)
+            patches = _patches(layer, x)
             n, p, _ = block.acc.shape
             x_t = np.empty((patches.shape[2] + 1, n, p), dtype=block.idtype)
             x_t[:-1] = patches.transpose(2, 0, 1)
@@ -743,6 +694,7 @@ def _run_blocks(g: _Golden, block: _Block, acc: np.ndarray, samples: np.ndarray,
             rows = g.apply(block, acc)
             keep = (rows != g.outs[block.stop][samples]).reshape(n, -1).any(axis=1)
             rows, samples, ids = rows[keep], samples[keep], ids[keep]
+        rows, samples, ids = g.carry(block, rows, samples, ids)
         nxt = g.next_block(block)
         if nxt is None:
             return rows, samples, ids
@@ -757,7 +709,8 @@ def _downstream(g: _Golden, block: _Block, channel: np.ndarray, samples: np.ndar
     golden = g.outs[block.stop]
     n, p, c = block.acc.shape
     nxt = g.next_block(block)
-    if nxt is not None and p == 1 and golden.ndim == 2 and g.spec.layers[nxt.start].kind == "dense":
+    rank1 = block.end == block.stop and p == 1 and golden.ndim == 2
+    if nxt is not None and rank1 and g.spec.layers[nxt.start].kind == "dense":
         # Rank-1 update: only input column `channel` of the next dense changed (module notes).
         kernel, _ = g.kernel(nxt.start)
         diff = words[:, 0].astype(nxt.dtype) - block.feed[samples, channel]
@@ -768,6 +721,7 @@ def _downstream(g: _Golden, block: _Block, channel: np.ndarray, samples: np.ndar
     rows = golden[samples].reshape(len(samples), p, c).copy()
     rows[ids, :, channel] = words
     rows = rows.reshape(len(samples), *golden.shape[1:])
+    rows, samples, ids = g.carry(block, rows, samples, ids)
     if nxt is None:
         return rows, ids
     rows, _, ids = _run_blocks(g, nxt, g.accumulate(nxt, rows), samples, ids)

@@ -27,9 +27,9 @@ from fkhls.project.readback import read_parameters as _read_parameters
 from fkhls.project.readback import read_typedefs as _typedefs
 from fkhls.project.readback import retarget_hls4ml_config
 from fkhls.project.weights import read_txt_values
+from fkhls.model.layers import handler_for_kind
 from fkhls.model.spec import (
     DEFAULT_INPUT_TYPE,
-    WEIGHTED_KINDS,
     LayerSpec,
     ModelSpec,
     describe_model,
@@ -46,14 +46,10 @@ PROJECT_NAME = "myproject"
 
 # hls4ml classes that carry no arithmetic of their own: their output type is their input type.
 _PASS_THROUGH = {"ZeroPadding1D", "ZeroPadding2D", "Reshape", "Transpose", "Repack", "Clone"}
-_KIND_OF_CLASS = {"Input": "input", "InputLayer": "input", "Dense": "dense", "Conv1D": "conv1d",
-                  "Conv2D": "conv2d", "Activation": "activation", "Reshape": "flatten"}
 # hls4ml's build_lib.sh pastes the project path into a C string literal (-D WEIGHTS_DIR="\"$BASEDIR/...\""), so
 # these characters would end the literal: a compile error, or code run by the compiler. fkhls's own builds never
 # put a path into the compiler's input, but a project is also meant for hls4ml's compile() and Vivado.
 _UNSAFE_FOR_HLS4ML = {'"': "a double quote", "\\": "a backslash"}
-# hls4ml Resource strategy transposes kernels (backends/vivado/passes/resource_strategy.py).
-_RESOURCE_AXES = {"dense": (1, 0), "conv1d": (2, 0, 1), "conv2d": (3, 0, 1, 2)}
 
 
 @dataclass(frozen=True)
@@ -130,13 +126,6 @@ def _convert(model, spec: ModelSpec, options: ExportOptions, output_dir: Path):
         raise UnsupportedModelError(f"hls4ml could not convert model {spec.name!r}: {exc}") from exc
 
 
-def _hls_kind(layer) -> str | None:
-    kind = _KIND_OF_CLASS.get(layer.class_name)
-    if kind == "activation" and layer.get_attr("activation") == "linear":
-        return "linear_or_quant"
-    return kind
-
-
 @dataclass
 class _Match:
     """A step, the hls4ml layer computing it (None if folded), and the layer whose output holds its value."""
@@ -147,43 +136,41 @@ class _Match:
 
 
 def _match_layers(spec: ModelSpec, hls_model) -> list[_Match]:
-    """Pair every fkhls step with the hls4ml layer that computes it.
+    """Pair every fkhls step with the hls4ml layer that computes it (each kind's handler says which).
 
-    hls4ml folds some steps away: Flatten/linear (the value is unchanged) and a quantized_bits
-    activation (its type becomes the previous layer's output type, which is the same cast of
-    the exact accumulator). The folded step's value then lives in the previous layer's output.
+    hls4ml folds some steps away (``handler.folds``): Flatten/Dropout/linear (the value is
+    unchanged) and a quantized_bits activation (its type becomes the previous layer's output
+    type, which is the same cast of the exact accumulator). The folded step's value then lives
+    in the previous layer's output. Pass-through layers hls4ml inserts itself are skipped.
     """
-    hls_layers = [layer for layer in hls_model.get_layers() if layer.class_name not in _PASS_THROUGH - {"Reshape"}]
+    hls_layers = list(hls_model.get_layers())
+    skippable = _PASS_THROUGH - {"Reshape"}  # layers hls4ml inserts itself (padding for io_stream 'same' convs ...)
     matches: list[_Match] = []
     position = 0
     for step in spec.layers:
+        handler = handler_for_kind(step.kind)
+        while (position < len(hls_layers) and hls_layers[position].class_name in skippable
+               and not handler.hls_matches(step, hls_layers[position])):
+            position += 1
         candidate = hls_layers[position] if position < len(hls_layers) else None
-        kind = _hls_kind(candidate) if candidate is not None else None
-        wanted = {
-            "input": {"input"}, "dense": {"dense"}, "conv1d": {"conv1d"}, "conv2d": {"conv2d"},
-            "activation": {"activation"} if step.activation == "relu" else {"linear_or_quant"},
-            "flatten": {"flatten"}, "linear": {"linear_or_quant"},
-        }[step.kind]
-        if kind in wanted:
-            if step.kind == "activation" and step.activation == "relu" and candidate.get_attr("activation") != "relu":
-                raise UnsupportedModelError(
-                    f"hls4ml built {candidate.name!r} as {candidate.get_attr('activation')!r} for {step.name!r}, "
-                    "expected relu"
-                )
+        if candidate is not None and handler.hls_matches(step, candidate):
             matches.append(_Match(step, candidate, candidate))
             position += 1
-        elif step.kind in ("flatten", "linear") or (step.kind == "activation" and step.activation == "quantized_bits"):
+        elif handler.folds(step) and matches:
             previous = matches[-1]
             matches.append(_Match(step, None, previous.holder))
-            if step.kind == "activation":
+            if handler.hides_previous(step):
                 previous.holder = None  # the exact accumulator is no longer materialized
         else:
-            got = f"{candidate.name!r} ({candidate.class_name})" if candidate is not None else "nothing"
+            got = (f"{candidate.name!r} ({candidate.class_name}"
+                   f"{', ' + str(candidate.get_attr('activation')) if candidate.class_name == 'Activation' else ''})"
+                   if candidate is not None else "nothing")
             raise UnsupportedModelError(
-                f"hls4ml's layer list does not follow the model: for {step.name!r} ({step.kind}) it built {got}"
+                f"hls4ml's layer list does not follow the model: for {step.name!r} ({step.kind}"
+                f"{' ' + step.activation if step.activation else ''}) it built {got}"
             )
-    if position != len(hls_layers):
-        extra = [f"{layer.name} ({layer.class_name})" for layer in hls_layers[position:]]
+    extra = [f"{layer.name} ({layer.class_name})" for layer in hls_layers[position:] if layer.class_name not in skippable]
+    if extra:
         raise UnsupportedModelError(f"hls4ml built layers fkhls cannot account for: {extra}")
     return matches
 
@@ -220,16 +207,7 @@ def _apply_types(spec: ModelSpec, matches: list[_Match], hls_model) -> None:
         if layer is None:
             continue
         _set_output_type(layer, output_types[layer.name])
-        if step.kind in WEIGHTED_KINDS:
-            layer.get_weights("weight").update_precision(_hw(step.kernel.ptype))
-            if "weight_t" in layer.types:
-                layer.types["weight_t"].precision = _hw(step.kernel.ptype)
-            bias = layer.weights.get("bias")
-            if step.bias is not None:
-                bias.update_precision(_hw(step.bias.ptype))
-                if "bias_t" in layer.types:
-                    layer.types["bias_t"].precision = _hw(step.bias.ptype)
-            layer.types["accum_t"].precision = _hw(step.accum_type)
+        handler_for_kind(step.kind).set_hls_types(step, layer, _hw)
     for layer in hls_model.get_layers():
         if layer.class_name in _PASS_THROUGH:
             source = layer.get_input_variable().type.precision
@@ -264,7 +242,8 @@ def _array_record(step: LayerSpec, tensor: str, layer, values: np.ndarray, proje
     expected_raw = to_raw(spec.ptype, values, what=f"{step.name} {tensor}")
     identity = tuple(range(values.ndim))
     resource = bool(layer.get_attr("_weights_transposed", False))
-    candidates = [_RESOURCE_AXES[step.kind], identity] if (resource and tensor == "kernel") else [identity]
+    axes = handler_for_kind(step.kind).resource_axes
+    candidates = [axes, identity] if (resource and tensor == "kernel") else [identity]
     for axes in candidates:
         if raw_written.size == values.size and np.array_equal(raw_written, expected_raw.transpose(axes).ravel()):
             order = "keras" if axes == identity else "transposed"
@@ -274,6 +253,10 @@ def _array_record(step: LayerSpec, tensor: str, layer, values: np.ndarray, proje
     raise UnsupportedModelError(
         f"{variable.name}.txt does not hold the QKeras {tensor} of {step.name!r} in any known element order"
     )
+
+
+def _exactness(step: LayerSpec) -> str:
+    return f"approximate by nature: {step.approximate}" if step.approximate else "exact"
 
 
 def _read_back(model, spec: ModelSpec, options: ExportOptions, matches, hls_model, project: Path) -> Manifest:
@@ -290,12 +273,17 @@ def _read_back(model, spec: ModelSpec, options: ExportOptions, matches, hls_mode
         if layer is None:
             records.append(LayerRecord(name=step.name, keras_name=step.keras_name, kind=step.kind, hls_name=None,
                                        hls_index=None, hls_class=None, output_var=out_var.name if out_var else None,
-                                       result_type=type_to_dict(step.result_type)))
+                                       result_type=type_to_dict(step.result_type), exactness=_exactness(step)))
             continue
+        for type_name, expected, what in handler_for_kind(step.kind).hls_type_checks(step, layer):
+            _check_type(typedefs, type_name, expected, what)
         fields = dict(name=step.name, keras_name=step.keras_name, kind=step.kind, hls_name=layer.name,
                       hls_index=int(layer.index), hls_class=layer.class_name,
-                      output_var=out_var.name if out_var else None, result_type=type_to_dict(step.result_type))
-        if step.kind in WEIGHTED_KINDS:
+                      output_var=out_var.name if out_var else None, result_type=type_to_dict(step.result_type),
+                      exactness=_exactness(step))
+        if step.accum_type is not None:
+            fields["accum_type"] = type_to_dict(step.accum_type)
+        if step.kernel is not None:
             struct = _config_struct(parameters, layer)
             accum_name = struct.get("accum_t", layer.types["accum_t"].name)
             _check_type(typedefs, accum_name, step.accum_type, f"the accumulator of {step.name}")

@@ -64,6 +64,8 @@ class LayerRecord:
     n_out: int | None = None
     kernel: ArrayRecord | None = None
     bias: ArrayRecord | None = None
+    # "exact", or "approximate by nature: <reason>" when the step cannot equal QKeras bit for bit (verify reports it)
+    exactness: str = "exact"
 
     def arrays(self) -> tuple[ArrayRecord, ...]:
         return tuple(a for a in (self.kernel, self.bias) if a is not None)

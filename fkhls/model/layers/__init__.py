@@ -1,0 +1,16 @@
+"""One handler per layer kind (see ``base`` for how to write the next one); importing registers them all."""
+
+from fkhls.model.layers import activation, conv, dense, padding, pooling, reshape  # noqa: F401  (registers the handlers)
+from fkhls.model.layers.base import (
+    LayerHandler,
+    Walk,
+    handler_for_class,
+    handler_for_kind,
+    kinds_with_role,
+    layer_handler,
+    role_of,
+    supported_classes,
+)
+
+__all__ = ["LayerHandler", "Walk", "handler_for_class", "handler_for_kind", "kinds_with_role", "layer_handler", "role_of",
+           "supported_classes"]

@@ -1,0 +1,131 @@
+"""The layer-handler base class and its registry: one handler per Keras layer kind.
+
+Writing the next handler (one module in this package, plus its tests):
+
+1. Subclass ``LayerHandler`` in a module named after the family (``pooling.py``) and register
+   it with ``@layer_handler("QFoo", "Foo")`` (Keras class names, as hls4ml's
+   ``@keras_handler``); import the module in ``fkhls/model/layers/__init__.py``.
+2. Declare ``kinds`` (the ``LayerSpec.kind`` values its steps carry) and ``role``, which tells
+   the single-bit engine how to carry a fault through the step: ``weighted`` (sums a kernel
+   and bias: starts a block), ``elementwise`` (each output word depends on one input word),
+   ``reshape`` (words unchanged, only reshaped), ``window`` (an output word depends on several
+   input words, e.g. pooling: the engine runs it whole on the rows a fault changed) or ``input``.
+3. ``blockers(layer)``: every reason this layer cannot be reproduced exactly, each with what
+   to do instead (empty when supported). ``describe_model`` gathers them over the whole model
+   into one error (an ``UnsupportedModelError`` raised by ``describe``, for what depends on the
+   input type, is gathered too).
+4. ``describe(layer, walk)``: the steps (``LayerSpec``) with the exact ap_(u)fixed type of
+   every word it produces; ``walk`` holds the input type and shape.
+5. ``forward(step, in_type, x, weights)``: the step's output words, int64, from input words
+   ``x`` (N, *input_shape) -- exactly what the hls4ml C++ computes for the types described.
+6. Export: ``hls_matches(step, hls_layer)`` says whether an hls4ml layer computes the step,
+   ``folds(step)`` whether hls4ml may leave no layer for it (its value then lives in the
+   previous output; ``hides_previous`` when that output is cast to the step's type), and
+   ``set_hls_types(step, hls_layer, hw)`` sets what the step needs on hls4ml's layer
+   (``hw(ptype)`` wraps a type the way the Vivado/Vitis writers print it) and
+   ``hls_type_checks`` names the typedefs export must read back (the output type always is).
+7. If the step cannot equal QKeras bit for bit (a table, a non-power-of-two divide), set
+   ``LayerSpec.approximate`` to the reason: the manifest records it per layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, ClassVar
+
+import numpy as np
+
+from fkhls.core.errors import UnsupportedModelError
+from fkhls.core.fixedpoint import FixedPrecisionType
+from fkhls.model.steps import LayerSpec
+
+ROLES = ("input", "weighted", "elementwise", "reshape", "window")
+
+_BY_CLASS: dict[str, "LayerHandler"] = {}
+_BY_KIND: dict[str, "LayerHandler"] = {}
+
+
+@dataclass
+class Walk:
+    """What ``describe_model`` carries from layer to layer along the chain: the current word type and shape."""
+
+    in_type: FixedPrecisionType
+    shape: tuple[int, ...]
+
+
+class LayerHandler:
+    """Everything fkhls knows about one layer kind; see the module docstring for how to write one."""
+
+    kinds: ClassVar[tuple[str, ...]] = ()
+    role: ClassVar[str] = "elementwise"
+    keras_classes: tuple[str, ...] = ()  # set by @layer_handler
+
+    def blockers(self, layer) -> list[str]:
+        return []
+
+    def describe(self, layer, walk: Walk) -> list[LayerSpec]:
+        raise NotImplementedError
+
+    def forward(self, step: LayerSpec, in_type: FixedPrecisionType, x: np.ndarray, weights: dict) -> np.ndarray:
+        raise NotImplementedError
+
+    def hls_matches(self, step: LayerSpec, hls_layer) -> bool:
+        return False
+
+    def folds(self, step: LayerSpec) -> bool:
+        return False
+
+    def hides_previous(self, step: LayerSpec) -> bool:
+        return False
+
+    def set_hls_types(self, step: LayerSpec, hls_layer, hw: Callable) -> None:
+        return None
+
+    def hls_type_checks(self, step: LayerSpec, hls_layer) -> list[tuple[str, FixedPrecisionType, str]]:
+        """(typedef name, expected type, what) to read back from defines.h beyond the output type."""
+        return []
+
+
+def layer_handler(*keras_classes: str):
+    """Class decorator: register one instance of the handler for these Keras class names and its kinds."""
+
+    def register(cls: type[LayerHandler]) -> type[LayerHandler]:
+        if cls.role not in ROLES:
+            raise ValueError(f"handler {cls.__name__}: role {cls.role!r} is not one of {ROLES}")
+        handler = cls()
+        handler.keras_classes = tuple(keras_classes)
+        for name in keras_classes:
+            if name in _BY_CLASS:
+                raise ValueError(f"Keras class {name} already has a handler ({type(_BY_CLASS[name]).__name__})")
+            _BY_CLASS[name] = handler
+        for kind in cls.kinds:
+            if kind in _BY_KIND and _BY_KIND[kind] is not handler:
+                raise ValueError(f"step kind {kind!r} already has a handler ({type(_BY_KIND[kind]).__name__})")
+            _BY_KIND[kind] = handler
+        return cls
+
+    return register
+
+
+def handler_for_class(keras_class: str) -> LayerHandler | None:
+    return _BY_CLASS.get(keras_class)
+
+
+def handler_for_kind(kind: str) -> LayerHandler:
+    """The handler computing steps of ``kind``; a clear refusal for a kind no handler owns."""
+    try:
+        return _BY_KIND[kind]
+    except KeyError:
+        raise UnsupportedModelError(f"no layer handler for step kind {kind!r}; kinds: {sorted(_BY_KIND)}") from None
+
+
+def kinds_with_role(role: str) -> tuple[str, ...]:
+    return tuple(kind for kind, handler in _BY_KIND.items() if handler.role == role)
+
+
+def role_of(kind: str) -> str:
+    return handler_for_kind(kind).role
+
+
+def supported_classes() -> tuple[str, ...]:
+    return tuple(sorted(name for name in _BY_CLASS if name != "InputLayer"))

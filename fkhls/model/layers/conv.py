@@ -1,0 +1,70 @@
+"""QConv1D / QConv2D: a weighted sum per output position over the im2col patches of the input.
+
+channels_last only, dilation 1, 'valid' or 'same' padding (zero words, the extra row/column
+after, as TF and hls4ml pad).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fkhls.model.layers.base import layer_handler
+from fkhls.model.layers.dense import WeightedHandler
+from fkhls.model.steps import LayerSpec
+
+
+def same_pads(size: int, k: int, stride: int) -> tuple[int, int]:
+    """TF/hls4ml 'same' padding: out = ceil(size/stride), the extra row/column goes after."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + k - size, 0)
+    return total // 2, total - total // 2
+
+
+def conv_patches(step: LayerSpec, x: np.ndarray) -> np.ndarray:
+    """im2col: (N, positions, kh*kw*cin) in the kernel's C-order, zero padding as TF/hls4ml."""
+    ksize = step.kernel.shape[:-2]
+    nd = len(ksize)
+    if step.padding == "same":
+        pads = [same_pads(x.shape[1 + d], ksize[d], step.strides[d]) for d in range(nd)]
+        x = np.pad(x, [(0, 0), *pads, (0, 0)])
+    axes = tuple(range(1, 1 + nd))
+    win = np.lib.stride_tricks.sliding_window_view(x, ksize, axis=axes)  # (N, *pos, cin, *k)
+    win = win[(slice(None), *[slice(None, None, s) for s in step.strides])]
+    order = (0, *axes, *range(nd + 2, 2 * nd + 2), nd + 1)  # (N, *pos, *k, cin)
+    win = win.transpose(order)
+    return win.reshape(x.shape[0], -1, int(np.prod(step.kernel.shape[:-1])))
+
+
+class _ConvHandler(WeightedHandler):
+    def check_config(self, layer, where: str) -> list[str]:
+        config = layer.get_config()
+        reasons = []
+        if config.get("data_format", "channels_last") != "channels_last":
+            reasons.append(f"{where}: only data_format='channels_last' is supported")
+        if any(d != 1 for d in np.atleast_1d(config.get("dilation_rate", 1))):
+            reasons.append(f"{where}: dilation_rate != 1 is not supported")
+        if config.get("padding") not in ("valid", "same"):
+            reasons.append(f"{where}: padding {config.get('padding')!r} is not supported (valid, same)")
+        return reasons
+
+    def step_fields(self, layer) -> dict:
+        config = layer.get_config()
+        return {"strides": tuple(int(s) for s in np.atleast_1d(config.get("strides", 1))),
+                "padding": config.get("padding", "valid")}
+
+    def patches(self, step: LayerSpec, x: np.ndarray) -> np.ndarray:
+        return conv_patches(step, x)
+
+
+@layer_handler("QConv1D")
+class Conv1DHandler(_ConvHandler):
+    kinds = ("conv1d",)
+    hls_class = "Conv1D"
+    resource_axes = (2, 0, 1)
+
+
+@layer_handler("QConv2D")
+class Conv2DHandler(_ConvHandler):
+    kinds = ("conv2d",)
+    hls_class = "Conv2D"
+    resource_axes = (3, 0, 1, 2)

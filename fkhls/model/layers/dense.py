@@ -1,0 +1,207 @@
+"""Weighted layers: QDense here, the convolutions in conv.py; both sum a quantized kernel and bias.
+
+Types: kernel and bias take their quantizers' grids; the accumulator is the narrowest type
+holding every sum for any words of those types (``accumulator_type``), so neither rounding nor
+overflow can happen even after a bit flip. The forward sums integer products exactly: float64
+BLAS when every partial sum is an integer below 2**53 for the types, else int64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from fkhls.core.errors import UnsupportedModelError
+from fkhls.core.fixedpoint import MAX_WIDTH, FixedPrecisionType, cast_raw, quantizer_type, raw_bounds
+from fkhls.model.layers.activation import activation_steps
+from fkhls.model.layers.base import LayerHandler, Walk, layer_handler
+from fkhls.model.layers.quantizers import activation_of, quantizer_config
+from fkhls.model.steps import LayerSpec, TensorSpec
+
+_FLOAT64_EXACT = 2**53
+
+
+def accumulator_type(
+    in_type: FixedPrecisionType, w_type: FixedPrecisionType, b_type: FixedPrecisionType | None, n_terms: int
+) -> FixedPrecisionType:
+    """Narrowest type that holds every sum of ``n_terms`` products plus the bias, for any word values.
+
+    Any partial sum lies in the same range, so neither rounding nor overflow can happen even
+    after a bit flip makes a weight its type's extreme value.
+    """
+    x_lo, x_hi = raw_bounds(in_type)
+    w_lo, w_hi = raw_bounds(w_type)
+    corners = [x_lo * w_lo, x_lo * w_hi, x_hi * w_lo, x_hi * w_hi]
+    frac_p = in_type.fractional + w_type.fractional
+    frac = frac_p if b_type is None else max(frac_p, b_type.fractional)
+    lo = n_terms * min(corners) << (frac - frac_p)
+    hi = n_terms * max(corners) << (frac - frac_p)
+    if b_type is not None:
+        b_lo, b_hi = raw_bounds(b_type)
+        lo += b_lo << (frac - b_type.fractional)
+        hi += b_hi << (frac - b_type.fractional)
+    signed = lo < 0
+    width = max(int(hi).bit_length() + signed, (int(-lo - 1).bit_length() + 1) if signed else 0, 1)
+    if width > MAX_WIDTH:
+        raise UnsupportedModelError(
+            f"an exact accumulator would need {width} bits (> {MAX_WIDTH}, the int64 emulation limit)"
+        )
+    return FixedPrecisionType(width=width, integer=width - frac, signed=signed)
+
+
+def float64_is_exact(layer: LayerSpec, in_type: FixedPrecisionType) -> bool:
+    """True when every product and partial sum of the layer is an integer below 2**53 for any words of its types."""
+    x_lo, x_hi = raw_bounds(in_type)
+    w_lo, w_hi = raw_bounds(layer.kernel.ptype)
+    return layer.n_terms * max(-x_lo, x_hi) * max(-w_lo, w_hi) <= _FLOAT64_EXACT
+
+
+def _matmul(a: np.ndarray, b: np.ndarray, exact_float: bool) -> np.ndarray:
+    """Integer matrix product; float64 BLAS when proven exact (see module docstring), else int64."""
+    if exact_float:
+        return (a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
+    return a @ b
+
+
+@dataclass(frozen=True)
+class Accumulated:
+    """A weighted step's exact accumulator (N, positions, n_out) at scale 2**-frac, plus its im2col input."""
+
+    acc: np.ndarray
+    frac: int
+    patches: np.ndarray  # (N, positions, n_terms)
+
+
+class WeightedHandler(LayerHandler):
+    """What every kernel + bias layer shares: quantizer checks, types, the exact sum and its cast."""
+
+    role = "weighted"
+    hls_class: str = ""
+    resource_axes: tuple[int, ...] = ()  # hls4ml Resource strategy's kernel transpose (resource_strategy.py)
+
+    # -- per kind
+    def check_config(self, layer, where: str) -> list[str]:
+        return []
+
+    def step_fields(self, layer) -> dict:
+        return {}
+
+    def patches(self, step: LayerSpec, x: np.ndarray) -> np.ndarray:
+        """The inputs of every output position: (N, positions, n_terms) in the kernel's C-order."""
+        raise NotImplementedError
+
+    # -- shared
+    def blockers(self, layer) -> list[str]:
+        cls = layer.__class__.__name__
+        where = f"layer {layer.name!r} ({cls})"
+        config = layer.get_config()
+        reasons = self.check_config(layer, where)
+        k_cfg = quantizer_config(layer, "kernel")
+        if k_cfg is None:
+            reasons.append(f"{where}: the kernel has no quantizer; give kernel_quantizer=quantized_bits(...)")
+        else:
+            reasons += _type_errors(k_cfg, f"{where} kernel_quantizer")
+        if config.get("use_bias", True):
+            b_cfg = quantizer_config(layer, "bias")
+            if b_cfg is None:
+                reasons.append(f"{where}: the bias has no quantizer; give bias_quantizer=quantized_bits(...) "
+                               "or use_bias=False")
+            else:
+                reasons += _type_errors(b_cfg, f"{where} bias_quantizer")
+        try:
+            act = activation_of(config.get("activation"), f"{where} activation")
+            if act is not None and act[1] is not None:
+                quantizer_type(act[1], activation=True, where=f"{where} activation")
+        except UnsupportedModelError as exc:
+            reasons.append(str(exc))
+        return reasons
+
+    def describe(self, layer, walk: Walk) -> list[LayerSpec]:
+        from fkhls.model.spec import keras_shape
+
+        cls = layer.__class__.__name__
+        where = f"layer {layer.name!r} ({cls})"
+        config = layer.get_config()
+        out_shape = keras_shape(layer.output_shape)
+        k_cfg = quantizer_config(layer, "kernel")
+        kernel = TensorSpec(layer.name, "kernel", tuple(int(d) for d in layer.kernel.shape),
+                            quantizer_type(k_cfg, where=f"{where} kernel_quantizer"), k_cfg)
+        bias = None
+        if config.get("use_bias", True):
+            b_cfg = quantizer_config(layer, "bias")
+            bias = TensorSpec(layer.name, "bias", tuple(int(d) for d in layer.bias.shape),
+                              quantizer_type(b_cfg, where=f"{where} bias_quantizer"), b_cfg)
+        n_terms = int(np.prod(kernel.shape[:-1]))
+        acc = accumulator_type(walk.in_type, kernel.ptype, bias.ptype if bias else None, n_terms)
+        steps = [LayerSpec(name=layer.name, keras_name=layer.name, kind=self.kinds[0], keras_class=cls,
+                           input_shape=walk.shape, output_shape=out_shape, result_type=acc, accum_type=acc,
+                           kernel=kernel, bias=bias, **self.step_fields(layer))]
+        walk.in_type = acc
+        steps += activation_steps(f"{layer.name}_activation", layer.name, cls, config.get("activation"), walk,
+                                  out_shape, f"{where} activation")
+        return steps
+
+    def accumulate(self, step: LayerSpec, in_type: FixedPrecisionType, x: np.ndarray, weights: dict) -> Accumulated:
+        """sum(x * w) aligned to the exact fractional position, plus the bias aligned to it."""
+        kernel = weights[(step.name, "kernel")]
+        n = x.shape[0]
+        patches = self.patches(step, x)
+        frac_p = in_type.fractional + step.kernel.ptype.fractional
+        frac = frac_p if step.bias is None else max(frac_p, step.bias.ptype.fractional)
+        flat = _matmul(patches.reshape(-1, patches.shape[-1]), kernel.reshape(-1, kernel.shape[-1]),
+                       float64_is_exact(step, in_type))
+        acc = flat.reshape(n, patches.shape[1], -1) << (frac - frac_p)
+        if step.bias is not None:
+            acc += weights[(step.name, "bias")] << (frac - step.bias.ptype.fractional)
+        return Accumulated(acc, frac, patches)
+
+    @staticmethod
+    def finish(step: LayerSpec, acc: np.ndarray, frac: int) -> np.ndarray:
+        """Accumulator -> the step's result words: hls4ml casts accum_t to result_t (identity when equal)."""
+        if step.accum_type.fractional == frac and step.result_type == step.accum_type:
+            return acc  # the exact sum always fits accum_t (accumulator_type), so no cast changes it
+        return cast_raw(cast_raw(acc, frac, step.accum_type), step.accum_type.fractional, step.result_type)
+
+    def forward(self, step: LayerSpec, in_type: FixedPrecisionType, x: np.ndarray, weights: dict) -> np.ndarray:
+        acc = self.accumulate(step, in_type, x, weights)
+        return self.finish(step, acc.acc, acc.frac).reshape(x.shape[0], *step.output_shape)
+
+    def hls_matches(self, step: LayerSpec, hls_layer) -> bool:
+        return hls_layer.class_name == self.hls_class
+
+    def set_hls_types(self, step: LayerSpec, hls_layer, hw: Callable) -> None:
+        """Kernel, bias and accumulator types (``update_precision`` also fixes the literal format)."""
+        hls_layer.get_weights("weight").update_precision(hw(step.kernel.ptype))
+        if "weight_t" in hls_layer.types:
+            hls_layer.types["weight_t"].precision = hw(step.kernel.ptype)
+        if step.bias is not None:
+            hls_layer.weights.get("bias").update_precision(hw(step.bias.ptype))
+            if "bias_t" in hls_layer.types:
+                hls_layer.types["bias_t"].precision = hw(step.bias.ptype)
+        hls_layer.types["accum_t"].precision = hw(step.accum_type)
+
+
+def _type_errors(config: dict, where: str) -> list[str]:
+    try:
+        quantizer_type(config, where=where)
+    except UnsupportedModelError as exc:
+        return [str(exc)]
+    return []
+
+
+@layer_handler("QDense")
+class DenseHandler(WeightedHandler):
+    kinds = ("dense",)
+    hls_class = "Dense"
+    resource_axes = (1, 0)
+
+    def check_config(self, layer, where: str) -> list[str]:
+        shape = tuple(layer.input_shape)[1:]
+        if len(shape) != 1:
+            return [f"{where}: QDense on a {len(shape)}-D input is not supported; Flatten first"]
+        return []
+
+    def patches(self, step: LayerSpec, x: np.ndarray) -> np.ndarray:
+        return x.reshape(x.shape[0], 1, -1)

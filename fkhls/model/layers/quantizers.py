@@ -1,0 +1,39 @@
+"""Reading a layer's QKeras quantizers and activations (shared by the handlers)."""
+
+from __future__ import annotations
+
+from fkhls.core.errors import UnsupportedModelError
+
+
+def quantizer_config(layer, key: str) -> dict | None:
+    """The serialized {'class_name', 'config'} of a layer's ``kernel``/``bias`` quantizer, or None."""
+    obj = getattr(layer, f"{key}_quantizer_internal", None)
+    if obj is None:
+        return None
+    return {"class_name": obj.__class__.__name__, "config": obj.get_config()}
+
+
+def activation_of(value, where: str) -> tuple[str, dict | None] | None:
+    """An activation as (hls activation, quantizer config): None for linear; ('relu', None) for an
+    unquantized relu (typed by fkhls); a refusal for anything else."""
+    from qkeras.quantizers import get_quantizer
+
+    if value is None:
+        return None
+    name = value if isinstance(value, str) else getattr(value, "__name__", None)
+    if name in ("linear", "None"):
+        return None
+    if name == "relu":
+        return "relu", None
+    try:
+        obj = get_quantizer(value) if not hasattr(value, "get_config") else value
+    except Exception:
+        obj = None
+    if obj is None or not hasattr(obj, "get_config"):
+        raise UnsupportedModelError(
+            f"{where}: activation {name or value!r} is not supported (supported: linear, relu, quantized_relu, "
+            "quantized_bits)"
+        )
+    config = {"class_name": obj.__class__.__name__, "config": obj.get_config()}
+    kind = "relu" if config["class_name"] == "quantized_relu" else "quantized_bits"
+    return kind, config

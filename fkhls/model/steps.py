@@ -1,0 +1,108 @@
+"""The steps a model computes, as data: tensors, layer steps and the whole model spec.
+
+Frozen dataclasses passed between packages. Layer handlers (``fkhls.model.layers``) build them;
+export, the emulator and fault descriptors read them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fkhls.core.errors import UnsupportedModelError
+from fkhls.core.fixedpoint import FixedPrecisionType
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One quantized weight tensor (a layer's kernel or bias) as QKeras stores it."""
+
+    layer: str
+    tensor: str  # "kernel" or "bias"
+    shape: tuple[int, ...]
+    ptype: FixedPrecisionType
+    quantizer: dict = field(compare=False)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def width(self) -> int:
+        return self.ptype.width
+
+    @property
+    def n_bits(self) -> int:
+        return self.size * self.ptype.width
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One compute step: its kind, shapes, exact types and (for weighted kinds) tensors.
+
+    ``keras_name`` is the Keras layer the step comes from; an activation written inline in a
+    QDense/QConv becomes its own step named ``<layer>_activation`` as hls4ml splits it too.
+    """
+
+    name: str
+    keras_name: str
+    kind: str  # a kind of a handler in fkhls.model.layers (input, dense, conv2d, activation, flatten ...)
+    keras_class: str
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    result_type: FixedPrecisionType
+    accum_type: FixedPrecisionType | None = None
+    kernel: TensorSpec | None = None
+    bias: TensorSpec | None = None
+    activation: str | None = None  # relu | quantized_bits (for kind == activation)
+    strides: tuple[int, ...] = ()
+    padding: str = "valid"
+    pool_size: tuple[int, ...] = ()  # pooling window (pooling kinds)
+    pads: tuple[int, ...] = ()  # zero padding: (before, after) per spatial axis, flattened
+    approximate: str = ""  # why the step cannot equal QKeras bit for bit ("" = exact by nature)
+
+    @property
+    def n_terms(self) -> int:
+        """Products summed per output: fan-in of a dense or conv output."""
+        if self.kernel is None:
+            return 0
+        return int(np.prod(self.kernel.shape[:-1]))
+
+    def tensors(self) -> tuple[TensorSpec, ...]:
+        return tuple(t for t in (self.kernel, self.bias) if t is not None)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    input_type: FixedPrecisionType
+    input_shape: tuple[int, ...]
+    layers: tuple[LayerSpec, ...]
+
+    @property
+    def output_type(self) -> FixedPrecisionType:
+        return self.layers[-1].result_type
+
+    @property
+    def weighted_layers(self) -> tuple[LayerSpec, ...]:
+        return tuple(layer for layer in self.layers if layer.kernel is not None)
+
+    def tensors(self) -> tuple[TensorSpec, ...]:
+        """Every quantized tensor in FKeras model-bit order: layers in model order, kernel then bias."""
+        return tuple(t for layer in self.weighted_layers for t in layer.tensors())
+
+    def tensor(self, layer: str, tensor: str) -> TensorSpec:
+        for spec in self.tensors():
+            if spec.layer == layer and spec.tensor == tensor:
+                return spec
+        names = sorted({t.layer for t in self.tensors()})
+        raise UnsupportedModelError(
+            f"no quantized {tensor!r} tensor in layer {layer!r}; layers with quantized tensors: {names}"
+        )
+
+    def layer(self, name: str) -> LayerSpec:
+        for spec in self.layers:
+            if spec.name == name:
+                return spec
+        raise UnsupportedModelError(f"no layer {name!r}; layers: {[s.name for s in self.layers]}")

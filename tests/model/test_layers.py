@@ -1,0 +1,254 @@
+"""Layer handlers (issue 10): the registry, one error for every blocker, and each new kind through every stage.
+
+A kind counts as supported when, on a small model containing it: export types it and reads the
+types back from the project; the exact emulator equals QKeras's raw words (where the layer is
+exact by nature) and the batched single-bit engine equals the full forward on every fault; the
+golden C-sim (and its layer-by-layer trace) equals the emulator word for word; and an
+exhaustive campaign agrees word for word across the TF and C-sim engines.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+from fkhls.core.errors import UnsupportedModelError
+from fkhls.core.fixedpoint import cpp_type, to_raw, type_from_dict
+from fkhls.emulate import emulator as emulate
+from fkhls.faults.descriptors import exhaustive_faults
+from fkhls.model import layers
+from fkhls.model.spec import SUPPORTED_LAYERS, describe_model
+from tests import models
+
+
+def _inputs(model, n: int, seed: int) -> np.ndarray:
+    """Three fractional bits keep QKeras's float32 sums exact for these wide unquantized-relu types."""
+    return models.grid_inputs(tuple(int(d) for d in model.inputs[0].shape[1:]), n, seed, fractional=3, scale=1.5)
+
+
+# ----------------------------------------------------------------------------- registry and refusals
+
+
+def test_every_supported_class_and_kind_has_one_handler():
+    for name in SUPPORTED_LAYERS.split(", "):
+        handler = layers.handler_for_class(name)
+        assert handler is not None and name in handler.keras_classes, name
+        for kind in handler.kinds:
+            assert layers.handler_for_kind(kind) is handler and handler.role in layers.base.ROLES
+    assert {"QDense", "QConv2D", "Dropout", "Reshape", "Activation"} <= set(SUPPORTED_LAYERS.split(", "))
+    with pytest.raises(UnsupportedModelError, match="no layer handler for step kind 'nope'"):
+        layers.handler_for_kind("nope")
+    with pytest.raises(ValueError, match="already has a handler"):
+        layers.layer_handler("QDense")(type("Again", (layers.LayerHandler,), {"kinds": ("again",)}))
+
+
+def test_plain_keras_model_is_refused_as_not_quantized():
+    import tensorflow as tf
+
+    x_in = tf.keras.Input(shape=(4,))
+    out = tf.keras.layers.Dense(2)(tf.keras.layers.Dense(3, activation="relu")(x_in))
+    with pytest.raises(UnsupportedModelError, match="is not quantized") as info:
+        describe_model(tf.keras.Model(x_in, out, name="floaty"))
+    assert "'floaty'" in str(info.value) and "QDense" in str(info.value) and "hls4ml" in str(info.value)
+
+
+def test_every_blocker_is_listed_in_one_error():
+    import tensorflow as tf
+    from qkeras import QActivation, QConv2D, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    q = quantized_bits(6, 0, alpha=1)
+    x_in = tf.keras.Input(shape=(6, 6, 1))
+    h = QConv2D(2, (3, 3), name="c1", kernel_quantizer=quantized_bits(6, 0, alpha="auto_po2"), bias_quantizer=q)(x_in)
+    h = tf.keras.layers.MaxPooling2D(name="pool", padding="same")(h)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    h = tf.keras.layers.Dense(4, name="plain")(h)
+    h = QActivation(quantized_relu(6, 0, negative_slope=0.25), name="leaky")(h)
+    h = QDense(3, name="d", kernel_quantizer=q)(h)
+    out = tf.keras.layers.Activation("softmax", name="sm")(h)
+    with pytest.raises(UnsupportedModelError) as info:
+        describe_model(tf.keras.Model(x_in, out, name="many"))
+    message = str(info.value)
+    assert "\n" not in message  # the CLI prints an error as one line
+    lines = re.split(r" \[\d+\] ", " " + message.split(" it: ", 1)[1])[1:]
+    expected = ["'c1'", "'pool'", "'plain'", "'leaky'", "'d'", "'sm'"]
+    assert len(lines) == len(expected) and f"{len(expected)} problems" in message, message
+    for line, name in zip(lines, expected):
+        assert name in line, (name, line)
+    assert "auto_po2" in lines[0] and "padding 'same'" in lines[1] and SUPPORTED_LAYERS in lines[2]
+    assert "negative_slope" in lines[3] and "bias has no quantizer" in lines[4] and "softmax" in lines[5]
+
+
+def test_alpha_none_bias_is_the_alpha_one_grid():
+    """QKeras 0.9.0 quantized_bits(alpha=None) is scale 1: the same values as alpha=1, so the same word type."""
+    from qkeras.quantizers import quantized_bits
+
+    values = np.random.default_rng(3).uniform(-3, 3, size=4000).astype(np.float32)
+    assert_array_equal(quantized_bits(5, 1, alpha=None)(values).numpy(), quantized_bits(5, 1, alpha=1)(values).numpy())
+    spec = describe_model(models.build("shapes"))
+    assert cpp_type(spec.tensor("k1", "bias").ptype) == "ap_fixed<5,2>"
+
+
+def test_unquantized_relu_is_typed_exactly():
+    spec = describe_model(models.build("shapes"))
+    kinds = [(s.name, s.kind) for s in spec.layers]
+    assert kinds == [("seq", "input"), ("k1", "conv1d"), ("k1_activation", "activation"), ("drop", "dropout"),
+                     ("reshape", "reshape"), ("d1", "dense"), ("d1_activation", "activation"), ("d2", "dense"),
+                     ("relu", "activation"), ("head", "dense")]
+    for name in ("k1_activation", "d1_activation", "relu"):
+        index = [s.name for s in spec.layers].index(name)
+        before, step = spec.layers[index - 1].result_type, spec.layers[index].result_type
+        assert (step.width, step.integer, step.signed) == (before.width - 1, before.integer - 1, False), name
+        lo, hi = -(1 << (before.width - 1)), (1 << (before.width - 1)) - 1
+        raw = np.unique(np.concatenate([np.linspace(lo, hi, 20001).astype(np.int64), [lo, -1, 0, 1, hi]]))
+        out = layers.handler_for_kind("activation").forward(spec.layers[index], before, raw, {})
+        assert_array_equal(out, np.maximum(raw, 0), err_msg=name)  # no word of the input type is rounded or clipped
+
+
+# ----------------------------------------------------------------------------- every stage on a small model
+
+
+# Each model holds new kinds: shapes (Dropout, Reshape, unquantized relu, alpha=None bias), pooling
+# (MaxPooling2D, GlobalMaxPooling2D), pooling1d (MaxPooling1D with strides, GlobalMaxPooling1D), avgpool
+# (AveragePooling2D, GlobalAveragePooling2D over 4: exact), avgpool1d (AveragePooling1D and
+# GlobalAveragePooling1D over 3: approximate by nature), zeropad (ZeroPadding2D on the input and on
+# a conv accumulator), zeropad1d (ZeroPadding1D after an activation), sigmoid and tanh (hls4ml's tables).
+STAGE_MODELS = ["shapes", "pooling", "pooling1d", "avgpool", "avgpool1d", "zeropad", "zeropad1d", "sigmoid", "tanh"]
+
+
+@pytest.fixture(scope="module", params=STAGE_MODELS)
+def shapes(request, tmp_path_factory):
+    from fkhls.project.export import ExportOptions, export_model
+
+    model = models.build(request.param)
+    spec = describe_model(model)
+    base = tmp_path_factory.mktemp(request.param)
+    manifest = export_model(model, base / "prj", ExportOptions())
+    x = _inputs(model, 40, seed=11)
+    return model, spec, emulate.golden_weights(model, spec), x, manifest, base
+
+
+def test_export_types_read_back(shapes):
+    """Every step's value lives in a C variable whose declared type (read from the project) is fkhls's type."""
+    from fkhls.project.program import read_program
+    from fkhls.project.readback import read_typedefs
+
+    _, spec, _, _, manifest, _ = shapes
+    typedefs = read_typedefs(manifest.project_dir)
+    program = read_program(manifest)
+    records = {r.name: r for r in manifest.layers}
+    held = 0
+    for step in spec.layers:
+        record = records[step.name]
+        assert record.kind == step.kind and record.result_type["cpp"] == cpp_type(step.result_type), step.name
+        if record.output_var is not None and step.kind != "input":
+            declared = typedefs[program.variable(record.output_var).type_name]
+            assert cpp_type(declared) == cpp_type(step.result_type), step.name
+            held += 1
+    assert held >= len(spec.layers) - 3
+    for record in manifest.layers:
+        if record.kind in ("dropout",):
+            assert record.hls_name is None  # hls4ml drops it; its value is the previous output
+        if "pool" in record.kind:
+            assert record.hls_class in ("Pooling1D", "Pooling2D", "GlobalPooling1D", "GlobalPooling2D")
+
+
+def test_exact_forward_equals_qkeras_raw_words(shapes):
+    """Exact models: the output words equal QKeras's. A model with an approximate-by-nature step: every step
+    before it equals QKeras word for word, and the step itself is QKeras's value truncated toward zero (< 1 LSB)."""
+    model, spec, weights, _, manifest, _ = shapes
+    x = _inputs(model, 300, seed=12)
+    raw, trace = emulate.forward_raw(spec, weights, emulate.input_raw(spec, x), trace=True)
+    approximate = [step for step in spec.layers if step.approximate]
+    records = {r.name: r for r in manifest.layers}
+    for step in spec.layers:
+        expected = f"approximate by nature: {step.approximate}" if step.approximate else "exact"
+        assert records[step.name].exactness == expected, step.name
+    if not approximate:
+        expected = to_raw(spec.output_type, emulate.qkeras_forward(model, x).astype(np.float64), what="QKeras outputs")
+        assert_array_equal(raw, expected)
+        assert len(np.unique(raw)) > 100  # not a degenerate model
+        return
+    import tensorflow as tf
+
+    first = approximate[0]
+    index = [s.name for s in spec.layers].index(first.name)
+    before = spec.layers[index - 1]
+    probe = tf.keras.Model(model.inputs, [model.get_layer(before.keras_name).output, model.get_layer(first.name).output])
+    keras_before, keras_step = (np.asarray(v, dtype=np.float64) for v in probe.predict(x, verbose=0))
+    assert_array_equal(trace[before.name], to_raw(before.result_type, keras_before, what=before.name))
+    lsb = 2.0 ** -first.result_type.fractional
+    hw = trace[first.name] * lsb
+    if "pool" in first.kind:  # a truncated quotient: toward zero, less than one LSB away
+        assert np.all(np.abs(hw) <= np.abs(keras_step)) and np.all(np.abs(keras_step - hw) < lsb), first.name
+    else:  # a table over [-R, R): input step 2R/1024 times the slope (sigmoid 1/4, tanh 1), plus the table's LSB
+        from fkhls.model.layers.tables import RANGE
+
+        r, slope = RANGE[first.activation], {"sigmoid": 0.25, "tanh": 1.0}[first.activation]
+        inside = np.abs(keras_before) < r
+        assert np.all(np.abs(keras_step - hw)[inside] <= slope * 2 * r / 1024 + lsb), first.name
+    assert np.any(hw != keras_step)  # the approximation is real on these inputs
+
+
+def test_batched_engine_equals_full_forward_on_every_fault(shapes):
+    _, spec, weights, x, _, _ = shapes
+    x_raw = emulate.input_raw(spec, x[:12])
+    faults = exhaustive_faults(spec)
+    batched = emulate.evaluate_single_bit_faults(spec, weights, x_raw, faults)
+    for k, fault in enumerate(faults):
+        expected = emulate.forward_raw(spec, emulate.apply_faults(spec, weights, [fault]), x_raw)
+        assert_array_equal(batched[k], expected, err_msg=str(fault))
+
+
+def test_golden_csim_and_trace_equal_the_emulator(shapes):
+    from fkhls.csim.build import run_csim
+    from fkhls.csim.trace import run_trace
+
+    _, spec, weights, x, manifest, _ = shapes
+    x_raw = emulate.input_raw(spec, x)
+    golden, trace = emulate.forward_raw(spec, weights, x_raw, trace=True)
+    assert_array_equal(run_csim(manifest, x), golden.reshape(len(x), -1))
+    traces = run_trace(manifest, x_raw.reshape(len(x), -1))
+    compared = 0
+    for record in manifest.layers:
+        if record.hls_name is None or record.output_var not in traces or record.kind == "input":
+            continue
+        hw = traces[record.output_var]
+        words = trace[record.name].reshape(len(x), -1)
+        assert_array_equal(hw.words, words & ((1 << hw.width) - 1), err_msg=record.name)
+        compared += 1
+    assert compared >= len(spec.layers) - 3
+
+
+def test_exhaustive_campaign_both_engines_agree(shapes):
+    from fkhls.campaign.runner import CampaignConfig, Selection, run_campaign
+
+    _, spec, _, x, manifest, base = shapes
+    np.save(base / "x.npy", x[:16])
+    config = CampaignConfig(manifest.project_dir, base / "x.npy", "both", Selection(mode="exhaustive"), None, 256)
+    result = run_campaign(config, base / "campaign", workers=1, quiet=True)
+    summary = json.loads((base / "campaign" / "summary.json").read_text())
+    n_faults = sum(t.n_bits for t in spec.tensors())
+    assert summary["faults"] == n_faults and result.shards_run == result.shards_total
+    n_out = int(np.prod(manifest.output_shape))
+    assert summary["outputs_compared"] == summary["bit_exact"] == n_faults * 16 * n_out
+    assert summary["scenarios_mismatching"] == 0
+    assert result.table.columns["tf_outputs_changed"].max() > 0
+
+
+@pytest.mark.parametrize("name", ["shapes", "pooling1d", "avgpool1d", "zeropad", "sigmoid", "tanh"])
+def test_io_stream_golden_csim_equals_emulator(name, tmp_path):
+    """hls4ml's io_stream implementations (nnet_pooling_stream.h ...) compute the same words."""
+    from fkhls.csim.build import run_csim
+    from fkhls.project.export import ExportOptions, export_model
+
+    model = models.build(name)
+    spec = describe_model(model)
+    manifest = export_model(model, tmp_path / "prj", ExportOptions(io_type="io_stream"))
+    x = _inputs(model, 40, seed=13)
+    golden = emulate.forward_raw(spec, emulate.golden_weights(model, spec), emulate.input_raw(spec, x))
+    assert_array_equal(run_csim(manifest, x), golden.reshape(len(x), -1))
