@@ -613,7 +613,7 @@ def render_markdown(table: FaultTable, summary: Mapping[str, Any], title: str = 
             table.engines), sens_outputs=sens_outputs, sens_top1=sens_top1, primary=primary, n_worst=n_worst,
         worst=worst, timings=tabulate([[k, _fmt(v)] for k, v in summary.get("timings", {}).items()],
                                       headers=["", ""], tablefmt="github", disable_numparse=True)
-        if summary.get("timings") else "", footer=f"Full per-fault rows: `results.csv`; machine-readable summary: `summary.json`.")
+        if summary.get("timings") else "", footer="Full per-fault rows: `results.csv`; machine-readable summary: `summary.json`.")
 
 
 def _estimate_cell(est: Mapping[str, Any], spec: str) -> str:

@@ -40,7 +40,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -48,7 +48,7 @@ from fkhls import __version__
 from fkhls.core.errors import FkhlsError, ProjectError
 from fkhls.faults.descriptors import TENSORS, FaultScenario, exhaustive_faults, model_bit_of, random_ber_scenarios
 from fkhls.core.files import (CAMPAIGN, atomic_save_npy, atomic_write_text, classify_output_dir, directory_lock,
-                              load_array)
+                              load_array, sha256_file)
 from fkhls.faults.descriptors import fault_from_model_bit  # ordered campaigns (a ranking's top bits)
 from fkhls.project.manifest import MANIFEST_NAME, Manifest, load_manifest
 from fkhls.campaign.report import FaultTable, write_report
@@ -201,12 +201,6 @@ class CampaignResult:
 # ----------------------------------------------------------------------------- what the campaign is
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def project_hash(project_dir: Path) -> str:
@@ -241,9 +235,9 @@ def campaign_identity(config: CampaignConfig, manifest: Manifest, n_samples: int
         "project_hash": project_hash(config.project_dir),
         "model_hash": manifest.model_hash,
         "inputs": str(Path(config.inputs).resolve()),
-        "inputs_hash": _sha256_file(Path(config.inputs)),
+        "inputs_hash": sha256_file(Path(config.inputs)),
         "labels": str(Path(config.labels).resolve()) if config.labels else None,
-        "labels_hash": _sha256_file(Path(config.labels)) if config.labels else None,
+        "labels_hash": sha256_file(Path(config.labels)) if config.labels else None,
         "n_samples": int(n_samples),
         "engine": config.engine,
         "selection": selection,

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import click
-import numpy as np
 from tabulate import tabulate
 
 from fkhls.cli.common import EXIT_MISMATCH, load_inputs

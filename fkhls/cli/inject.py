@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import click
-import numpy as np
 
 from fkhls.core.errors import ProjectError
 

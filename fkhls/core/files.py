@@ -10,6 +10,7 @@ holding anything else is refused, ``force`` or not. Single files follow ``check_
 from __future__ import annotations
 
 import errno
+import hashlib
 import fcntl
 import json
 import os
@@ -40,6 +41,15 @@ PROJECT = Ownership("project", "fkhls.json", ("schema", "project_name", "layers"
 CAMPAIGN = Ownership("campaign results directory", "campaign.json", ("schema", "project_hash", "n_shards"))
 CROSSCHECK = Ownership("cross-check report", "summary.json",
                        ("reference", "engine", "all_bit_exact", "scenario_results"))
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes, read in blocks (inputs, weights, binaries: what fkhls checks before trusting)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _umask_mode() -> int:

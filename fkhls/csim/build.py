@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fkhls.core.files import sha256_file
 from fkhls.core.errors import BuildError, ProjectError
 from fkhls.core.fixedpoint import to_raw, type_from_dict, wrap_raw
 from fkhls.project.manifest import Manifest, load_manifest
@@ -97,19 +98,13 @@ PROJECT_FLAGS = ('-DWEIGHTS_DIR="firmware/weights"', "-I.", "-Ifirmware", "-Ifir
 DIGEST_SUFFIX = ".sha256"
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _intact(binary: Path) -> bool:
     """The cached binary still has the sha256 recorded when it was built."""
     try:
         recorded = binary.with_name(binary.name + DIGEST_SUFFIX).read_text().strip()
-        return binary.is_file() and recorded == file_sha256(binary)
+        return binary.is_file() and recorded == sha256_file(binary)
     except OSError:
         return False
 
@@ -164,7 +159,7 @@ def compile_program(project: Path, source_text: str, name: str, extra_flags: tup
             os.replace(staging, failed)
             first = next((line for line in result.stderr.splitlines() if "error" in line), result.stderr[:300])
             raise BuildError(f"C-sim build failed (log: {failed / 'build.log'}): {first.strip()}")
-        (staging / (name + DIGEST_SUFFIX)).write_text(file_sha256(staging / name) + "\n")
+        (staging / (name + DIGEST_SUFFIX)).write_text(sha256_file(staging / name) + "\n")
         try:
             os.replace(staging, build_dir)
         except OSError:  # another process built the same key first: use theirs

@@ -28,7 +28,6 @@ are not copied: they describe the golden weights.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from dataclasses import asdict, dataclass
@@ -41,7 +40,7 @@ from fkhls import __version__
 from fkhls.faults.addressing import flat_index_of, map_faults
 from fkhls.csim.build import CXXFLAGS, PROJECT_FLAGS
 from fkhls.core.errors import AddressError, ProjectError
-from fkhls.core.files import PROJECT, check_output_dir, staged_directory
+from fkhls.core.files import PROJECT, check_output_dir, sha256_file, staged_directory
 from fkhls.core.fixedpoint import flip_bits, from_raw, literals
 from fkhls.project.manifest import ArrayRecord, Manifest, load_manifest
 from fkhls.project.export import check_project_path
@@ -239,8 +238,6 @@ def render_project_scripts(manifest: Manifest, faulty: bool = False) -> dict[str
 # ----------------------------------------------------------------------------- inject
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _rewrite_array(golden_dir: Path, staging: Path, record: ArrayRecord, changes: Sequence[WordChange]) -> list[str]:
@@ -284,14 +281,14 @@ def _faults_document(manifest: Manifest, golden_dir: Path, staging: Path, change
         "schema": FAULTS_SCHEMA,
         "fkhls_version": __version__,
         "golden_project": str(golden_dir),
-        "golden_manifest_sha256": _sha256(golden_dir / "fkhls.json"),
+        "golden_manifest_sha256": sha256_file(golden_dir / "fkhls.json"),
         "model_name": manifest.model_name,
         "model_hash": manifest.model_hash,
         **source,
         "n_words": len(changes),
         "n_bits": sum(len(c.bits) for c in changes),
         "changed_files": [
-            {"path": rel, "sha256_golden": _sha256(golden_dir / rel), "sha256_faulty": _sha256(staging / rel)}
+            {"path": rel, "sha256_golden": sha256_file(golden_dir / rel), "sha256_faulty": sha256_file(staging / rel)}
             for rel in changed_files
         ],
         "words": [asdict(c) for c in changes],

@@ -29,13 +29,13 @@ TensorFlow is imported lazily: only the TF-facing functions pay its ~5 s import.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import numpy as np
 from hls4ml.model.types import SaturationMode
 
-from fkhls.core.errors import FaultSpecError, OffGridError, UnsupportedModelError
+from fkhls.core.errors import FaultSpecError, OffGridError
 from fkhls.faults.descriptors import (
     BitFault,
     FaultScenario,
@@ -47,7 +47,6 @@ from fkhls.faults.descriptors import (
 )
 from fkhls.core.fixedpoint import (
     FixedPrecisionType,
-    cast_raw,
     cpp_type,
     flip_bits,
     from_raw,

@@ -30,7 +30,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from fkhls.core.errors import AddressError
-from fkhls.core.fixedpoint import FixedPrecisionType, cpp_type, flip_bits, from_raw, to_raw
+from fkhls.core.fixedpoint import FixedPrecisionType, cpp_type, flip_bits, from_raw
 from fkhls.faults.descriptors import lb_index_to_wb_index, wb_index_to_lb_index
 from fkhls.project.manifest import ArrayRecord, LayerRecord, Manifest
 from fkhls.project.program import function_body

@@ -16,13 +16,13 @@ recorded in ``Ranking.info`` and so in the sidecar JSON.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from fkhls import __version__
+from fkhls.core.files import sha256_file
 from fkhls.core.errors import FkhlsError
 from fkhls.rank.bitorder import BIT_ORDERS, BitSpace, bit_order
 from fkhls.rank.ranking import Ranking
@@ -44,12 +44,6 @@ class HessianOptions:
     batch_size: int = 256
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_labels(path: Path, n: int) -> np.ndarray:
@@ -138,7 +132,7 @@ def _read_data(manifest, inputs, labels, info: dict):
         except (OSError, ValueError) as exc:
             raise FkhlsError(f"cannot read inputs {str(inputs)!r} (expected a .npy array): {exc}") from exc
         x_raw = input_words(manifest, x, what=f"inputs {inputs}")
-        info.update(inputs=str(inputs.resolve()), inputs_hash=_sha256(inputs), n_samples=int(len(x_raw)))
+        info.update(inputs=str(inputs.resolve()), inputs_hash=sha256_file(inputs), n_samples=int(len(x_raw)))
     if labels is not None:
         if x_raw is None:
             raise FkhlsError("--labels needs --inputs")
@@ -147,7 +141,7 @@ def _read_data(manifest, inputs, labels, info: dict):
         if y.max(initial=0) >= n_out or y.min(initial=0) < 0:
             raise FkhlsError(f"labels {str(labels)!r} hold classes {int(y.min())}..{int(y.max())}; the model has "
                              f"{n_out} outputs (valid classes 0..{n_out - 1})")
-        info.update(labels=str(Path(labels).resolve()), labels_hash=_sha256(Path(labels)))
+        info.update(labels=str(Path(labels).resolve()), labels_hash=sha256_file(Path(labels)))
     return x, x_raw, y
 
 

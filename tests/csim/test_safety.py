@@ -14,6 +14,7 @@ import pytest
 from numpy.testing import assert_array_equal
 
 from fkhls.core.errors import BuildError, FkhlsError, OffGridError, ProjectError
+from fkhls.core.files import sha256_file
 from fkhls.csim import build
 from fkhls.csim.build import build_csim, input_words, run_binary, run_csim
 from fkhls.project.manifest import load_manifest
@@ -147,7 +148,7 @@ def test_a_damaged_cached_binary_is_rebuilt(golden, x, tmp_path, monkeypatch):
     first = build_csim(manifest)
     expected = run_binary(first, input_words(manifest, x))
     digest = first.path.with_name(first.path.name + ".sha256")
-    assert digest.read_text().strip() == build.file_sha256(first.path)
+    assert digest.read_text().strip() == sha256_file(first.path)
     assert build_csim(manifest).cached
     for damage in ("truncate", "flip a byte"):
         data = first.path.read_bytes()
@@ -158,7 +159,7 @@ def test_a_damaged_cached_binary_is_rebuilt(golden, x, tmp_path, monkeypatch):
             first.path.write_bytes(data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:])
         again = build_csim(manifest)
         assert not again.cached and again.path == first.path, damage
-        assert digest.read_text().strip() == build.file_sha256(again.path)
+        assert digest.read_text().strip() == sha256_file(again.path)
         assert_array_equal(run_binary(again, input_words(manifest, x)), expected)
     assert [p.name for p in (tmp_path / "cache" / "csim").iterdir()] == [first.path.parent.name]  # nothing left over
 
