@@ -282,12 +282,12 @@ class Project:
 
     def csim(self, x: Any, raw: bool = False) -> np.ndarray:
         """The g++ C-sim's outputs (compiled once, cached): exact float64 values, or int64 raw words."""
-        from fkhls.core.fixedpoint import from_raw, type_from_dict
+        from fkhls.core.fixedpoint import from_raw
         from fkhls.csim.build import run_csim
 
         words = run_csim(self.manifest, _inputs(x))
         words = words.reshape(words.shape[0], *self.manifest.output_shape)
-        return words if raw else from_raw(type_from_dict(self.manifest.output_type), words)
+        return words if raw else from_raw(self.manifest.output_ptype, words)
 
     def crosscheck(self, faults: Any, x: Any, *, single_bits: bool = False, reference: str = "exact",
                    model=None, trace_samples: int = 16, workers: int = 1, progress: bool = True) -> Crosscheck:

@@ -823,7 +823,7 @@ def _meta_columns(manifest: Manifest, scenarios: Sequence[FaultScenario]) -> dic
 def load_results(results_dir: str | Path) -> FaultTable:
     """The finished campaign in ``results_dir`` as a ``report.FaultTable`` (every shard must be present)."""
     from fkhls.faults.addressing import spec_from_manifest
-    from fkhls.core.fixedpoint import lsb, type_from_dict
+    from fkhls.core.fixedpoint import lsb
 
     results_dir = Path(results_dir)
     header = results_dir / CAMPAIGN_JSON
@@ -848,7 +848,7 @@ def load_results(results_dir: str | Path) -> FaultTable:
         raise ProjectError(f"shards in {results_dir} do not cover scenarios 0..{len(scenarios) - 1} in order")
     columns = _meta_columns(manifest, scenarios)
     engines = ("tf", "csim") if identity["engine"] == "both" else (identity["engine"],)
-    out_type = type_from_dict(manifest.output_type)
+    out_type = manifest.output_ptype
     n = identity["n_samples"]
     has_labels = identity["labels_hash"] is not None
     golden_correct = {}

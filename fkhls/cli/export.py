@@ -25,7 +25,7 @@ from fkhls.cli.common import EXIT_MISMATCH, load_inputs
 def export(model, output_dir, backend, io_type, strategy, reuse_factor, input_type, force) -> None:
     """Export a saved QKeras MODEL (.h5, .keras, SavedModel) to an exact hls4ml project."""
     from fkhls.api import export as export_project
-    from fkhls.core.fixedpoint import cpp_type, type_from_dict
+    from fkhls.core.fixedpoint import cpp_type
 
     start = time.perf_counter()
     manifest = export_project(model, output_dir, backend=backend, io_type=io_type, strategy=strategy,
@@ -33,8 +33,8 @@ def export(model, output_dir, backend, io_type, strategy, reuse_factor, input_ty
     rows = []
     for layer in manifest.layers:
         rows.append([layer.name, layer.hls_name or "(folded)", layer.kind,
-                     cpp_type(type_from_dict(layer.result_type)),
-                     cpp_type(type_from_dict(layer.accum_type)) if layer.accum_type else "",
+                     cpp_type(layer.result_ptype),
+                     cpp_type(layer.accum_ptype) if layer.accum_type else "",
                      layer.kernel.type["cpp"] if layer.kernel else "", layer.kernel.array if layer.kernel else "",
                      layer.reuse_factor or "", layer.strategy or ""])
     click.echo(tabulate(rows, headers=["layer", "hls4ml", "kind", "result", "accum", "weight", "array", "RF",

@@ -50,7 +50,7 @@ def csim(project, inputs_path, output_path, raw, force) -> None:
     from fkhls.cli.common import load_inputs
     from fkhls.csim.build import build_csim, input_words, run_binary
     from fkhls.core.files import atomic_save_npy
-    from fkhls.core.fixedpoint import from_raw, type_from_dict, wrap_raw
+    from fkhls.core.fixedpoint import from_raw, wrap_raw
     from fkhls.project.manifest import load_manifest
 
     from fkhls.core.files import check_output_file
@@ -63,7 +63,7 @@ def csim(project, inputs_path, output_path, raw, force) -> None:
     start = time.perf_counter()
     binary = build_csim(manifest)
     built = time.perf_counter()
-    out_type = type_from_dict(manifest.output_type)
+    out_type = manifest.output_ptype
     words = wrap_raw(out_type, run_binary(binary, x_raw))
     words = words.reshape(x_raw.shape[0], *manifest.output_shape)
     atomic_save_npy(output_path, words if raw else from_raw(out_type, words))

@@ -35,7 +35,6 @@ from fkhls.core.fixedpoint import (
     cpp_type,
     from_raw,
     raw_bounds,
-    type_from_dict,
     type_to_dict,
     wrap_raw,
 )
@@ -219,8 +218,8 @@ def _var_type(typedefs: dict, program, variable: str) -> FixedPrecisionType | No
 def _explain_types(record: LayerRecord, exact: np.ndarray, actual_accum: FixedPrecisionType | None,
                    actual_out: FixedPrecisionType | None) -> tuple[str, str]:
     """Why a layer's hardware output differs, judged from its real types against the exact values."""
-    spec_out = type_from_dict(record.result_type)
-    spec_acc = type_from_dict(record.accum_type) if record.accum_type else None
+    spec_out = record.result_ptype
+    spec_acc = record.accum_ptype
     exact_raw_at = lambda t: np.ldexp(exact, t.fractional)  # noqa: E731  exact values in LSBs of t
     if spec_acc is not None and actual_accum is not None and type_to_dict(actual_accum) != type_to_dict(spec_acc):
         lo, hi = raw_bounds(actual_accum)
@@ -305,7 +304,7 @@ def diagnose(manifest: Manifest, spec: ModelSpec, weights, x_raw: np.ndarray, sc
         if out_type is None:
             continue
         hw_words = wrap_raw(out_type, hw_trace[record.output_var].words)
-        spec_type = type_from_dict(record.result_type)
+        spec_type = record.result_ptype
         emu_words = emu_trace[record.name].reshape(len(samples), -1)
         differ, lsb_diff = _same_values(hw_words, out_type.fractional, emu_words.reshape(hw_words.shape),
                                         spec_type.fractional)
@@ -333,7 +332,7 @@ def crosscheck(manifest: Manifest, fault_set: FaultSet, inputs: np.ndarray, *, m
     if reference not in ("exact", "tf"):
         raise ProjectError(f"reference {reference!r} is not valid; valid: 'exact', 'tf'")
     model = model if model is not None else load_keras_model(manifest.model_path)
-    spec = describe_model(model, type_from_dict(manifest.input_type))
+    spec = describe_model(model, manifest.input_ptype)
     weights = golden_weights(model, spec)
     x_raw = input_words(manifest, inputs)
     x = np.asarray(inputs, dtype=np.float64).reshape((len(x_raw), *manifest.input_shape))
@@ -345,7 +344,7 @@ def crosscheck(manifest: Manifest, fault_set: FaultSet, inputs: np.ndarray, *, m
     scenarios = [FaultScenario("golden (no fault)", ())] + list(fault_set.scenarios)
     bits = [map_faults(manifest, s.faults) for s in scenarios]
     hardware, engine = _csim_outputs(manifest, x_raw, bits, workers)
-    out_type = type_from_dict(manifest.output_type)
+    out_type = manifest.output_ptype
     results = []
     for index, scenario in enumerate(scenarios):
         ref = _reference_outputs(model, spec, weights, x_raw, x, scenario, reference)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from fkhls.csim.build import run_csim
-from fkhls.core.fixedpoint import type_from_dict
 from fkhls.project.manifest import Manifest
 from fkhls.model.spec import load_keras_model
 
@@ -112,6 +111,6 @@ def golden_parity(manifest: Manifest, inputs: np.ndarray, model=None) -> ParityR
     model = model if model is not None else load_keras_model(manifest.model_path)
     batch = np.asarray(inputs, dtype=np.float32).reshape((-1, *manifest.input_shape))
     reference = model.predict(batch, verbose=0, batch_size=1024)
-    out_type = type_from_dict(manifest.output_type)
+    out_type = manifest.output_ptype
     return compare_words(reference, hardware.reshape(hardware.shape[0], -1), out_type.fractional,
                          manifest.output_type["cpp"])

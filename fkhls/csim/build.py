@@ -27,7 +27,7 @@ import numpy as np
 
 from fkhls.core.files import sha256_file
 from fkhls.core.errors import BuildError, ProjectError
-from fkhls.core.fixedpoint import to_raw, type_from_dict, wrap_raw
+from fkhls.core.fixedpoint import to_raw, wrap_raw
 from fkhls.project.manifest import Manifest, load_manifest
 from fkhls.project.weights import check_weight_files
 from fkhls.core.templates import render
@@ -204,7 +204,7 @@ def input_words(manifest: Manifest, inputs: np.ndarray, what: str = "inputs") ->
             raise ProjectError(f"{what} have shape {inputs.shape}; the model expects (N, {', '.join(map(str, shape))})")
     if inputs.shape[0] == 0:
         raise ProjectError(f"{what} hold no samples")
-    raw = to_raw(type_from_dict(manifest.input_type), inputs, what=what)
+    raw = to_raw(manifest.input_ptype, inputs, what=what)
     return raw.reshape(inputs.shape[0], -1)
 
 
@@ -226,4 +226,4 @@ def run_csim(manifest: Manifest, inputs: np.ndarray) -> np.ndarray:
     x_raw = input_words(manifest, inputs)
     binary = build_csim(manifest)
     low_bits = run_binary(binary, x_raw)
-    return wrap_raw(type_from_dict(manifest.output_type), low_bits)
+    return wrap_raw(manifest.output_ptype, low_bits)

@@ -134,7 +134,7 @@ def _delta_layer(manifest: Manifest, program: Program, index: int, typedefs: dic
         return None, f"{call.layer}: result type {record.result_type['cpp']} is not its accumulator type"
     if not record.accum_type["cpp"].startswith(("ap_fixed<", "ap_ufixed<")):
         return None, f"{call.layer}: accumulator {record.accum_type['cpp']} is not an ap_(u)fixed type"
-    if type_from_dict(record.accum_type).saturation_mode != SaturationMode.WRAP:
+    if record.accum_ptype.saturation_mode != SaturationMode.WRAP:
         return None, f"{call.layer}: accumulator {record.accum_type['cpp']} saturates (its sum is not modular)"
     config = configs.get(match["config"], {})
     accum_name = config.get("accum_t")
@@ -249,7 +249,7 @@ def render_cone_harness(manifest: Manifest, plan: ConePlan | None = None) -> str
         calls[index]["elementwise"] = dict(
             config=match["config"], function=f"{match['head']}{match['config']}_one_{index}>", input=inp, output=out,
             args=[f"&a.{inp}[i]", *call.args[1:-1], f"&a.{out}[i]"])
-    out_type = type_from_dict(manifest.output_type)
+    out_type = manifest.output_ptype
     return render("cone_harness.cpp.j2", project_name=manifest.project_name, io_type=manifest.io_type,
                   n_in=int(np.prod(manifest.input_shape)), n_out=int(np.prod(manifest.output_shape)),
                   out_signed=bool(out_type.signed), out_width=out_type.width,

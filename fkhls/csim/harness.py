@@ -25,7 +25,6 @@ import numpy as np
 
 from fkhls.csim.build import CsimBinary, compile_program
 from fkhls.core.errors import AddressError, BuildError, ProjectError
-from fkhls.core.fixedpoint import type_from_dict
 from fkhls.project.manifest import ArrayRecord, Manifest
 from fkhls.core.templates import render
 
@@ -80,7 +79,7 @@ def _arrays(manifest: Manifest) -> tuple[ArrayRecord, ...]:
 
 def render_harness(manifest: Manifest) -> str:
     """The harness C++ source of a project (one translation unit with its top function)."""
-    out_type = type_from_dict(manifest.output_type)
+    out_type = manifest.output_ptype
     arrays = [dict(array=a.array, type_name=a.type_name, cpp=a.type["cpp"], size=a.size, width=a.ptype.width)
               for a in _arrays(manifest)]
     return render("fault_harness.cpp.j2", project_name=manifest.project_name, io_type=manifest.io_type,

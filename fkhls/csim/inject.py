@@ -214,9 +214,8 @@ def plan_word_changes(manifest: Manifest, bits: Iterable, origins: Sequence[Faul
 
 def render_project_scripts(manifest: Manifest, faulty: bool = False) -> dict[str, str]:
     """Testbenches and build scripts of a project (file name -> text), see ``GENERATED_FILES``."""
-    from fkhls.core.fixedpoint import type_from_dict
 
-    out_type = type_from_dict(manifest.output_type)
+    out_type = manifest.output_ptype
     n_in, n_out = int(np.prod(manifest.input_shape)), int(np.prod(manifest.output_shape))
     io = dict(project_name=manifest.project_name, io_type=manifest.io_type, n_in=n_in, n_out=n_out)
     tool = "Vitis HLS" if manifest.backend == "Vitis" else "Vivado HLS"

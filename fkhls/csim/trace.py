@@ -17,7 +17,6 @@ import numpy as np
 
 from fkhls.csim.build import CsimBinary, compile_program
 from fkhls.core.errors import BuildError
-from fkhls.core.fixedpoint import type_from_dict
 from fkhls.csim.harness import encode_scenarios
 from fkhls.project.manifest import Manifest
 from fkhls.project.program import read_program
@@ -38,7 +37,7 @@ def render_trace_harness(manifest: Manifest) -> str:
         f"hls::stream<{p.type_name}> &{p.name}" if p.stream else f"{p.type_name} (&{p.name})[{p.size}]"
         for p in program.params
     )
-    out_type = type_from_dict(manifest.output_type)
+    out_type = manifest.output_ptype
     arrays = [dict(array=a.array) for a in manifest.arrays()]
     return render("trace_harness.cpp.j2", project_name=manifest.project_name, io_type=manifest.io_type,
                   n_in=int(np.prod(manifest.input_shape)), n_out=int(np.prod(manifest.output_shape)),

@@ -512,7 +512,6 @@ def spec_from_manifest(manifest: Manifest):
 
     Enough for ``fkhls.faults.descriptors.load_fault_set`` (names, shapes, word types); not for emulation.
     """
-    from fkhls.core.fixedpoint import type_from_dict
     from fkhls.model.spec import LayerSpec, ModelSpec, TensorSpec
 
     layers = []
@@ -521,9 +520,9 @@ def spec_from_manifest(manifest: Manifest):
                    for r in layer.arrays()}
         layers.append(LayerSpec(
             name=layer.name, keras_name=layer.keras_name, kind=layer.kind, keras_class=layer.hls_class or "",
-            input_shape=(), output_shape=(), result_type=type_from_dict(layer.result_type),
-            accum_type=type_from_dict(layer.accum_type) if layer.accum_type else None,
+            input_shape=(), output_shape=(), result_type=layer.result_ptype,
+            accum_type=layer.accum_ptype,
             kernel=tensors.get("kernel"), bias=tensors.get("bias"),
         ))
-    return ModelSpec(name=manifest.model_name, input_type=type_from_dict(manifest.input_type),
+    return ModelSpec(name=manifest.model_name, input_type=manifest.input_ptype,
                      input_shape=tuple(manifest.input_shape), layers=tuple(layers))

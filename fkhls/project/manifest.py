@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from fkhls.core.errors import FkhlsError, ProjectError
@@ -36,8 +37,9 @@ class ArrayRecord:
     order: str  # "keras" or "transposed"
     size: int
 
-    @property
+    @cached_property
     def ptype(self) -> FixedPrecisionType:
+        """The word type, parsed once (the dict is what fkhls.json stores)."""
         return type_from_dict(self.type)
 
     @property
@@ -70,6 +72,14 @@ class LayerRecord:
     def arrays(self) -> tuple[ArrayRecord, ...]:
         return tuple(a for a in (self.kernel, self.bias) if a is not None)
 
+    @cached_property
+    def result_ptype(self) -> FixedPrecisionType:
+        return type_from_dict(self.result_type)
+
+    @cached_property
+    def accum_ptype(self) -> FixedPrecisionType | None:
+        return type_from_dict(self.accum_type) if self.accum_type else None
+
 
 @dataclass(frozen=True)
 class Manifest:
@@ -94,6 +104,15 @@ class Manifest:
     schema: int = SCHEMA_VERSION
     # ``fkhls harden``: protected words and their replica arrays (fkhls.harden.tmr); None for an exported project
     hardening: dict | None = None
+
+    @cached_property
+    def input_ptype(self) -> FixedPrecisionType:
+        """The input word type, parsed once (as every typed field of the manifest: ``*_ptype``)."""
+        return type_from_dict(self.input_type)
+
+    @cached_property
+    def output_ptype(self) -> FixedPrecisionType:
+        return type_from_dict(self.output_type)
 
     @property
     def weighted_layers(self) -> tuple[LayerRecord, ...]:
