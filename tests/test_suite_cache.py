@@ -15,6 +15,11 @@ def test_a_csim_built_by_the_suite_lands_in_the_suite_cache(demo_project_session
 
     assert cache_root() == SUITE_CACHE
     np.save(tmp_path / "x.npy", np.load(DATA / "demo_inputs.npy")[:3])
+    # The user's cache is $XDG_CACHE_HOME/fkhls: point it at an empty directory the build must leave alone
+    # (cache keys do not depend on where a project sits, so the real user cache may hold the same entry).
+    user_home = tmp_path / "user-cache-home"
+    user_home.mkdir()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(user_home))
     proc = run_fkhls("csim", demo_project_session.project_dir, "--inputs", tmp_path / "x.npy", "-o",
                      tmp_path / "y.npy")  # a subprocess, as the CLI tests run: it inherits the suite's cache
     assert proc.returncode == 0, proc.stderr
@@ -22,7 +27,7 @@ def test_a_csim_built_by_the_suite_lands_in_the_suite_cache(demo_project_session
     assert binary.cached, "the subprocess built somewhere else than this process looks"
     assert SUITE_CACHE in binary.path.parents and binary.path.is_file()
     monkeypatch.delenv("FKHLS_CACHE_DIR")
-    user_cache = cache_root()  # where the user's builds go: $XDG_CACHE_HOME/fkhls or ~/.cache/fkhls
-    assert user_cache != SUITE_CACHE
-    assert not (user_cache / binary.path.relative_to(SUITE_CACHE)).exists()
+    user_cache = cache_root()  # where the user's builds would go: $XDG_CACHE_HOME/fkhls
+    assert user_cache == user_home / "fkhls" and user_cache != SUITE_CACHE
+    assert list(user_home.iterdir()) == [], "the suite wrote into the user's cache"
     assert Path(user_cache).resolve() not in binary.path.resolve().parents
