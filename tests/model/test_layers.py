@@ -256,3 +256,60 @@ def test_io_stream_golden_csim_equals_emulator(name, tmp_path):
     x = _inputs(model, 40, seed=13)
     golden = emulate.forward_raw(spec, emulate.golden_weights(model, spec), emulate.input_raw(spec, x))
     assert_array_equal(run_csim(manifest, x), golden.reshape(len(x), -1))
+
+
+# ----------------------------------------------------------------------------- softmax (hls4ml's stable tables)
+
+
+@pytest.mark.parametrize("shapes", ["softmax"], indirect=True)
+def test_softmax_deviation_report(shapes):
+    """The step is approximate by nature; measured on this model's outputs against QKeras's float softmax."""
+    from fkhls.model.layers.softmax import softmax_deviation
+
+    model, spec, weights, _, manifest, _ = shapes
+    step = spec.layers[-1]
+    assert step.kind == "softmax"
+    record = next(r for r in manifest.layers if r.name == step.name)
+    assert record.exactness.startswith("approximate by nature: softmax table") and "argmax agreement" in record.exactness
+    x = _inputs(model, 500, seed=21)
+    hw = emulate.forward_raw(spec, weights, emulate.input_raw(spec, x))
+    deviation = softmax_deviation(hw, emulate.qkeras_forward(model, x), step.result_type)
+    print(f"softmax deviation on {len(x)} inputs: {deviation.describe()}, worst at {deviation.where}")
+    assert 0 < deviation.max_lsb < 256  # hls4ml's 18-bit tables: never a full quarter off, never exact
+    assert deviation.argmax_agreement >= 0.9
+
+
+def test_softmax_table_sizes_follow_a_narrow_input(tmp_path):
+    """A 6-bit input: hls4ml's table sizes become 64 (inverse) and 32 (exp); set, read back and C-simulated."""
+    from fkhls.csim.build import run_csim
+    from fkhls.model.layers.softmax import table_sizes
+    from fkhls.project.export import ExportOptions, export_model
+    from fkhls.project.readback import config_struct, read_parameters
+
+    model = models.build("softmax_narrow")
+    spec = describe_model(model)
+    step = spec.layers[-1]
+    assert step.kind == "softmax" and cpp_type(spec.layers[-2].result_type).startswith("ap_fixed<6,3,")
+    assert table_sizes(spec.layers[-2].result_type) == (32, 64)
+    manifest = export_model(model, tmp_path / "prj", ExportOptions())
+    record = next(r for r in manifest.layers if r.name == step.name)
+    struct = config_struct(read_parameters(manifest.project_dir), record.hls_index)
+    assert (struct["exp_table_size"], struct["inv_table_size"]) == ("32", "64")
+    assert struct["inp_norm_t"].replace(" ", "") == "ap_ufixed<5,2>"
+    x = _inputs(model, 200, seed=5)
+    golden = emulate.forward_raw(spec, emulate.golden_weights(model, spec), emulate.input_raw(spec, x))
+    assert_array_equal(run_csim(manifest, x), golden.reshape(len(x), -1))
+
+
+def test_softmax_tables_are_hls4ml_formulas():
+    """Spot values: the exp table at index 0 is expf(-0) = 1, the inverse of 1.0 is 1.0, of 0 saturates."""
+    from fkhls.core.fixedpoint import FixedPrecisionType, raw_bounds
+    from fkhls.model.layers.softmax import SOFTMAX_TABLE_TYPE, exp_table, invert_table, norm_type, table_index
+
+    norm = norm_type(FixedPrecisionType(15, 8, True))
+    table = exp_table(norm, 1024)
+    one = 1 << SOFTMAX_TABLE_TYPE.fractional
+    assert table[0] == one and np.all(np.diff(table) <= 0)  # exp(-d) falls with d
+    inverse = invert_table(SOFTMAX_TABLE_TYPE, 1024)
+    assert inverse[table_index(np.array([one]), SOFTMAX_TABLE_TYPE, 1024)][0] == one
+    assert inverse[0] == raw_bounds(SOFTMAX_TABLE_TYPE)[1]  # 1 / 0 = inf, saturated

@@ -18,6 +18,7 @@ Table sizes follow hls4ml: ``table_size = min(1024, 2**min(W_in, 18))`` (FixSoft
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -123,6 +124,48 @@ def _input_type(hls_layer) -> FixedPrecisionType:
     return FixedPrecisionType(p.width, p.integer, p.signed)
 
 
+@dataclass(frozen=True)
+class SoftmaxDeviation:
+    """How far hardware softmax words are from the float softmax quantized to the output type (TRN)."""
+
+    max_lsb: int  # largest |hardware word - reference word|
+    where: tuple[int, int]  # (sample, element) of that largest difference
+    argmax_agreement: float  # fraction of samples whose argmax (first maximum) is the same
+    samples: int
+
+    def describe(self) -> str:
+        return (f"max {self.max_lsb} LSB from the float softmax, argmax agreement {100 * self.argmax_agreement:.1f}% "
+                f"over {self.samples} inputs")
+
+
+def softmax_deviation(hw_raw: np.ndarray, reference: np.ndarray, out_type: FixedPrecisionType) -> SoftmaxDeviation:
+    """Compare hardware words (N, n) with float softmax values (N, n), the latter floored onto ``out_type``."""
+    hw = np.asarray(hw_raw, dtype=np.int64).reshape(len(hw_raw), -1)
+    ref = np.asarray(reference, dtype=np.float64).reshape(hw.shape)
+    lo, hi = raw_bounds(out_type)
+    ref_raw = np.clip(np.floor(ref * 2.0**out_type.fractional), lo, hi).astype(np.int64)
+    diff = np.abs(hw - ref_raw)
+    flat = int(np.argmax(diff))
+    agree = float(np.mean(np.argmax(hw, axis=1) == np.argmax(ref, axis=1))) if len(hw) else 1.0
+    return SoftmaxDeviation(int(diff.max(initial=0)), (flat // hw.shape[1], flat % hw.shape[1]), agree, len(hw))
+
+
+PROBE_SEED, PROBE_SAMPLES, PROBE_RANGE = 0, 2000, 4.0
+
+
+@lru_cache(maxsize=32)
+def probe_deviation(in_type: FixedPrecisionType, n: int, out_type: FixedPrecisionType = OUTPUT_TYPE) -> SoftmaxDeviation:
+    """The deviation on seeded random inputs uniform in [-4, 4) (on the input grid): recorded with the step."""
+    rng = np.random.default_rng(PROBE_SEED)
+    lo, hi = raw_bounds(in_type)
+    scale = 2.0**in_type.fractional
+    x_raw = np.clip(np.floor(rng.uniform(-PROBE_RANGE, PROBE_RANGE, size=(PROBE_SAMPLES, n)) * scale), lo, hi).astype(np.int64)
+    x = x_raw / scale
+    reference = np.exp(x - x.max(axis=1, keepdims=True))
+    reference /= reference.sum(axis=1, keepdims=True)
+    return softmax_deviation(softmax_stable(x_raw, in_type, out_type), reference, out_type)
+
+
 @layer_handler("Softmax")
 class SoftmaxHandler(LayerHandler):
     """Activation('softmax') and keras Softmax on a 1-D input: every output word depends on every input word."""
@@ -156,6 +199,11 @@ class SoftmaxHandler(LayerHandler):
         hls_layer.set_attr("inv_table_size", inv_size)
         for name in ("exp_table_t", "inv_table_t", "accum_t", "inv_inp_t"):
             hls_layer.types[name].precision = hw(SOFTMAX_TABLE_TYPE)
+        # hls4ml rendered the config struct while converting (its template pass stores config_cpp): render it again
+        # now that the sizes and the input type are fkhls's (Vitis uses the Vivado templates).
+        from hls4ml.backends.vivado.passes.core_templates import SoftmaxConfigTemplate
+
+        SoftmaxConfigTemplate().transform(hls_layer.model, hls_layer)
 
     def hls_type_checks(self, step: LayerSpec, hls_layer) -> list:
         return [(hls_layer.types[name].name, SOFTMAX_TABLE_TYPE, f"the {name} of {step.name}")
@@ -177,9 +225,11 @@ def softmax_steps(name: str, keras_class: str, walk: Walk, keras_name: str | Non
     if in_type.width > 40:
         raise UnsupportedModelError(f"layer {name!r}: a {in_type.width}-bit softmax input is wider than 40 bits")
     exp_size, inv_size = table_sizes(in_type)
+    probe = probe_deviation(in_type, int(np.prod(walk.shape)))
     step = LayerSpec(name=name, keras_name=keras_name or name, kind="softmax", keras_class=keras_class,
                      input_shape=walk.shape, output_shape=walk.shape, result_type=OUTPUT_TYPE, activation="softmax",
                      accum_type=None, approximate=f"softmax table (hls4ml {IMPLEMENTATION}: exp table {exp_size} and "
-                     f"inverse table {inv_size} entries of {cpp_type(SOFTMAX_TABLE_TYPE)})")
+                     f"inverse table {inv_size} entries of {cpp_type(SOFTMAX_TABLE_TYPE)}); {probe.describe()} uniform "
+                     f"in [-{PROBE_RANGE:g}, {PROBE_RANGE:g}) (seed {PROBE_SEED})")
     walk.in_type = OUTPUT_TYPE
     return [step]
