@@ -326,7 +326,7 @@ BUILDERS.update(tanh=tanh_model)
 
 
 def softmax_model(seed: int = 14):
-    """A QDense classifier ending in Activation('softmax'): hls4ml's stable softmax tables."""
+    """A QDense classifier with an inline activation='softmax': hls4ml's stable softmax tables."""
     import tensorflow as tf
     from qkeras import QActivation, QDense
     from qkeras.quantizers import quantized_bits, quantized_relu
@@ -335,8 +335,8 @@ def softmax_model(seed: int = 14):
     x_in = tf.keras.Input(shape=(5,), name="x")
     h = QDense(8, name="d1", kernel_quantizer=quantized_bits(5, 1, alpha=1), bias_quantizer=quantized_bits(5, 1, alpha=1))(x_in)
     h = QActivation(quantized_relu(6, 2), name="r1")(h)
-    h = QDense(5, name="head", kernel_quantizer=quantized_bits(5, 1, alpha=1), bias_quantizer=quantized_bits(5, 1, alpha=1))(h)
-    out = tf.keras.layers.Activation("softmax", name="sm")(h)
+    out = QDense(5, name="head", kernel_quantizer=quantized_bits(5, 1, alpha=1), bias_quantizer=quantized_bits(5, 1, alpha=1),
+                 activation="softmax")(h)  # inline: hls4ml splits it into a Softmax layer
     model = tf.keras.Model(x_in, out, name="softmax_test")
     _spread_weights(model, seed)
     return model

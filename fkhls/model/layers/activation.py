@@ -38,6 +38,8 @@ def is_lossless(step: LayerSpec, in_type: FixedPrecisionType) -> bool:
 def activation_steps(name: str, keras_name: str, keras_class: str, value, walk: Walk, out_shape,
                      where: str) -> list[LayerSpec]:
     """The step of an activation (None for linear when ``value`` is inline), advancing ``walk``."""
+    if value == "softmax":  # inline: hls4ml splits it into its own Softmax layer
+        return softmax_steps(name, keras_class, walk, tuple(out_shape), keras_name=keras_name)
     act = activation_of(value, where)
     if act is None:
         return []
@@ -91,7 +93,7 @@ class ActivationHandler(LayerHandler):
         out_shape = keras_shape(layer.output_shape)
         function = layer.get_config().get("activation")
         if function == "softmax":  # hls4ml turns Activation('softmax') into its Softmax layer
-            return softmax_steps(layer.name, "Activation", walk)
+            return softmax_steps(layer.name, "Activation", walk, out_shape)
         if function in RANGE:
             if walk.in_type.width + 11 > 62:
                 raise UnsupportedModelError(f"{where}: a {walk.in_type.width}-bit input is too wide for the {function} "

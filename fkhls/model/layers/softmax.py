@@ -183,7 +183,9 @@ class SoftmaxHandler(LayerHandler):
         return []
 
     def describe(self, layer, walk: Walk) -> list[LayerSpec]:
-        return softmax_steps(layer.name, layer.__class__.__name__, walk)
+        from fkhls.model.spec import keras_shape
+
+        return softmax_steps(layer.name, layer.__class__.__name__, walk, keras_shape(layer.output_shape))
 
     def forward(self, step: LayerSpec, in_type: FixedPrecisionType, x: np.ndarray, weights: dict) -> np.ndarray:
         return softmax_stable(x, in_type, step.result_type)
@@ -219,15 +221,19 @@ class SoftmaxHandler(LayerHandler):
                 ("inp_norm_t", cpp_type(norm_type(in_type)), f"the normalized input type of {step.name}")]
 
 
-def softmax_steps(name: str, keras_class: str, walk: Walk, keras_name: str | None = None) -> list[LayerSpec]:
+def softmax_steps(name: str, keras_class: str, walk: Walk, shape: tuple[int, ...],
+                  keras_name: str | None = None) -> list[LayerSpec]:
     """The softmax step of a layer (or of an inline ``activation='softmax'``), advancing ``walk``."""
     in_type = walk.in_type
+    if len(shape) != 1:
+        raise UnsupportedModelError(f"layer {keras_name or name!r}: softmax is supported over a 1-D input only (got "
+                                    f"shape {shape}); flatten before it")
     if in_type.width > 40:
         raise UnsupportedModelError(f"layer {name!r}: a {in_type.width}-bit softmax input is wider than 40 bits")
     exp_size, inv_size = table_sizes(in_type)
-    probe = probe_deviation(in_type, int(np.prod(walk.shape)))
+    probe = probe_deviation(in_type, int(np.prod(shape)))
     step = LayerSpec(name=name, keras_name=keras_name or name, kind="softmax", keras_class=keras_class,
-                     input_shape=walk.shape, output_shape=walk.shape, result_type=OUTPUT_TYPE, activation="softmax",
+                     input_shape=shape, output_shape=shape, result_type=OUTPUT_TYPE, activation="softmax",
                      accum_type=None, approximate=f"softmax table (hls4ml {IMPLEMENTATION}: exp table {exp_size} and "
                      f"inverse table {inv_size} entries of {cpp_type(SOFTMAX_TABLE_TYPE)}); {probe.describe()} uniform "
                      f"in [-{PROBE_RANGE:g}, {PROBE_RANGE:g}) (seed {PROBE_SEED})")
