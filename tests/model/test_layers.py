@@ -317,3 +317,20 @@ def test_softmax_tables_are_hls4ml_formulas():
     inverse = invert_table(SOFTMAX_TABLE_TYPE, 1024)
     assert inverse[table_index(np.array([one]), SOFTMAX_TABLE_TYPE, 1024)][0] == one
     assert inverse[0] == raw_bounds(SOFTMAX_TABLE_TYPE)[1]  # 1 / 0 = inf, saturated
+
+
+def test_softmax_forms_and_refusals():
+    """Keras's Softmax layer is the same step; a softmax over a 2-D tensor is refused with what to do."""
+    import tensorflow as tf
+    from qkeras import QDense
+    from qkeras.quantizers import quantized_bits
+
+    q = quantized_bits(5, 1, alpha=1)
+    x_in = tf.keras.Input(shape=(4,))
+    out = tf.keras.layers.Softmax(name="smx")(QDense(3, name="d", kernel_quantizer=q, bias_quantizer=q)(x_in))
+    step = describe_model(tf.keras.Model(x_in, out)).layers[-1]
+    assert (step.kind, step.keras_class, step.output_shape) == ("softmax", "Softmax", (3,)) and step.approximate
+    x_in = tf.keras.Input(shape=(2, 4))
+    out = tf.keras.layers.Activation("softmax", name="sm2")(QDense(3, name="d", kernel_quantizer=q, bias_quantizer=q)(x_in))
+    with pytest.raises(UnsupportedModelError, match="'sm2'.*1-D input only.*flatten"):
+        describe_model(tf.keras.Model(x_in, out))
