@@ -323,3 +323,42 @@ def tanh_model(seed: int = 13):
 
 
 BUILDERS.update(tanh=tanh_model)
+
+
+def softmax_model(seed: int = 14):
+    """A QDense classifier with an inline activation='softmax': hls4ml's stable softmax tables."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(5,), name="x")
+    h = QDense(8, name="d1", kernel_quantizer=quantized_bits(5, 1, alpha=1), bias_quantizer=quantized_bits(5, 1, alpha=1))(x_in)
+    h = QActivation(quantized_relu(6, 2), name="r1")(h)
+    out = QDense(5, name="head", kernel_quantizer=quantized_bits(5, 1, alpha=1), bias_quantizer=quantized_bits(5, 1, alpha=1),
+                 activation="softmax")(h)  # inline: hls4ml splits it into a Softmax layer
+    model = tf.keras.Model(x_in, out, name="softmax_test")
+    _spread_weights(model, seed)
+    return model
+
+
+BUILDERS.update(softmax=softmax_model)
+
+
+def softmax_narrow_model(seed: int = 15):
+    """Softmax of 6-bit words (a quantized_bits activation before it): hls4ml shrinks both tables (64 and 32)."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense
+    from qkeras.quantizers import quantized_bits
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(5,), name="x")
+    h = QDense(6, name="head", kernel_quantizer=quantized_bits(5, 1, alpha=1), bias_quantizer=quantized_bits(5, 1, alpha=1))(x_in)
+    h = QActivation(quantized_bits(6, 2, alpha=1), name="q")(h)
+    out = tf.keras.layers.Activation("softmax", name="sm")(h)
+    model = tf.keras.Model(x_in, out, name="softmax_narrow_test")
+    _spread_weights(model, seed)
+    return model
+
+
+BUILDERS.update(softmax_narrow=softmax_narrow_model)

@@ -277,6 +277,12 @@ def _read_back(model, spec: ModelSpec, options: ExportOptions, matches, hls_mode
             continue
         for type_name, expected, what in handler_for_kind(step.kind).hls_type_checks(step, layer):
             _check_type(typedefs, type_name, expected, what)
+        config_checks = handler_for_kind(step.kind).hls_config_checks(step, layer)
+        struct = _config_struct(parameters, layer) if config_checks else {}
+        for member, expected, what in config_checks:
+            if str(struct.get(member)).replace(" ", "") != expected.replace(" ", ""):
+                raise UnsupportedModelError(f"hls4ml generated {member} = {struct.get(member)} for {what}, expected "
+                                            f"{expected}: refusing a project that would not be exact")
         fields = dict(name=step.name, keras_name=step.keras_name, kind=step.kind, hls_name=layer.name,
                       hls_index=int(layer.index), hls_class=layer.class_name,
                       output_var=out_var.name if out_var else None, result_type=type_to_dict(step.result_type),

@@ -15,7 +15,7 @@ from fkhls.core.fixedpoint import FixedPrecisionType, parse_type
 _TYPEDEF_RE = re.compile(r"^\s*typedef\s+(?P<type>.+?)\s+(?P<name>\w+)\s*;\s*$", re.M)
 _ARRAY_RE = re.compile(r"^nnet::array<\s*(?P<inner>.+)\s*,\s*[\w*\s]+>$")
 _STRUCT_RE = re.compile(r"struct\s+(?P<name>\w+)\s*:[^{]*\{(?P<body>.*?)\n\};", re.S)
-_CONST_RE = re.compile(r"static const (?:unsigned|bool|int) (\w+) = ([^;]+);")
+_CONST_RE = re.compile(r"static (?:const|constexpr) (?:unsigned|bool|int|float|nnet::\w+) (\w+) = ([^;]+);")
 
 
 def read_typedef_text(project: str | Path) -> dict[str, str]:

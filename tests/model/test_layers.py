@@ -69,7 +69,7 @@ def test_every_blocker_is_listed_in_one_error():
     h = tf.keras.layers.Dense(4, name="plain")(h)
     h = QActivation(quantized_relu(6, 0, negative_slope=0.25), name="leaky")(h)
     h = QDense(3, name="d", kernel_quantizer=q)(h)
-    out = tf.keras.layers.Activation("softmax", name="sm")(h)
+    out = tf.keras.layers.Activation("elu", name="sm")(h)
     with pytest.raises(UnsupportedModelError) as info:
         describe_model(tf.keras.Model(x_in, out, name="many"))
     message = str(info.value)
@@ -80,7 +80,7 @@ def test_every_blocker_is_listed_in_one_error():
     for line, name in zip(lines, expected):
         assert name in line, (name, line)
     assert "auto_po2" in lines[0] and "padding 'same'" in lines[1] and SUPPORTED_LAYERS in lines[2]
-    assert "negative_slope" in lines[3] and "bias has no quantizer" in lines[4] and "softmax" in lines[5]
+    assert "negative_slope" in lines[3] and "bias has no quantizer" in lines[4] and "'elu'" in lines[5]
 
 
 def test_alpha_none_bias_is_the_alpha_one_grid():
@@ -116,8 +116,11 @@ def test_unquantized_relu_is_typed_exactly():
 # (MaxPooling2D, GlobalMaxPooling2D), pooling1d (MaxPooling1D with strides, GlobalMaxPooling1D), avgpool
 # (AveragePooling2D, GlobalAveragePooling2D over 4: exact), avgpool1d (AveragePooling1D and
 # GlobalAveragePooling1D over 3: approximate by nature), zeropad (ZeroPadding2D on the input and on
-# a conv accumulator), zeropad1d (ZeroPadding1D after an activation), sigmoid and tanh (hls4ml's tables).
-STAGE_MODELS = ["shapes", "pooling", "pooling1d", "avgpool", "avgpool1d", "zeropad", "zeropad1d", "sigmoid", "tanh"]
+# a conv accumulator), zeropad1d (ZeroPadding1D after an activation), sigmoid and tanh (hls4ml's tables),
+# softmax (QDense(activation='softmax'): hls4ml's stable softmax, exp and inverse tables; Activation('softmax') is
+# test_softmax_table_sizes_follow_a_narrow_input's).
+STAGE_MODELS = ["shapes", "pooling", "pooling1d", "avgpool", "avgpool1d", "zeropad", "zeropad1d", "sigmoid", "tanh",
+                "softmax"]
 
 
 @pytest.fixture(scope="module", params=STAGE_MODELS)
@@ -178,13 +181,18 @@ def test_exact_forward_equals_qkeras_raw_words(shapes):
     first = approximate[0]
     index = [s.name for s in spec.layers].index(first.name)
     before = spec.layers[index - 1]
-    probe = tf.keras.Model(model.inputs, [model.get_layer(before.keras_name).output, model.get_layer(first.name).output])
-    keras_before, keras_step = (np.asarray(v, dtype=np.float64) for v in probe.predict(x, verbose=0))
-    assert_array_equal(trace[before.name], to_raw(before.result_type, keras_before, what=before.name))
+    if first.keras_name == before.keras_name:  # an inline activation: Keras has no tensor before it, compare the step
+        keras_step = emulate.qkeras_forward(model, x).astype(np.float64)
+    else:
+        probe = tf.keras.Model(model.inputs, [model.get_layer(before.keras_name).output, model.get_layer(first.name).output])
+        keras_before, keras_step = (np.asarray(v, dtype=np.float64) for v in probe.predict(x, verbose=0))
+        assert_array_equal(trace[before.name], to_raw(before.result_type, keras_before, what=before.name))
     lsb = 2.0 ** -first.result_type.fractional
     hw = trace[first.name] * lsb
     if "pool" in first.kind:  # a truncated quotient: toward zero, less than one LSB away
         assert np.all(np.abs(hw) <= np.abs(keras_step)) and np.all(np.abs(keras_step - hw) < lsb), first.name
+    elif first.kind == "softmax":  # measured in test_softmax_deviation_report
+        assert np.all(np.abs(keras_step - hw) < 0.25), first.name  # coarse by default: see the deviation report
     else:  # a table over [-R, R): input step 2R/1024 times the slope (sigmoid 1/4, tanh 1), plus the table's LSB
         from fkhls.model.layers.tables import RANGE
 
@@ -240,7 +248,7 @@ def test_exhaustive_campaign_both_engines_agree(shapes):
     assert result.table.columns["tf_outputs_changed"].max() > 0
 
 
-@pytest.mark.parametrize("name", ["shapes", "pooling1d", "avgpool1d", "zeropad", "sigmoid", "tanh"])
+@pytest.mark.parametrize("name", ["shapes", "pooling1d", "avgpool1d", "zeropad", "sigmoid", "tanh", "softmax"])
 def test_io_stream_golden_csim_equals_emulator(name, tmp_path):
     """hls4ml's io_stream implementations (nnet_pooling_stream.h ...) compute the same words."""
     from fkhls.csim.build import run_csim
@@ -252,3 +260,77 @@ def test_io_stream_golden_csim_equals_emulator(name, tmp_path):
     x = _inputs(model, 40, seed=13)
     golden = emulate.forward_raw(spec, emulate.golden_weights(model, spec), emulate.input_raw(spec, x))
     assert_array_equal(run_csim(manifest, x), golden.reshape(len(x), -1))
+
+
+# ----------------------------------------------------------------------------- softmax (hls4ml's stable tables)
+
+
+@pytest.mark.parametrize("shapes", ["softmax"], indirect=True)
+def test_softmax_deviation_report(shapes):
+    """The step is approximate by nature; measured on this model's outputs against QKeras's float softmax."""
+    from fkhls.model.layers.softmax import softmax_deviation
+
+    model, spec, weights, _, manifest, _ = shapes
+    step = spec.layers[-1]
+    assert step.kind == "softmax"
+    record = next(r for r in manifest.layers if r.name == step.name)
+    assert record.exactness.startswith("approximate by nature: softmax table") and "argmax agreement" in record.exactness
+    x = _inputs(model, 500, seed=21)
+    hw = emulate.forward_raw(spec, weights, emulate.input_raw(spec, x))
+    deviation = softmax_deviation(hw, emulate.qkeras_forward(model, x), step.result_type)
+    print(f"softmax deviation on {len(x)} inputs: {deviation.describe()}, worst at {deviation.where}")
+    assert 0 < deviation.max_lsb < 256  # hls4ml's 18-bit tables: never a full quarter off, never exact
+    assert deviation.argmax_agreement >= 0.9
+
+
+def test_softmax_table_sizes_follow_a_narrow_input(tmp_path):
+    """A 6-bit input: hls4ml's table sizes become 64 (inverse) and 32 (exp); set, read back and C-simulated."""
+    from fkhls.csim.build import run_csim
+    from fkhls.model.layers.softmax import table_sizes
+    from fkhls.project.export import ExportOptions, export_model
+    from fkhls.project.readback import config_struct, read_parameters
+
+    model = models.build("softmax_narrow")
+    spec = describe_model(model)
+    step = spec.layers[-1]
+    assert step.kind == "softmax" and cpp_type(spec.layers[-2].result_type).startswith("ap_fixed<6,3,")
+    assert table_sizes(spec.layers[-2].result_type) == (32, 64)
+    manifest = export_model(model, tmp_path / "prj", ExportOptions())
+    record = next(r for r in manifest.layers if r.name == step.name)
+    struct = config_struct(read_parameters(manifest.project_dir), record.hls_index)
+    assert (struct["exp_table_size"], struct["inv_table_size"]) == ("32", "64")
+    assert struct["inp_norm_t"].replace(" ", "") == "ap_ufixed<5,2>"
+    x = _inputs(model, 200, seed=5)
+    golden = emulate.forward_raw(spec, emulate.golden_weights(model, spec), emulate.input_raw(spec, x))
+    assert_array_equal(run_csim(manifest, x), golden.reshape(len(x), -1))
+
+
+def test_softmax_tables_are_hls4ml_formulas():
+    """Spot values: the exp table at index 0 is expf(-0) = 1, the inverse of 1.0 is 1.0, of 0 saturates."""
+    from fkhls.core.fixedpoint import FixedPrecisionType, raw_bounds
+    from fkhls.model.layers.softmax import SOFTMAX_TABLE_TYPE, exp_table, invert_table, norm_type, table_index
+
+    norm = norm_type(FixedPrecisionType(15, 8, True))
+    table = exp_table(norm, 1024)
+    one = 1 << SOFTMAX_TABLE_TYPE.fractional
+    assert table[0] == one and np.all(np.diff(table) <= 0)  # exp(-d) falls with d
+    inverse = invert_table(SOFTMAX_TABLE_TYPE, 1024)
+    assert inverse[table_index(np.array([one]), SOFTMAX_TABLE_TYPE, 1024)][0] == one
+    assert inverse[0] == raw_bounds(SOFTMAX_TABLE_TYPE)[1]  # 1 / 0 = inf, saturated
+
+
+def test_softmax_forms_and_refusals():
+    """Keras's Softmax layer is the same step; a softmax over a 2-D tensor is refused with what to do."""
+    import tensorflow as tf
+    from qkeras import QDense
+    from qkeras.quantizers import quantized_bits
+
+    q = quantized_bits(5, 1, alpha=1)
+    x_in = tf.keras.Input(shape=(4,))
+    out = tf.keras.layers.Softmax(name="smx")(QDense(3, name="d", kernel_quantizer=q, bias_quantizer=q)(x_in))
+    step = describe_model(tf.keras.Model(x_in, out)).layers[-1]
+    assert (step.kind, step.keras_class, step.output_shape) == ("softmax", "Softmax", (3,)) and step.approximate
+    x_in = tf.keras.Input(shape=(2, 4))
+    out = tf.keras.layers.Activation("softmax", name="sm2")(QDense(3, name="d", kernel_quantizer=q, bias_quantizer=q)(x_in))
+    with pytest.raises(UnsupportedModelError, match="'sm2'.*1-D input only.*flatten"):
+        describe_model(tf.keras.Model(x_in, out))

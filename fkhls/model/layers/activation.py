@@ -4,7 +4,8 @@ A quantized activation (quantized_relu, quantized_bits) takes its quantizer's ty
 unquantized ``relu`` is typed by fkhls: max(x, 0) of an ap_fixed<W, I> word fits
 ap_ufixed<W-1, I-1> exactly, so the step is exact whatever QKeras computed in float.
 ``linear`` steps copy the words. ``Activation('sigmoid' | 'tanh')`` is hls4ml's lookup table
-(``tables.py``), its result typed as the table: approximate by nature.
+(``tables.py``), its result typed as the table: approximate by nature. ``Activation('softmax')``
+becomes a ``softmax`` step owned by ``softmax.py``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from fkhls.core.errors import UnsupportedModelError
 from fkhls.core.fixedpoint import FixedPrecisionType, cast_raw, quantizer_type
 from fkhls.model.layers.base import LayerHandler, Walk, layer_handler
 from fkhls.model.layers.quantizers import activation_of
+from fkhls.model.layers.softmax import SoftmaxHandler, softmax_steps
 from fkhls.model.layers.tables import RANGE, TABLE_SIZE, TABLE_TYPE, activation_table, table_index
 from fkhls.model.steps import LayerSpec
 
@@ -36,6 +38,8 @@ def is_lossless(step: LayerSpec, in_type: FixedPrecisionType) -> bool:
 def activation_steps(name: str, keras_name: str, keras_class: str, value, walk: Walk, out_shape,
                      where: str) -> list[LayerSpec]:
     """The step of an activation (None for linear when ``value`` is inline), advancing ``walk``."""
+    if value == "softmax":  # inline: hls4ml splits it into its own Softmax layer
+        return softmax_steps(name, keras_class, walk, tuple(out_shape), keras_name=keras_name)
     act = activation_of(value, where)
     if act is None:
         return []
@@ -72,8 +76,11 @@ class ActivationHandler(LayerHandler):
     def blockers(self, layer) -> list[str]:
         where = f"layer {layer.name!r} ({layer.__class__.__name__})"
         value = layer.get_config().get("activation")
+        if value == "softmax":
+            return SoftmaxHandler().blockers(layer)
         if layer.__class__.__name__ == "Activation" and value not in ("linear", "relu", *RANGE):
-            return [f"{where}: Activation({value!r}) is not supported; only 'linear', 'relu', 'sigmoid' and 'tanh' "
+            return [f"{where}: Activation({value!r}) is not supported; only 'linear', 'relu', 'sigmoid', 'tanh' and "
+                    "'softmax' "
                     "(use QActivation(quantized_relu(...)) or quantized_bits for a quantized activation)"]
         if value in RANGE:
             return []
@@ -85,6 +92,8 @@ class ActivationHandler(LayerHandler):
         where = f"layer {layer.name!r} ({layer.__class__.__name__})"
         out_shape = keras_shape(layer.output_shape)
         function = layer.get_config().get("activation")
+        if function == "softmax":  # hls4ml turns Activation('softmax') into its Softmax layer
+            return softmax_steps(layer.name, "Activation", walk, out_shape)
         if function in RANGE:
             if walk.in_type.width + 11 > 62:
                 raise UnsupportedModelError(f"{where}: a {walk.in_type.width}-bit input is too wide for the {function} "

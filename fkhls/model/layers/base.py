@@ -23,7 +23,8 @@ Writing the next handler (one module in this package, plus its tests):
    previous output; ``hides_previous`` when that output is cast to the step's type), and
    ``set_hls_types(step, hls_layer, hw)`` sets what the step needs on hls4ml's layer
    (``hw(ptype)`` wraps a type the way the Vivado/Vitis writers print it) and
-   ``hls_type_checks`` names the typedefs export must read back (the output type always is).
+   ``hls_type_checks`` names the typedefs export must read back (the output type always is),
+   ``hls_config_checks`` the config-struct members (table sizes, implementation).
 7. If the step cannot equal QKeras bit for bit (a table, a non-power-of-two divide), set
    ``LayerSpec.approximate`` to the reason: the manifest records it per layer.
 """
@@ -83,6 +84,10 @@ class LayerHandler:
 
     def hls_type_checks(self, step: LayerSpec, hls_layer) -> list[tuple[str, FixedPrecisionType, str]]:
         """(typedef name, expected type, what) to read back from defines.h beyond the output type."""
+        return []
+
+    def hls_config_checks(self, step: LayerSpec, hls_layer) -> list[tuple[str, str, str]]:
+        """(config struct member, expected text, what) to read back from parameters.h (e.g. table sizes)."""
         return []
 
 

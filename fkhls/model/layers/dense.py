@@ -111,7 +111,8 @@ class WeightedHandler(LayerHandler):
             else:
                 reasons += _type_errors(b_cfg, f"{where} bias_quantizer")
         try:
-            act = activation_of(config.get("activation"), f"{where} activation")
+            act = None if config.get("activation") == "softmax" else activation_of(config.get("activation"),
+                                                                                  f"{where} activation")
             if act is not None and act[1] is not None:
                 quantizer_type(act[1], activation=True, where=f"{where} activation")
         except UnsupportedModelError as exc:
