@@ -209,6 +209,21 @@ def model_hash(model) -> str:
     return digest.hexdigest()
 
 
+def matches_model_hash(model, recorded: str) -> bool:
+    """Is ``model`` the one a manifest's ``model_hash`` names? Accepts the hash of projects exported before
+    the hash left out build_config (sha256 of ``to_json()`` and the weights), so their verify stays quiet."""
+    return recorded in (model_hash(model), _to_json_model_hash(model))
+
+
+def _to_json_model_hash(model) -> str:
+    digest = hashlib.sha256(model.to_json().encode())
+    for weights in model.get_weights():
+        array = np.ascontiguousarray(weights)
+        digest.update(str(array.dtype).encode() + str(array.shape).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
 def _without_build_config(config):
     if isinstance(config, dict):
         return {key: _without_build_config(value) for key, value in config.items() if key != "build_config"}

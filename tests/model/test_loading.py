@@ -163,3 +163,27 @@ def test_api_export_takes_weights(tmp_path):
     x = models.inputs_for(model, 30)
     report = project.verify(x)
     assert report.all_exact and report.outputs_compared == 90
+
+
+def test_verify_model_accepts_the_older_hash_and_names_a_different_model(demo_project_session, tmp_path):
+    """A project exported before model_hash left out build_config records sha256(to_json + weights): verify
+    --model of the same model stays quiet; any other recorded hash gets the warning."""
+    from click.testing import CliRunner
+
+    from fkhls.cli import main
+    from fkhls.model.spec import _to_json_model_hash, load_keras_model, model_hash
+    from tests.conftest import copy_project
+
+    model = load_keras_model(DATA / "demo_model.h5")
+    assert _to_json_model_hash(model) != model_hash(model)
+    project = copy_project(demo_project_session.project_dir, tmp_path / "old")
+    x = tmp_path / "x.npy"
+    np.save(x, np.load(DATA / "demo_inputs.npy")[:20])
+    for recorded, warned in ((_to_json_model_hash(model), False), ("0" * 64, True)):
+        manifest = json.loads((project / "fkhls.json").read_text())
+        manifest["model_hash"] = recorded
+        (project / "fkhls.json").write_text(json.dumps(manifest, indent=2))
+        result = CliRunner().invoke(main, ["verify", str(project), "--inputs", str(x), "--model",
+                                           str(DATA / "demo_model.h5")])
+        assert result.exit_code == 0, result.output
+        assert ("differs from the model this project was exported from" in result.output) is warned, result.output
