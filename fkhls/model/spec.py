@@ -157,8 +157,9 @@ def _check_weights_file(model, weights: Path) -> None:
         raise ProjectError(f"weights file {str(weights)!r} does not exist")
     try:
         with h5py.File(weights, "r") as handle:
-            group = handle["model_weights"] if "model_weights" in handle and "layer_names" not in handle.attrs \
-                else handle
+            group = handle
+            if "layer_names" not in handle.attrs and "model_weights" in handle:
+                group = handle["model_weights"]  # a whole-model .h5 keeps its weights in this group
             if "layer_names" not in group.attrs:
                 raise ProjectError(f"weights file {str(weights)!r} is HDF5 but not Keras weights (no layer_names; "
                                    "write it with model.save_weights('model_weights.h5'))")

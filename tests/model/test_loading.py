@@ -65,7 +65,8 @@ def test_model_hash_is_the_same_in_every_format(saved, name):
     model, base, arch, weights = saved[name]
     hashes = {"memory": model_hash(model), "h5": model_hash(load_keras_model(base / "model.h5")),
               "savedmodel": model_hash(load_keras_model(base / "saved_model")),
-              "json": model_hash(load_keras_model(arch, weights))}
+              "json": model_hash(load_keras_model(arch, weights)),
+              "json + whole-model .h5 as weights": model_hash(load_keras_model(arch, base / "model.h5"))}
     assert len(set(hashes.values())) == 1, hashes
     changed = load_keras_model(arch, weights)
     layer = next(layer for layer in changed.layers if layer.weights)
