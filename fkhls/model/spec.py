@@ -201,8 +201,13 @@ def model_hash(model) -> str:
     The same model hashes the same whether it came from memory, .h5, a SavedModel or JSON + weights:
     ``build_config`` (which Keras drops after a SavedModel round trip) is left out.
     """
+    import tensorflow as tf
+
     architecture = _without_build_config(model.get_config())
-    digest = hashlib.sha256(json.dumps(architecture, sort_keys=True, default=str).encode())
+    # An object left in a config (none in the models tested) is hashed by its Keras serialization, never by
+    # str(), whose "at 0x..." address would change from run to run.
+    text = json.dumps(architecture, sort_keys=True, default=tf.keras.utils.serialize_keras_object)
+    digest = hashlib.sha256(text.encode())
     for weights in model.get_weights():
         array = np.ascontiguousarray(weights)
         digest.update(str(array.dtype).encode() + str(array.shape).encode())
