@@ -336,8 +336,9 @@ class Project:
 
 def export(model_or_path: Any, output_dir: str | Path, *, backend: str = "Vivado", io_type: str = "io_parallel",
            strategy: str = "Latency", reuse_factor: int = 1, input_type: str | None = None,
-           force: bool = False) -> Project:
-    """Export a QKeras model (in memory, or a saved .h5 / SavedModel) to an exact hls4ml project.
+           force: bool = False, weights: str | Path | None = None) -> Project:
+    """Export a QKeras model (in memory, or a saved .h5 / SavedModel, or a .json architecture with ``weights``,
+    the .h5 of its weights) to an exact hls4ml project.
 
     As hls4ml's ``convert_from_keras_model``, but every type is chosen so the hardware words equal
     QKeras's and read back before the project is handed out. An existing non-empty ``output_dir`` is
@@ -347,4 +348,12 @@ def export(model_or_path: Any, output_dir: str | Path, *, backend: str = "Vivado
     from fkhls.project.export import ExportOptions, export_model
 
     options = ExportOptions(backend, io_type, strategy, reuse_factor, input_type or DEFAULT_INPUT_TYPE)
+    if weights is not None:
+        from fkhls.model.spec import load_keras_model
+        from fkhls.core.files import PROJECT, check_output_dir
+
+        if not isinstance(model_or_path, (str, Path)):
+            raise ProjectError("weights= goes with a .json architecture path, not an in-memory model")
+        check_output_dir(output_dir, force, "project directory", owner=PROJECT)  # refuse before loading
+        model_or_path = load_keras_model(model_or_path, weights)
     return Project(export_model(model_or_path, output_dir, options, force=force))

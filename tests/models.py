@@ -362,3 +362,20 @@ def softmax_narrow_model(seed: int = 15):
 
 
 BUILDERS.update(softmax_narrow=softmax_narrow_model)
+
+
+def sequential_model(seed: int = 14):
+    """A tf.keras.Sequential QKeras MLP (the JSON files of hls4ml's examples are Sequential or functional)."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    model = tf.keras.Sequential([
+        tf.keras.Input(shape=(6,), name="x"),
+        QDense(5, name="s1", kernel_quantizer=quantized_bits(6, 1, alpha=1), bias_quantizer=quantized_bits(6, 1, alpha=1)),
+        QActivation(quantized_relu(6, 2), name="r1"),
+        QDense(3, name="s2", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1)),
+    ], name="sequential_test")
+    _spread_weights(model, seed)
+    return model

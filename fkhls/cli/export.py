@@ -22,14 +22,17 @@ from fkhls.cli.common import EXIT_MISMATCH, load_inputs
 @click.option("--input-type", default="ap_fixed<16,6>", show_default=True,
               help="Fixed-point type of the model input; inputs must lie on its grid.")
 @click.option("--force", is_flag=True, help="Replace an existing non-empty output directory.")
-def export(model, output_dir, backend, io_type, strategy, reuse_factor, input_type, force) -> None:
-    """Export a saved QKeras MODEL (.h5, .keras, SavedModel) to an exact hls4ml project."""
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False),
+              help="Weights .h5 of a MODEL given as a .json architecture (model.save_weights).")
+def export(model, output_dir, backend, io_type, strategy, reuse_factor, input_type, force, weights) -> None:
+    """Export a saved QKeras MODEL (.h5, .keras, SavedModel, or .json with --weights) to an exact hls4ml project."""
     from fkhls.api import export as export_project
     from fkhls.core.fixedpoint import cpp_type
 
     start = time.perf_counter()
     manifest = export_project(model, output_dir, backend=backend, io_type=io_type, strategy=strategy,
-                              reuse_factor=reuse_factor, input_type=input_type, force=force).manifest
+                              reuse_factor=reuse_factor, input_type=input_type, force=force,
+                              weights=weights).manifest
     rows = []
     for layer in manifest.layers:
         rows.append([layer.name, layer.hls_name or "(folded)", layer.kind,
@@ -49,14 +52,17 @@ def export(model, output_dir, backend, io_type, strategy, reuse_factor, input_ty
 @click.argument("project", type=click.Path(exists=True, file_okay=False))
 @click.option("--inputs", required=True, type=click.Path(exists=True, dir_okay=False), help="Inputs (.npy).")
 @click.option("--model", type=click.Path(exists=True), help="QKeras model to compare (default: the project's copy).")
-def verify(project, inputs, model) -> None:
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False), help="Weights .h5 of a .json --model.")
+def verify(project, inputs, model, weights) -> None:
     """Check that the project's C-sim reproduces the QKeras model bit for bit."""
     from fkhls.api import Project
-    from fkhls.model.spec import load_keras_model, model_hash
+    from fkhls.model.spec import load_keras_model, matches_model_hash
 
     project = Project.open(project)
-    keras_model = load_keras_model(model) if model else project.model()
-    if model and model_hash(keras_model) != project.manifest.model_hash:
+    if weights and not model:
+        raise click.UsageError("--weights goes with --model MODEL.json")
+    keras_model = load_keras_model(model, weights) if model else project.model()
+    if model and not matches_model_hash(keras_model, project.manifest.model_hash):
         click.secho("warning: --model differs from the model this project was exported from", fg="yellow", err=True)
     start = time.perf_counter()
     report = project.verify(load_inputs(inputs), keras_model)

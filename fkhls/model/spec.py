@@ -30,26 +30,159 @@ SUPPORTED_LAYERS = ", ".join(supported_classes())
 WEIGHTED_KINDS = kinds_with_role("weighted")
 
 
-def load_keras_model(path: str | Path):
-    """Load a saved QKeras model (.h5, .keras or SavedModel directory) with QKeras's custom objects."""
+MODEL_FORMATS = ("a .h5/.hdf5 or .keras model file, a SavedModel directory, "
+                 "or a .json architecture with --weights WEIGHTS.h5")
+_WHOLE_MODEL_SUFFIXES = (".h5", ".hdf5", ".keras")
+_JSON_MODEL_CLASSES = ("Sequential", "Functional", "Model")
+
+
+def load_keras_model(path: str | Path, weights: str | Path | None = None):
+    """Load a saved QKeras model with QKeras's custom objects: one loader for every format fkhls accepts.
+
+    ``path`` is a whole model (.h5/.hdf5, .keras, SavedModel directory) or a JSON architecture, in which case
+    ``weights`` names the weights .h5 (hls4ml's KerasJson + KerasH5 pair). Anything else is refused before
+    TensorFlow sees it.
+    """
     import tensorflow as tf
-    from qkeras.utils import _add_supported_quantized_objects
 
     quiet_tensorflow()
     path = Path(path)
     if not path.exists():
         raise ProjectError(f"model file {str(path)!r} does not exist")
-    custom_objects: dict = {}
-    _add_supported_quantized_objects(custom_objects)
+    if path.suffix.lower() == ".json":
+        if weights is None:
+            raise ProjectError(f"model file {str(path)!r} is a JSON architecture without weights: pass its weights "
+                               "file (--weights model_weights.h5)")
+        return _load_json_model(path, Path(weights))
+    if weights is not None:
+        raise ProjectError(f"weights file {str(weights)!r} given with model {str(path)!r}: --weights goes only "
+                           "with a .json architecture (a whole model file already holds its weights)")
+    is_savedmodel = path.is_dir() and (path / "saved_model.pb").is_file()
+    if not is_savedmodel and not (path.is_file() and path.suffix.lower() in _WHOLE_MODEL_SUFFIXES):
+        raise ProjectError(f"model file {str(path)!r} is not a format fkhls reads; accepted: {MODEL_FORMATS}")
     try:
-        return tf.keras.models.load_model(path, custom_objects=custom_objects, compile=False)
+        return tf.keras.models.load_model(path, custom_objects=_custom_objects(), compile=False)
     except Exception as exc:  # TF raises many types for unreadable files
         hint = ""
         if path.suffix == ".keras":
             # Measured with TF 2.15.1 + QKeras 0.9.0: QKeras layers saved in the Keras v3 format do not deserialize.
             hint = (" (QKeras models saved in the .keras format do not load back under TF 2.15; save with "
                     "model.save('model.h5') or as a SavedModel directory)")
-        raise ProjectError(f"cannot load Keras model {str(path)!r}: {exc}{hint}") from exc
+        raise ProjectError(f"cannot load Keras model {str(path)!r}: {_one_line(exc)}{hint}") from exc
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+def _custom_objects() -> dict:
+    """QKeras's objects plus Keras's own built-in classes, by name.
+
+    With tf_keras installed beside keras (TF 2.15), a config entry ``"module": "keras.layers"`` resolves
+    through TF's export table to tf_keras's class, and a functional model that mixes tf_keras's InputLayer
+    with keras's QKeras layers never finishes rebuilding (measured). Naming keras's classes here pins them.
+    """
+    import inspect
+
+    import tensorflow as tf
+    from qkeras.utils import _add_supported_quantized_objects
+
+    objects: dict = {}
+    for namespace in (tf.keras.constraints, tf.keras.regularizers, tf.keras.initializers, tf.keras.layers):
+        objects.update({name: value for name, value in vars(namespace).items()
+                        if not name.startswith("_") and inspect.isclass(value)})
+    objects.update(Sequential=tf.keras.Sequential, Functional=tf.keras.Model, Model=tf.keras.Model)
+    _add_supported_quantized_objects(objects)
+    return objects
+
+
+def _pin_builtins(config, objects: dict):
+    """Point every Keras built-in entry of a model config at keras's class (see ``_custom_objects``)."""
+    if isinstance(config, list):
+        return [_pin_builtins(item, objects) for item in config]
+    if not isinstance(config, dict):
+        return config
+    pinned = {key: _pin_builtins(value, objects) for key, value in config.items()}
+    module, name = pinned.get("module"), pinned.get("class_name")
+    if isinstance(module, str) and module.split(".")[0] == "keras" and name in objects:
+        pinned["registered_name"] = name  # looked up in custom_objects before the module's export table
+    activation = pinned.get("config", {}).get("activation") if name == "QActivation" else None
+    if isinstance(activation, dict) and activation.get("class_name") in objects:
+        # QActivation.from_config takes a quantizer object or its string, not the dict TF 2.15's to_json writes.
+        quantizer = objects[activation["class_name"]]
+        pinned["config"] = {**pinned["config"], "activation": quantizer(**activation.get("config", {}))}
+    return pinned
+
+
+def _load_json_model(path: Path, weights: Path):
+    """A JSON architecture (model.to_json()) plus its weights .h5, checked layer by layer before loading."""
+    import tensorflow as tf
+
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ProjectError(f"model file {str(path)!r} is not a readable JSON architecture ({_one_line(exc)}); "
+                           f"accepted: {MODEL_FORMATS}") from exc
+    if (not isinstance(config, dict) or config.get("class_name") not in _JSON_MODEL_CLASSES
+            or not isinstance(config.get("config"), dict) or not isinstance(config["config"].get("layers"), list)):
+        found = config.get("class_name") if isinstance(config, dict) else type(config).__name__
+        raise ProjectError(f"model file {str(path)!r} is JSON but not a Keras model architecture (class_name "
+                           f"{found!r}; expected one of {', '.join(_JSON_MODEL_CLASSES)} with a layer list, "
+                           "as model.to_json() writes)")
+    objects = _custom_objects()
+    unknown = sorted({str(layer.get("class_name")) for layer in config["config"]["layers"]
+                      if not isinstance(layer, dict) or layer.get("class_name") not in objects})
+    if unknown:  # refused here: an unknown class would otherwise fall through to tf_keras (see _custom_objects)
+        raise ProjectError(f"model file {str(path)!r} uses layer classes neither Keras nor QKeras provides: "
+                           f"{', '.join(unknown)}")
+    try:
+        pinned = _pin_builtins(config, objects)
+        cls = tf.keras.Sequential if pinned["class_name"] == "Sequential" else tf.keras.Model
+        model = cls.from_config(pinned["config"], custom_objects=objects)
+    except Exception as exc:  # Keras raises many types for a bad config
+        raise ProjectError(f"cannot build the model in {str(path)!r}: {_one_line(exc)}") from exc
+    _check_weights_file(model, weights)
+    try:
+        model.load_weights(weights, by_name=True)
+    except Exception as exc:
+        raise ProjectError(f"cannot load weights file {str(weights)!r}: {_one_line(exc)}") from exc
+    return model
+
+
+def _check_weights_file(model, weights: Path) -> None:
+    """Every layer's weights are in the file under its name with the model's shapes, and nothing else is."""
+    import h5py
+
+    if not weights.is_file():
+        raise ProjectError(f"weights file {str(weights)!r} does not exist")
+    try:
+        with h5py.File(weights, "r") as handle:
+            group = handle
+            if "layer_names" not in handle.attrs and "model_weights" in handle:
+                group = handle["model_weights"]  # a whole-model .h5 keeps its weights in this group
+            if "layer_names" not in group.attrs:
+                raise ProjectError(f"weights file {str(weights)!r} is HDF5 but not Keras weights (no layer_names; "
+                                   "write it with model.save_weights('model_weights.h5'))")
+            stored = {}
+            for raw in group.attrs["layer_names"]:
+                name = raw.decode() if isinstance(raw, bytes) else str(raw)
+                names = group[name].attrs.get("weight_names", [])
+                stored[name] = [tuple(group[name][n.decode() if isinstance(n, bytes) else n].shape) for n in names]
+    except ProjectError:
+        raise
+    except Exception as exc:  # h5py raises OSError/KeyError for damaged files
+        raise ProjectError(f"weights file {str(weights)!r} is not a readable Keras weights .h5: "
+                           f"{_one_line(exc)}") from exc
+    for layer in model.layers:
+        expected = [tuple(int(d) for d in w.shape) for w in layer.weights]
+        found = stored.pop(layer.name, [])
+        if found != expected:
+            raise ProjectError(f"weights file {str(weights)!r} does not match the architecture at layer "
+                               f"{layer.name!r}: the model needs weight shapes {expected}, the file has {found}")
+    extra = sorted(name for name, shapes in stored.items() if shapes)
+    if extra:
+        raise ProjectError(f"weights file {str(weights)!r} has weights for layers the architecture does not have: "
+                           f"{', '.join(extra)}")
 
 
 def quiet_tensorflow() -> None:
@@ -63,13 +196,46 @@ def quiet_tensorflow() -> None:
 
 
 def model_hash(model) -> str:
-    """sha256 of the architecture JSON and every weight array: identifies the model a project came from."""
+    """sha256 of every layer's config and every weight array: identifies the model a project came from.
+
+    The same model hashes the same whether it came from memory, .h5, a SavedModel or JSON + weights:
+    ``build_config`` (which Keras drops after a SavedModel round trip) is left out.
+    """
+    import tensorflow as tf
+
+    architecture = _without_build_config(model.get_config())
+    # An object left in a config (none in the models tested) is hashed by its Keras serialization, never by
+    # str(), whose "at 0x..." address would change from run to run.
+    text = json.dumps(architecture, sort_keys=True, default=tf.keras.utils.serialize_keras_object)
+    digest = hashlib.sha256(text.encode())
+    for weights in model.get_weights():
+        array = np.ascontiguousarray(weights)
+        digest.update(str(array.dtype).encode() + str(array.shape).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def matches_model_hash(model, recorded: str) -> bool:
+    """Is ``model`` the one a manifest's ``model_hash`` names? Accepts the hash of projects exported before
+    the hash left out build_config (sha256 of ``to_json()`` and the weights), so their verify stays quiet."""
+    return recorded in (model_hash(model), _to_json_model_hash(model))
+
+
+def _to_json_model_hash(model) -> str:
     digest = hashlib.sha256(model.to_json().encode())
     for weights in model.get_weights():
         array = np.ascontiguousarray(weights)
         digest.update(str(array.dtype).encode() + str(array.shape).encode())
         digest.update(array.tobytes())
     return digest.hexdigest()
+
+
+def _without_build_config(config):
+    if isinstance(config, dict):
+        return {key: _without_build_config(value) for key, value in config.items() if key != "build_config"}
+    if isinstance(config, (list, tuple)):
+        return [_without_build_config(value) for value in config]
+    return config
 
 
 def keras_shape(tensor_shape) -> tuple[int, ...]:
