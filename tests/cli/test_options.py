@@ -124,3 +124,23 @@ def test_campaign_ber_tensors_and_force(dense_project_session, tmp_path):
     assert (out / "results.csv").read_text().splitlines()[1:] != rows[1:]  # other draws, other rows
 
 
+
+
+def test_verify_names_the_layers_that_are_approximate_by_nature(tmp_path):
+    """A softmax model cannot equal QKeras bit for bit: verify says which layer and why, not only 'NOT bit-exact'."""
+    from fkhls.project.export import ExportOptions, export_model
+    from tests import models
+
+    model = models.build("softmax")
+    manifest = export_model(model, tmp_path / "prj", ExportOptions())
+    np.save(tmp_path / "x.npy", models.inputs_for(model, n=40, seed=3))
+    approximate = [layer for layer in manifest.layers if layer.exactness != "exact"]
+    assert [layer.kind for layer in approximate] == ["softmax"], [layer.kind for layer in approximate]
+    result = invoke("verify", manifest.project_dir, "--inputs", tmp_path / "x.npy")
+    lines = [line for line in result.output.splitlines() if line.startswith("note: layer ")]
+    assert lines == [f"note: layer {approximate[0].name!r} is {approximate[0].exactness}"]
+    assert "approximate by nature: softmax table" in lines[0]
+    if result.exit_code == 3:  # differing words are blamed on the approximate layer, not hidden
+        assert "1 layer(s) approximate by nature" in result.output
+    else:
+        assert result.exit_code == 0 and "bit-exact: every output word matches" in result.output
