@@ -20,6 +20,7 @@ from fkhls.core.errors import FkhlsError
 from fkhls.project.export import ExportOptions, export_model
 
 from tests import models
+from tests.processes import session_processes
 
 SHARD = 32  # 42 shards for the dense model: enough for a kill to land mid-campaign
 
@@ -157,16 +158,6 @@ def test_cli_scheduler_options_are_checked(tmp_path, extra, message):
     assert not (tmp_path / "r").exists()
 
 
-def _session_processes(sid: int) -> list[int]:
-    """Live processes of session ``sid`` (a campaign started in a new session, and everything it started)."""
-    out = []
-    for process in psutil.process_iter():
-        try:
-            if os.getsid(process.pid) == sid and process.status() != psutil.STATUS_ZOMBIE:
-                out.append(process.pid)
-        except (OSError, psutil.Error):
-            continue
-    return out
 
 
 def test_killed_dask_campaign_leaves_no_process(setup, tmp_path):
@@ -185,7 +176,7 @@ def test_killed_dask_campaign_leaves_no_process(setup, tmp_path):
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
-            seen |= set(_session_processes(proc.pid))
+            seen |= {pid for pid, _ in session_processes(proc.pid)}
             if len(list((results / SHARD_DIR).glob("shard-*.parquet"))) >= 2 and len(seen) >= 3:
                 break
             time.sleep(0.05)
@@ -195,6 +186,6 @@ def test_killed_dask_campaign_leaves_no_process(setup, tmp_path):
     finally:
         proc.wait()
     deadline = time.monotonic() + 15
-    while _session_processes(proc.pid) and time.monotonic() < deadline:
+    while session_processes(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _session_processes(proc.pid) == []
+    assert session_processes(proc.pid) == []

@@ -18,6 +18,7 @@ from fkhls.core.errors import ProjectError
 from fkhls.core.files import directory_lock
 from fkhls.project.export import export_model
 from tests import models
+from tests.processes import session_processes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,21 +72,6 @@ def test_a_forced_campaign_is_refused_while_another_runs_in_the_directory(projec
     assert not [p for p in (results / SHARD_DIR).iterdir() if p.name.startswith(".")]
 
 
-def _session_processes(sid: int) -> list[tuple[int, str]]:
-    """Live (non-zombie) processes of a session: every descendant of a process started with start_new_session."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_bytes()
-            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        fields = stat.rsplit(b")", 1)[1].split()
-        if int(fields[3]) == sid and fields[0] not in (b"Z", b"X"):
-            out.append((int(entry), cmd[:120]))
-    return out
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="walks /proc")
@@ -102,7 +88,7 @@ def test_a_killed_campaign_leaves_no_process(project, tmp_path):
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and proc.poll() is None:
-            seen |= {pid for pid, _ in _session_processes(proc.pid)}
+            seen |= {pid for pid, _ in session_processes(proc.pid)}
             if len(list((results / SHARD_DIR).glob("shard-*.parquet"))) >= 2 and len(seen) >= 4:
                 break
             time.sleep(0.05)
@@ -112,9 +98,9 @@ def test_a_killed_campaign_leaves_no_process(project, tmp_path):
     finally:
         proc.wait()
     deadline = time.monotonic() + 10
-    while _session_processes(proc.pid) and time.monotonic() < deadline:
+    while session_processes(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _session_processes(proc.pid) == []
+    assert session_processes(proc.pid) == []
     stray = [p.name for p in (results / SHARD_DIR).iterdir() if not p.name.startswith("shard-")]
     assert all(name.startswith(".shard-") for name in stray)  # at most temporaries, removed by the next resume
     identity = json.loads((results / "campaign.json").read_text())
