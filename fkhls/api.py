@@ -198,10 +198,9 @@ class Campaign:
 
 def _inputs(x: Any, what: str = "inputs") -> np.ndarray:
     if isinstance(x, (str, Path)):
-        try:
-            return np.load(x, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise FkhlsError(f"cannot read {what} {str(x)!r} (expected a .npy array): {exc}") from exc
+        from fkhls.core.files import load_array
+
+        return load_array(x, what)
     return np.asarray(x)
 
 

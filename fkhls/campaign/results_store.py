@@ -14,8 +14,6 @@ Campaign directories of fkhls before Parquet (``shard-NNNNN.npz``) are still rea
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
@@ -26,6 +24,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from fkhls.core.errors import ProjectError
+from fkhls.core.files import atomic_destination
 
 __all__ = ["SHARD_SUFFIX", "LEGACY_SUFFIX", "shard_file", "find_shard", "write_shard", "read_shard",
            "iter_columns", "read_columns", "shard_seconds", "write_table", "export_csv"]
@@ -50,17 +49,6 @@ def find_shard(shard_dir: str | Path, index: int) -> Path | None:
     return None
 
 
-def _atomic(path: Path):
-    """A temporary sibling of ``path`` (named ``.NAME.*``, so a killed writer's leftover is recognizable)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
-def _mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 def _table(columns: Mapping[str, np.ndarray]) -> pa.Table:
@@ -79,14 +67,8 @@ def write_shard(path: str | Path, columns: Mapping[str, np.ndarray]) -> None:
     rows = {k: v for k, v in columns.items() if not k.startswith("seconds_")}
     seconds = {k[len("seconds_"):]: float(v) for k, v in columns.items() if k.startswith("seconds_")}
     table = _table(rows).replace_schema_metadata({_SECONDS_KEY: json.dumps(seconds).encode()})
-    tmp = _atomic(path)
-    try:
+    with atomic_destination(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
-        os.chmod(tmp, _mode())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -150,17 +132,10 @@ def write_table(path: str | Path, columns: Mapping[str, np.ndarray], batch_rows:
     names = list(columns)
     n = len(next(iter(columns.values()))) if names else 0
     schema = _table({k: np.asarray(v)[:0] for k, v in columns.items()}).schema
-    tmp = _atomic(path)
-    try:
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            for lo in range(0, max(n, 1), batch_rows):
-                writer.write_table(_table({k: np.asarray(v)[lo:lo + batch_rows] for k, v in columns.items()})
-                                   .cast(schema))
-        os.chmod(tmp, _mode())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_destination(path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        for lo in range(0, max(n, 1), batch_rows):
+            writer.write_table(_table({k: np.asarray(v)[lo:lo + batch_rows] for k, v in columns.items()})
+                               .cast(schema))
     return path
 
 
@@ -168,15 +143,9 @@ def export_csv(parquet_path: str | Path, csv_path: str | Path, batch_rows: int =
     """``results.csv`` streamed from a results Parquet file, one row group at a time, written atomically."""
     parquet_path, csv_path = Path(parquet_path), Path(csv_path)
     source = pq.ParquetFile(parquet_path)
-    tmp = _atomic(csv_path)
-    try:
-        options = pacsv.WriteOptions(quoting_style="needed")
-        with pacsv.CSVWriter(tmp, source.schema_arrow.remove_metadata(), write_options=options) as writer:
-            for batch in source.iter_batches(batch_size=batch_rows):
-                writer.write_batch(batch)
-        os.chmod(tmp, _mode())
-        os.replace(tmp, csv_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    options = pacsv.WriteOptions(quoting_style="needed")
+    with atomic_destination(csv_path) as tmp, \
+            pacsv.CSVWriter(tmp, source.schema_arrow.remove_metadata(), write_options=options) as writer:
+        for batch in source.iter_batches(batch_size=batch_rows):
+            writer.write_batch(batch)
     return csv_path

@@ -47,8 +47,8 @@ import numpy as np
 from fkhls import __version__
 from fkhls.core.errors import FkhlsError, ProjectError
 from fkhls.faults.descriptors import TENSORS, FaultScenario, exhaustive_faults, model_bit_of, random_ber_scenarios
-from fkhls.core.files import (CAMPAIGN, atomic_save_npy, atomic_write_text, classify_output_dir, directory_lock,
-                              load_array, sha256_file)
+from fkhls.core.files import (CAMPAIGN, atomic_save_npy, atomic_savez, atomic_write_text, classify_output_dir,
+                              directory_lock, load_array, sha256_file)
 from fkhls.faults.descriptors import fault_from_model_bit  # ordered campaigns (a ranking's top bits)
 from fkhls.project.manifest import MANIFEST_NAME, Manifest, load_manifest
 from fkhls.campaign.report import FaultTable, write_report
@@ -504,22 +504,13 @@ def _run_shard(index: int, state: _State | None = None) -> tuple[int, int, int, 
     return index, hi - lo, mismatching, seconds
 
 
-def _atomic_savez(path: Path, columns: dict) -> None:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    try:
-        np.savez(tmp, **columns)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 # ----------------------------------------------------------------------------- the driver
 
 
-def _load_labels(path: Path | None, n: int) -> np.ndarray | None:
-    if path is None:
-        return None
+def load_labels(path: str | Path, n: int) -> np.ndarray:
+    """Class indices (or one-hot rows, reduced to indices), one per input sample, as int64."""
     labels = load_array(path, "labels")
     if labels.ndim == 2:
         labels = labels.argmax(axis=1)  # one-hot
@@ -665,7 +656,7 @@ def _run_locked(config: CampaignConfig, results_dir: Path, *, workers: int | Non
                          "vote and would report masked faults as damage; run it with --engine csim")
     x = load_array(config.inputs, "inputs")
     x_raw = input_words(manifest, x, what=f"inputs {config.inputs}")
-    labels = _load_labels(config.labels, x_raw.shape[0])
+    labels = load_labels(config.labels, x_raw.shape[0]) if config.labels is not None else None
     design = sample_design(spec_from_manifest(manifest), config.selection) \
         if config.selection.mode == "sampled" else None
     scenarios = design.scenarios() if design else campaign_scenarios(spec_from_manifest(manifest), config.selection)
@@ -744,7 +735,7 @@ def _write_golden(results_dir: Path, golden: dict, labels: np.ndarray | None) ->
     arrays = {f"golden_{k}": v for k, v in golden.items()}
     if labels is not None:
         arrays["labels"] = labels
-    _atomic_savez(results_dir / GOLDEN_NPZ, arrays)
+    atomic_savez(results_dir / GOLDEN_NPZ, arrays)
 
 
 def _executor(scheduler: str | None) -> Callable:

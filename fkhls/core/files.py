@@ -59,45 +59,46 @@ def _umask_mode() -> int:
     return 0o666 & ~mask
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write a file through a temporary sibling and rename, so readers never see a partial file."""
+@contextmanager
+def atomic_destination(path: str | Path, mode: int | None = None) -> Iterator[Path]:
+    """A temporary sibling of ``path`` (``.NAME.*``) for the body to write; renamed over ``path`` when the body
+    succeeds, removed when it fails, so readers never see a partial file. ``mode``: the permission bits
+    (default: what a plain ``open()`` gives; e.g. 0o755 for a program)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_bytes(path: str | Path, data: bytes, mode: int | None = None) -> None:
-    """``atomic_write_text`` for bytes; ``mode`` sets the permission bits (e.g. 0o755 for a program)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        yield tmp
         os.chmod(tmp, _umask_mode() if mode is None else mode)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a text file atomically (``atomic_destination``)."""
+    with atomic_destination(path) as tmp:
+        tmp.write_text(text)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, mode: int | None = None) -> None:
+    """Write a binary file atomically (``atomic_destination``); ``mode`` as there."""
+    with atomic_destination(path, mode) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_save_npy(path: str | Path, array: np.ndarray) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array)
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``np.save`` atomically (``atomic_destination``)."""
+    with atomic_destination(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, array)
+
+
+def atomic_savez(path: str | Path, arrays: dict) -> None:
+    """``np.savez`` atomically (``atomic_destination``)."""
+    with atomic_destination(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
 
 
 def load_array(path: str | Path, what: str = "inputs") -> np.ndarray:

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from fkhls import __version__
-from fkhls.core.files import sha256_file
+from fkhls.campaign.runner import load_labels
+from fkhls.core.files import load_array, sha256_file
 from fkhls.core.errors import FkhlsError
 from fkhls.rank.bitorder import BIT_ORDERS, BitSpace, bit_order
 from fkhls.rank.ranking import Ranking
@@ -46,18 +47,6 @@ class HessianOptions:
 
 
 
-def load_labels(path: Path, n: int) -> np.ndarray:
-    """Class indices (or one-hot rows), one per input sample."""
-    try:
-        labels = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise FkhlsError(f"cannot read labels {str(path)!r} (expected a .npy array): {exc}") from exc
-    if labels.ndim == 2:
-        labels = labels.argmax(axis=1)
-    if labels.ndim != 1 or len(labels) != n or not np.issubdtype(labels.dtype, np.number):
-        raise FkhlsError(f"labels {str(path)!r} have shape {labels.shape}; expected ({n},) class indices or "
-                         f"({n}, classes) one-hot, one per input sample")
-    return labels.astype(np.int64)
 
 
 def ranking_from_truth(truth, info: dict | None = None) -> Ranking:
@@ -127,10 +116,7 @@ def _read_data(manifest, inputs, labels, info: dict):
     x = x_raw = y = None
     if inputs is not None:
         inputs = Path(inputs)
-        try:
-            x = np.load(inputs, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise FkhlsError(f"cannot read inputs {str(inputs)!r} (expected a .npy array): {exc}") from exc
+        x = load_array(inputs, "inputs")
         x_raw = input_words(manifest, x, what=f"inputs {inputs}")
         info.update(inputs=str(inputs.resolve()), inputs_hash=sha256_file(inputs), n_samples=int(len(x_raw)))
     if labels is not None:
