@@ -29,7 +29,6 @@ are not copied: they describe the golden weights.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -40,11 +39,10 @@ from fkhls import __version__
 from fkhls.faults.addressing import flat_index_of, map_faults
 from fkhls.csim.build import CXXFLAGS, PROJECT_FLAGS
 from fkhls.core.errors import AddressError, ProjectError
-from fkhls.core.files import PROJECT, check_output_dir, sha256_file, staged_directory
+from fkhls.core.files import sha256_file
 from fkhls.core.fixedpoint import flip_bits, from_raw, literals
 from fkhls.project.manifest import ArrayRecord, Manifest, load_manifest
-from fkhls.project.export import check_project_path
-from fkhls.project.readback import retarget_hls4ml_config
+from fkhls.project.copy import FAULTS_JSON, check_copy_target, project_copy
 from fkhls.project.weights import (
     header_words as _header_words,
     parse_literals as _parse_literals,
@@ -74,7 +72,6 @@ __all__ = [
     "hardware_bits_of_faults",
 ]
 
-FAULTS_JSON = "faults.json"
 FAULTS_SCHEMA = 1
 # Files every project made by `inject` gets besides the copied golden project (name -> what it is).
 GENERATED_FILES = {
@@ -84,7 +81,6 @@ GENERATED_FILES = {
     "fkhls_hls.tcl": "Vivado/Vitis script: raw-word C simulation, then C synthesis",
 }
 # Never copied from the golden project: build outputs that would describe the golden weights.
-_IGNORED = ("*_prj", "*.so", "*.o", "fkhls_csim", FAULTS_JSON)
 
 
 @dataclass(frozen=True)
@@ -305,14 +301,11 @@ def inject_bits(project_dir: str | Path, output_dir: str | Path, bits: Iterable,
     golden_dir = Path(project_dir).resolve()
     manifest = load_manifest(golden_dir)
     output_dir = Path(output_dir)
-    check_output_dir(output_dir, force, "faulty project directory", owner=PROJECT, golden=golden_dir)
-    check_project_path(output_dir, "faulty project directory")
+    check_copy_target(golden_dir, output_dir, force, "faulty project directory")
     changes = plan_word_changes(manifest, bits, origins, golden_dir)
     if not changes:
         raise ProjectError("no bits to flip: the fault list is empty")
-    with staged_directory(output_dir, force, "faulty project directory", owner=PROJECT, golden=golden_dir) as staging:
-        shutil.copytree(golden_dir, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*_IGNORED))
-        retarget_hls4ml_config(staging, golden_dir, output_dir.resolve())
+    with project_copy(golden_dir, output_dir, force, "faulty project directory") as staging:
         changed_files: list[str] = []
         for record in manifest.arrays():
             mine = [c for c in changes if c.array == record.array]

@@ -6,23 +6,20 @@ place complete (``core.files.staged_directory``), like ``fkhls inject``'s faulty
 
 from __future__ import annotations
 
-import hashlib
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from fkhls.core.errors import ProjectError
-from fkhls.core.files import staged_directory
+from fkhls.core.files import sha256_file
 from fkhls.harden.report import write_report
 from fkhls.harden.select import WordSelection, select_words
 from fkhls.harden.tmr import write_tmr
 from fkhls.project.manifest import MANIFEST_NAME, Manifest, load_manifest
-from fkhls.project.readback import retarget_hls4ml_config
+from fkhls.project.copy import check_copy_target, project_copy
 
 __all__ = ["HardenResult", "harden_project"]
 
 # Build outputs describe the golden build; an inject record describes another copy.
-_IGNORED = ("*_prj", "*.so", "*.o", "fkhls_csim", "faults.json")
 
 
 @dataclass(frozen=True)
@@ -35,11 +32,6 @@ class HardenResult:
     summary: Path
 
 
-def _check_apart(golden: Path, target: Path) -> None:
-    golden, target = golden.resolve(), target.resolve()
-    if golden == target or golden in target.parents or target in golden.parents:
-        raise ProjectError(f"the hardened project {str(target)!r} must be outside the golden project {str(golden)!r} "
-                           "(and not contain it)")
 
 
 def harden_project(project_dir: str | Path, ranking_path: str | Path, output_dir: str | Path, *,
@@ -57,7 +49,7 @@ def harden_project(project_dir: str | Path, ranking_path: str | Path, output_dir
     if manifest.hardening:
         raise ProjectError(f"{str(golden_dir)!r} is already hardened; harden the golden project instead")
     output_dir = Path(output_dir)
-    _check_apart(golden_dir, output_dir)
+    check_copy_target(golden_dir, output_dir, force, "hardened project directory")
     space = BitSpace.of(spec_from_manifest(manifest))
     ranking = read_ranking(ranking_path, space)
     made_on = ranking.info.get("project_hash")
@@ -73,12 +65,10 @@ def harden_project(project_dir: str | Path, ranking_path: str | Path, output_dir
                     "seed": ranking.info.get("seed"), "inputs_hash": ranking.info.get("inputs_hash"),
                     "project_hash": made_on}
     extra = {"golden_project": str(golden_dir),
-             "golden_manifest_sha256": hashlib.sha256((golden_dir / MANIFEST_NAME).read_bytes()).hexdigest(),
+             "golden_manifest_sha256": sha256_file(golden_dir / MANIFEST_NAME),
              "ranking": ranking_info, "truth": selection.truth_info, "rule": selection.rule,
              "target": selection.target, "coverage_source": selection.coverage_source}
-    with staged_directory(output_dir, force, "hardened project directory") as staging:
-        shutil.copytree(golden_dir, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*_IGNORED))
-        retarget_hls4ml_config(staging, golden_dir, output_dir.resolve())
+    with project_copy(golden_dir, output_dir, force, "hardened project directory") as staging:
         hardened, _ = write_tmr(manifest, staging, selection.words, extra)
         write_report(staging, manifest, selection, {"project": str(output_dir.resolve()),
                                                      "golden_project": str(golden_dir), "ranking": ranking_info})

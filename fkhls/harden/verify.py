@@ -9,7 +9,6 @@ golden project's faulty output words, which the golden project's fastest exact e
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from fkhls.core.errors import ProjectError
+from fkhls.core.files import sha256_file
 from fkhls.project.manifest import MANIFEST_NAME, Manifest, load_manifest
 
 __all__ = ["Verification", "protected_scenarios", "verify_hardened"]
@@ -64,7 +64,7 @@ def _golden(manifest: Manifest) -> Manifest:
     section = manifest.hardening
     golden_dir = Path(section["golden_project"])
     path = golden_dir / MANIFEST_NAME
-    if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != section["golden_manifest_sha256"]:
+    if not path.is_file() or sha256_file(path) != section["golden_manifest_sha256"]:
         raise ProjectError(f"the golden project {str(golden_dir)!r} this copy was hardened from is missing or has "
                            "changed since; harden it again")
     return load_manifest(golden_dir)

@@ -236,6 +236,18 @@ def test_cli(setup, tmp_path):
     twice = runner.invoke(main, ["harden", str(out), "--ranking", str(base / "exhaustive.csv"), "-o",
                                  str(tmp_path / "h2"), "--budget", "3"])
     assert twice.exit_code == 1 and "already hardened" in twice.output
+    # the output rule every copy of a project follows (fkhls.project.copy): a foreign directory is refused,
+    # --force or not, and left as it was; the golden project is never a target
+    foreign = tmp_path / "thesis"
+    foreign.mkdir()
+    (foreign / "chapter1.tex").write_text("mine")
+    refused = runner.invoke(main, ["harden", str(golden.project_dir), "--ranking", str(base / "exhaustive.csv"), "-o",
+                                   str(foreign), "--budget", "3", "--force"])
+    assert refused.exit_code == 1 and "holds files fkhls did not write" in refused.output
+    assert [p.name for p in foreign.iterdir()] == ["chapter1.tex"]
+    inside = runner.invoke(main, ["harden", str(golden.project_dir), "--ranking", str(base / "exhaustive.csv"), "-o",
+                                  str(golden.project_dir / "hardened"), "--budget", "3"])
+    assert inside.exit_code == 1 and "must be outside the golden project" in inside.output
 
 
 def test_verify_proves_and_catches_a_broken_copy(setup, tmp_path):
