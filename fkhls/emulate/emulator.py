@@ -75,7 +75,7 @@ __all__ = [
     "float64_is_exact",
 ]
 
-Weights = dict  # (layer name, "kernel" | "bias") -> raw int64 array in Keras shape
+Weights = dict  # (tensor layer, tensor name) -> raw int64 array in Keras shape (TensorSpec.layer/.tensor)
 
 _FLOAT64_EXACT = 2**53
 
@@ -125,11 +125,13 @@ def quantize_and_bitflip(tensor, quantizer, regions: Sequence[FaultyLayerBitRegi
 
 
 def golden_weights(model, spec: ModelSpec) -> Weights:
-    """Raw words of every quantized kernel/bias, from QKeras's own quantizers (exact)."""
+    """Raw words of every fault-target tensor, as its handler computes them (QKeras's own quantizers: exact)."""
     weights = {}
-    for tspec in spec.tensors():
-        values = quantized_tensor(model.get_layer(tspec.layer), tspec.tensor)
-        weights[(tspec.layer, tspec.tensor)] = to_raw(tspec.ptype, values, f"{tspec.layer}.{tspec.tensor}")
+    for step in spec.layers:
+        handler = handler_for_kind(step.kind)
+        for tspec in step.tensors():
+            values = handler.tensor_values(model.get_layer(tspec.layer), tspec)
+            weights[(tspec.layer, tspec.tensor)] = to_raw(tspec.ptype, values, f"{tspec.layer}.{tspec.tensor}")
     return weights
 
 
@@ -200,21 +202,47 @@ def _check_inputs(spec: ModelSpec, x_raw) -> np.ndarray:
     return x_raw
 
 
+def _step_inputs(spec: ModelSpec, sources: tuple[int, ...], outs, x_in: np.ndarray):
+    """(input type, input words) of a step reading ``sources``: one array, or tuples for several inputs."""
+    if not sources:
+        return spec.input_type, x_in
+    if len(sources) == 1:
+        return spec.layers[sources[0]].result_type, outs[sources[0]]
+    return tuple(spec.layers[j].result_type for j in sources), tuple(outs[j] for j in sources)
+
+
+def _last_use(sources: tuple[tuple[int, ...], ...]) -> list[int]:
+    """Per step, the index of the last step reading its output (its own index when none does)."""
+    last = list(range(len(sources)))
+    for i, srcs in enumerate(sources):
+        for j in srcs:
+            last[j] = max(last[j], i)
+    return last
+
+
 def forward_raw(spec: ModelSpec, weights: Weights, x_raw, trace: bool = False):
     """Output words of the model for input words ``x_raw`` (N, *input_shape).
 
-    With ``trace=True`` returns ``(output, {layer name: output words})`` for every step, for a
-    layer-by-layer comparison with the C simulation.
+    Steps run in ``spec.layers`` order (a topological order of the graph), each on the outputs
+    of the steps it reads; the model output is the last step's. With ``trace=True`` returns
+    ``(output, {layer name: output words})`` for every step, for a layer-by-layer comparison
+    with the C simulation.
     """
     x = _check_inputs(spec, x_raw)
-    outputs = {}
-    in_type = spec.input_type
-    for layer in spec.layers:
-        x = _step(layer, in_type, x, weights)
-        in_type = layer.result_type
+    sources = spec.sources()
+    last = _last_use(sources)
+    outs: dict[int, np.ndarray] = {}
+    traced = {}
+    for i, layer in enumerate(spec.layers):
+        in_type, x_in = _step_inputs(spec, sources[i], outs, x)
+        outs[i] = _step(layer, in_type, x_in, weights)
         if trace:
-            outputs[layer.name] = x
-    return (x, outputs) if trace else x
+            traced[layer.name] = outs[i]
+        for j in sources[i]:
+            if last[j] == i and j != len(spec.layers) - 1:
+                del outs[j]  # no later step reads it: bound memory to the live tensors
+    final = outs[len(spec.layers) - 1]
+    return (final, traced) if trace else final
 
 
 def qkeras_forward(model, x) -> np.ndarray:
@@ -240,7 +268,10 @@ def _predict_with(model, spec: ModelSpec, faulty: Weights, keys, x) -> np.ndarra
     for key in keys:
         tspec = spec.tensor(*key)
         layer = model.get_layer(key[0])
-        variable = layer.kernel if key[1] == "kernel" else layer.bias
+        variable = getattr(layer, key[1], None)
+        if variable is None or not hasattr(variable, "assign"):
+            raise FaultSpecError(f"{key[0]}.{key[1]} is not a Keras variable, so the TF way (FKeras's) cannot "
+                                 "flip it; use method='exact'")
         variable.assign(from_raw(tspec.ptype, faulty[key]).astype(np.float32))
     return qkeras_forward(model, x)
 
@@ -333,6 +364,15 @@ _NARROW_WIDTH = 30
 _MONOTONE_SATURATION = (SaturationMode.SAT, SaturationMode.SAT_SYM)
 # Largest (sample, channel, word) key space deduplicated through a direct table (int32: 128 MiB).
 _STATE_TABLE = 1 << 25
+
+
+# Weighted kinds whose faults the fast path carries (a kernel matrix over im2col patches);
+# faults in any other step's tensors, and every fault of a graph model, take the generic path.
+_FAST_KINDS = ("dense", "conv1d", "conv2d")
+
+
+def _fast(layer: LayerSpec) -> bool:
+    return layer.kind in _FAST_KINDS and layer.kernel is not None
 
 
 def _compact(words: np.ndarray, narrow: bool) -> np.ndarray:
@@ -449,12 +489,18 @@ class _Golden:
 
     @classmethod
     def run(cls, spec: ModelSpec, weights: Weights, x_raw: np.ndarray) -> "_Golden":
+        if not spec.is_chain:  # a graph: golden words only, every fault takes the generic path
+            _, traced = forward_raw(spec, weights, x_raw, trace=True)
+            outs = [traced[step.name] for step in spec.layers]
+            sources = spec.sources()
+            in_types = [_step_inputs(spec, sources[i], outs, None)[0] for i in range(len(outs))]
+            return cls(spec, weights, outs, in_types, {}, {})
         x = _check_inputs(spec, x_raw)
         outs, in_types, accs, tables = [], [], {}, {}
         in_type = spec.input_type
         for index, layer in enumerate(spec.layers):
             in_types.append(in_type)
-            if layer.kernel is not None:
+            if _fast(layer):
                 acc = _accumulate(layer, in_type, x, weights)
                 x = _finish(layer, acc.acc, acc.frac).reshape(x.shape[0], *layer.output_shape)
                 accs[index] = (acc.acc, acc.frac)
@@ -546,11 +592,11 @@ class _Golden:
         if cached is None:
             layer, block = self.spec.layers[index], self.blocks[index]
             in_type = self.in_types[index]
-            kernel = self.weights[(layer.name, "kernel")].reshape(-1, layer.kernel.shape[-1])
+            kernel = self.weights[(layer.kernel.layer, layer.kernel.tensor)].reshape(-1, layer.kernel.shape[-1])
             kernel = kernel << (block.frac - in_type.fractional - layer.kernel.ptype.fractional)
             offset = np.zeros(kernel.shape[-1], dtype=np.int64)
             if layer.bias is not None:
-                offset += self.weights[(layer.name, "bias")] << (block.frac - layer.bias.ptype.fractional)
+                offset += self.weights[(layer.bias.layer, layer.bias.tensor)] << (block.frac - layer.bias.ptype.fractional)
             cached = self.kernels[index] = (kernel.astype(block.dtype), offset.astype(block.dtype))
         return cached
 
@@ -593,7 +639,8 @@ def _fault_deltas(g: _Golden, index: int, faults: Sequence[BitFault]):
     channel = np.empty(len(faults), dtype=np.int64)
     row = np.empty(len(faults), dtype=np.int64)
     delta = np.empty(len(faults), dtype=block.idtype)
-    is_bias = np.fromiter((f.tensor == "bias" for f in faults), dtype=bool, count=len(faults))
+    bias_name = layer.bias.tensor if layer.bias is not None else None
+    is_bias = np.fromiter((f.tensor == bias_name for f in faults), dtype=bool, count=len(faults))
     lbis = np.fromiter((f.lbi for f in faults), dtype=np.int64, count=len(faults))
     n_out = layer.kernel.shape[-1]
     for tensor, mine in (("kernel", ~is_bias), ("bias", is_bias)):
@@ -601,7 +648,7 @@ def _fault_deltas(g: _Golden, index: int, faults: Sequence[BitFault]):
             continue
         tspec = layer.kernel if tensor == "kernel" else layer.bias
         flat, bit = lb_index_to_wb_index(lbis[mine], tspec.width)
-        old = g.weights[(layer.name, tensor)].reshape(-1)[flat]
+        old = g.weights[(tspec.layer, tspec.tensor)].reshape(-1)[flat]
         new = flip_bits(tspec.ptype, old, np.left_shift(np.int64(1), bit))
         in_frac = g.in_types[index].fractional if tensor == "kernel" else 0
         delta[mine] = (new - old) << (block.frac - (tspec.ptype.fractional + in_frac))
@@ -767,6 +814,67 @@ def _effects_of_group(g: _Golden, index: int, faults: Sequence[BitFault], max_ro
     return _Effects(fpos, samples, slot[inverse], rows, row_samples)
 
 
+def _downstream_steps(spec: ModelSpec, index: int) -> list[int]:
+    """Steps after ``index`` that read its output, directly or through other steps, in order."""
+    reach, out = {index}, []
+    for j, srcs in enumerate(spec.sources()):
+        if j > index and any(src in reach for src in srcs):
+            reach.add(j)
+            out.append(j)
+    return out
+
+
+def _generic_effects(g: _Golden, index: int, faults: Sequence[BitFault]) -> _Effects:
+    """Effects of single-bit faults in any tensor of step ``index``, for any graph: exact, slower.
+
+    Per fault, the step is recomputed whole with the flipped word; only the samples whose step
+    output changed go on, through the steps downstream of it, each fed the faulty rows where it
+    reads a changed step and golden rows elsewhere. Used where the fast path's block algebra does
+    not apply (graphs, steps other than dense/conv kernels).
+    """
+    spec = g.spec
+    sources = spec.sources()
+    layer = spec.layers[index]
+    in_type, x_in = _step_inputs(spec, sources[index], g.outs, None)
+    x_in = tuple(a.astype(np.int64) for a in x_in) if isinstance(x_in, tuple) else x_in.astype(np.int64)
+    later = _downstream_steps(spec, index)
+    last = len(spec.layers) - 1
+    golden = g.outs[index].astype(np.int64)
+    n = golden.shape[0]
+    fpos, pair_samples, rows = [], [], []
+    for k, fault in enumerate(faults):
+        key = (fault.layer, fault.tensor)
+        tspec = spec.tensor(*key)
+        words = np.array(g.weights[key], dtype=np.int64, copy=True)
+        flat, bit = lb_index_to_wb_index(np.array([fault.lbi], dtype=np.int64), tspec.width)
+        words.reshape(-1)[flat] = flip_bits(tspec.ptype, words.reshape(-1)[flat], np.left_shift(np.int64(1), bit))
+        out = _step(layer, in_type, x_in, {**g.weights, key: words})
+        samples = np.flatnonzero((out != golden).reshape(n, -1).any(axis=1))
+        if not len(samples):
+            continue
+        faulty = {index: out[samples]}
+        for j in later:
+            if not any(src in faulty for src in sources[j]):
+                continue
+            ins = [faulty[src] if src in faulty else g.outs[src][samples].astype(np.int64) for src in sources[j]]
+            types = tuple(spec.layers[src].result_type for src in sources[j])
+            faulty[j] = _step(spec.layers[j], types[0] if len(ins) == 1 else types,
+                              ins[0] if len(ins) == 1 else tuple(ins), g.weights)
+        if last not in faulty:
+            continue
+        final = faulty[last]
+        differs = (final != g.final[samples]).reshape(len(samples), -1).any(axis=1)
+        fpos.append(np.full(int(differs.sum()), k))
+        pair_samples.append(samples[differs])
+        rows.append(final[differs])
+    out_shape = g.final.shape[1:]
+    if not rows:
+        empty = np.empty(0, dtype=np.int64)
+        return _Effects(empty, empty, empty, np.empty((0, *out_shape), dtype=g.final.dtype), empty)
+    samples = np.concatenate(pair_samples)
+    return _Effects(np.concatenate(fpos), samples, np.arange(len(samples)), np.concatenate(rows), samples)
+
+
 def _check_faults(spec: ModelSpec, faults: Sequence[BitFault]) -> dict[tuple[str, str], list[int]]:
     """Validate faults against the spec; group their positions per (layer, tensor) in first-seen order."""
     sizes = {(t.layer, t.tensor): (t.n_bits, t.width) for t in spec.tensors()}
@@ -792,14 +900,20 @@ def _iter_effects(spec: ModelSpec, weights: Weights, x_raw, faults: Sequence[Bit
     groups = _check_faults(spec, faults)
     g = _Golden.run(spec, weights, x_raw)
     yield g
-    position = {layer.name: i for i, layer in enumerate(spec.layers)}
+    owners = spec.owners()
     layers: dict[int, list[int]] = {}
-    for (name, _), members in groups.items():
-        layers.setdefault(position[name], []).extend(members)
+    for key, members in groups.items():
+        layers.setdefault(owners[key], []).extend(members)
     n = g.outs[0].shape[0]
     for index, members in layers.items():
         layer = spec.layers[index]
         members = np.asarray(members)
+        if index not in g.blocks:
+            step = max(1, min(64, chunk_elements // max(n * int(np.prod(layer.output_shape)), 1)))
+            for lo in range(0, len(members), step):
+                chunk = members[lo:lo + step]
+                yield chunk, _generic_effects(g, index, [faults[i] for i in chunk])
+            continue
         channel = np.array([faults[i].flat_index for i in members]) % layer.kernel.shape[-1]
         members = members[np.argsort(channel, kind="stable")]
         step = max(1, chunk_elements // max(n * g.blocks[index].acc.shape[1], 1))

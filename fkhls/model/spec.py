@@ -308,11 +308,14 @@ def describe_model(model, input_type: str | FixedPrecisionType = DEFAULT_INPUT_T
 
 
 def quantized_tensor(layer, tensor: str) -> np.ndarray:
-    """The quantized values QKeras uses for a layer's kernel or bias, as float64 (exact)."""
+    """The quantized values QKeras uses for a layer's ``tensor`` variable (kernel, bias, depthwise_kernel ...)
+    through its ``<tensor>_quantizer_internal``, as float64 (exact)."""
     import tensorflow as tf
 
-    variable = layer.kernel if tensor == "kernel" else layer.bias
-    quantizer = getattr(layer, f"{tensor}_quantizer_internal")
+    variable = getattr(layer, tensor, None)
+    quantizer = getattr(layer, f"{tensor}_quantizer_internal", None)
+    if variable is None or quantizer is None:
+        raise UnsupportedModelError(f"layer {layer.name!r} has no quantized variable {tensor!r}")
     return np.asarray(quantizer(tf.convert_to_tensor(variable)).numpy(), dtype=np.float64)
 
 

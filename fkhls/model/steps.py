@@ -18,8 +18,8 @@ from fkhls.core.fixedpoint import FixedPrecisionType
 class TensorSpec:
     """One quantized weight tensor (a layer's kernel or bias) as QKeras stores it."""
 
-    layer: str
-    tensor: str  # "kernel" or "bias"
+    layer: str  # the Keras layer it belongs to (fault descriptors name it)
+    tensor: str  # its name in that layer: "kernel", "bias", or e.g. "depthwise_kernel", "scale"
     shape: tuple[int, ...]
     ptype: FixedPrecisionType
     quantizer: dict = field(compare=False)
@@ -61,6 +61,7 @@ class LayerSpec:
     pool_size: tuple[int, ...] = ()  # pooling window (pooling kinds)
     pads: tuple[int, ...] = ()  # zero padding: (before, after) per spatial axis, flattened
     approximate: str = ""  # why the step cannot equal QKeras bit for bit ("" = exact by nature)
+    inputs: tuple[str, ...] = ()  # names of the steps it reads, in order; () = the step before it (a chain)
 
     @property
     def n_terms(self) -> int:
@@ -91,6 +92,29 @@ class ModelSpec:
     def tensors(self) -> tuple[TensorSpec, ...]:
         """Every quantized tensor in FKeras model-bit order: layers in model order, kernel then bias."""
         return tuple(t for layer in self.weighted_layers for t in layer.tensors())
+
+    @property
+    def is_chain(self) -> bool:
+        """True when every step reads only the step before it (the single-bit fast path's shape)."""
+        return all(not s.inputs or s.inputs == (self.layers[i - 1].name,) for i, s in enumerate(self.layers) if i)
+
+    def sources(self) -> tuple[tuple[int, ...], ...]:
+        """Per step, the indices of the steps it reads (() for the input step), in the step's input order."""
+        index = {s.name: i for i, s in enumerate(self.layers)}
+        out = []
+        for i, step in enumerate(self.layers):
+            if not step.inputs:
+                out.append((i - 1,) if i else ())
+                continue
+            missing = [n for n in step.inputs if index.get(n, i) >= i]
+            if missing:
+                raise UnsupportedModelError(f"step {step.name!r} reads {missing}, which are not earlier steps")
+            out.append(tuple(index[n] for n in step.inputs))
+        return tuple(out)
+
+    def owners(self) -> dict[tuple[str, str], int]:
+        """(tensor layer, tensor name) -> index of the step that holds that tensor."""
+        return {(t.layer, t.tensor): i for i, s in enumerate(self.layers) for t in s.tensors()}
 
     def tensor(self, layer: str, tensor: str) -> TensorSpec:
         for spec in self.tensors():

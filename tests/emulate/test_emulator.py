@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from numpy.testing import assert_array_equal
 
 import fkhls
 from fkhls.emulate import emulator as emulate
@@ -239,6 +240,31 @@ def test_engine_exhaustive_every_path(small, monkeypatch, name):
     monkeypatch.setattr(emulate, "_is_monotone", lambda *args: False)
     monkeypatch.setattr(emulate, "_TABLE_MAX_WIDTH", 0)
     check("no bands, no tables")
+    monkeypatch.setattr(emulate, "_FAST_KINDS", ())
+    check("generic path (what graphs and non-kernel tensors take)")
+
+
+def test_graph_spec_forward_and_generic_engine(small):
+    """A spec whose steps name their inputs (a graph: one output read twice, a dead branch) runs in
+    topological order; its single-bit faults (generic path) equal the full pass with the faulty weights."""
+    import dataclasses
+
+    _, spec, weights, x = small["conv1d_same"]
+    names = [s.name for s in spec.layers]
+    qb = names.index("qb")
+    # 'r' reads the conv output directly, skipping 'qb', which is left as a dead branch
+    steps = list(spec.layers)
+    steps[qb + 1] = dataclasses.replace(steps[qb + 1], inputs=(names[qb - 1],))
+    graph = dataclasses.replace(spec, layers=tuple(steps))
+    assert not graph.is_chain and graph.sources()[qb + 1] == (qb - 1,)
+    chain = dataclasses.replace(spec, layers=tuple(s for i, s in enumerate(spec.layers) if i != qb))
+    x_raw = emulate.input_raw(spec, x[:20])
+    assert_array_equal(emulate.forward_raw(graph, weights, x_raw), emulate.forward_raw(chain, weights, x_raw))
+    assert not np.array_equal(emulate.forward_raw(graph, weights, x_raw), emulate.forward_raw(spec, weights, x_raw))
+    faults = exhaustive_faults(graph)
+    batched = emulate.evaluate_single_bit_faults(graph, weights, x_raw, faults)
+    assert_array_equal(batched, _expected_outputs(graph, weights, x_raw, faults))
+    assert (batched != emulate.forward_raw(graph, weights, x_raw)[None]).any()
 
 
 def test_bands_match_the_table(small):

@@ -18,6 +18,12 @@ Writing the next handler (one module in this package, plus its tests):
    every word it produces; ``walk`` holds the input type and shape.
 5. ``forward(step, in_type, x, weights)``: the step's output words, int64, from input words
    ``x`` (N, *input_shape) -- exactly what the hls4ml C++ computes for the types described.
+   A step reading several steps (``LayerSpec.inputs``, e.g. a Merge) gets tuples: ``in_type``
+   and ``x`` hold one type / one array per input, in order. ``weights`` maps
+   ``(tensor.layer, tensor.tensor)`` to raw words of every fault-target tensor; a handler
+   whose tensors are not plain QKeras variables overrides ``tensor_values``. Faults in
+   tensors of any step are carried exactly by the emulator's generic single-bit path; the
+   fast path covers the dense/conv kinds of a chain.
 6. Export: ``hls_matches(step, hls_layer)`` says whether an hls4ml layer computes the step,
    ``folds(step)`` whether hls4ml may leave no layer for it (its value then lives in the
    previous output; ``hides_previous`` when that output is cast to the step's type), and
@@ -38,7 +44,7 @@ import numpy as np
 
 from fkhls.core.errors import UnsupportedModelError
 from fkhls.core.fixedpoint import FixedPrecisionType
-from fkhls.model.steps import LayerSpec
+from fkhls.model.steps import LayerSpec, TensorSpec
 
 ROLES = ("input", "weighted", "elementwise", "reshape", "window")
 
@@ -69,6 +75,16 @@ class LayerHandler:
 
     def forward(self, step: LayerSpec, in_type: FixedPrecisionType, x: np.ndarray, weights: dict) -> np.ndarray:
         raise NotImplementedError
+
+    def tensor_values(self, layer, tensor: TensorSpec) -> np.ndarray:
+        """The exact values (float64) of one of the step's fault-target tensors, from the Keras ``layer``.
+
+        Default: the QKeras variable of that name through its quantizer. A handler whose hardware
+        array is computed (e.g. a batch-norm scale) overrides this.
+        """
+        from fkhls.model.spec import quantized_tensor
+
+        return quantized_tensor(layer, tensor.tensor)
 
     def hls_matches(self, step: LayerSpec, hls_layer) -> bool:
         return False

@@ -146,7 +146,7 @@ class WeightedHandler(LayerHandler):
 
     def accumulate(self, step: LayerSpec, in_type: FixedPrecisionType, x: np.ndarray, weights: dict) -> Accumulated:
         """sum(x * w) aligned to the exact fractional position, plus the bias aligned to it."""
-        kernel = weights[(step.name, "kernel")]
+        kernel = weights[(step.kernel.layer, step.kernel.tensor)]
         n = x.shape[0]
         patches = self.patches(step, x)
         frac_p = in_type.fractional + step.kernel.ptype.fractional
@@ -155,7 +155,7 @@ class WeightedHandler(LayerHandler):
                        float64_is_exact(step, in_type))
         acc = flat.reshape(n, patches.shape[1], -1) << (frac - frac_p)
         if step.bias is not None:
-            acc += weights[(step.name, "bias")] << (frac - step.bias.ptype.fractional)
+            acc += weights[(step.bias.layer, step.bias.tensor)] << (frac - step.bias.ptype.fractional)
         return Accumulated(acc, frac, patches)
 
     @staticmethod
