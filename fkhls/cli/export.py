@@ -24,7 +24,11 @@ from fkhls.cli.common import EXIT_MISMATCH, load_inputs
 @click.option("--force", is_flag=True, help="Replace an existing non-empty output directory.")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False),
               help="Weights .h5 of a MODEL given as a .json architecture (model.save_weights).")
-def export(model, output_dir, backend, io_type, strategy, reuse_factor, input_type, force, weights) -> None:
+@click.option("--softmax-implementation", type=click.Choice(["stable", "latency", "argmax", "legacy"]),
+              default="stable", show_default=True,
+              help="hls4ml's Softmax implementation (its default: stable); every one is reproduced word for word.")
+def export(model, output_dir, backend, io_type, strategy, reuse_factor, input_type, force, weights,
+           softmax_implementation) -> None:
     """Export a saved QKeras MODEL (.h5, .keras, SavedModel, or .json with --weights) to an exact hls4ml project."""
     from fkhls.api import export as export_project
     from fkhls.core.fixedpoint import cpp_type
@@ -32,7 +36,7 @@ def export(model, output_dir, backend, io_type, strategy, reuse_factor, input_ty
     start = time.perf_counter()
     manifest = export_project(model, output_dir, backend=backend, io_type=io_type, strategy=strategy,
                               reuse_factor=reuse_factor, input_type=input_type, force=force,
-                              weights=weights).manifest
+                              weights=weights, softmax_implementation=softmax_implementation).manifest
     rows = []
     for layer in manifest.layers:
         rows.append([layer.name, layer.hls_name or "(folded)", layer.kind,

@@ -332,7 +332,7 @@ def crosscheck(manifest: Manifest, fault_set: FaultSet, inputs: np.ndarray, *, m
     if reference not in ("exact", "tf"):
         raise ProjectError(f"reference {reference!r} is not valid; valid: 'exact', 'tf'")
     model = model if model is not None else load_keras_model(manifest.model_path)
-    spec = describe_model(model, manifest.input_ptype)
+    spec = describe_model(model, manifest.input_ptype, **manifest.describe_options)
     weights = golden_weights(model, spec)
     x_raw = input_words(manifest, inputs)
     x = np.asarray(inputs, dtype=np.float64).reshape((len(x_raw), *manifest.input_shape))
