@@ -249,6 +249,15 @@ class Project:
 
         return golden_parity(self.manifest, _inputs(x), model)
 
+    def verify_layers(self, x: Any, model=None):
+        """``fkhls verify``: golden parity plus a verdict per layer, exact or approximate by nature (a VerifyReport).
+
+        ``.passed`` is verify's exit 0: exact layers bit for bit, approximate ones within their declared bounds.
+        """
+        from fkhls.crosscheck.verify import verify_project
+
+        return verify_project(self.manifest, _inputs(x), model)
+
     def faultmap(self, faults: Any) -> FaultMap:
         fault_set = self.faults(faults)
         return FaultMap(self.manifest, fault_set, tuple(fault_map_rows(self.manifest, fault_set)))
