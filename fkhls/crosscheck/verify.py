@@ -126,7 +126,10 @@ def _keras_references(model, steps, x: np.ndarray) -> dict[int, np.ndarray]:
     out = {}
     for (i, (name, what)), value in zip(wanted.items(), values):
         if what == "pre-activation":
-            value = _linear_clone(model.get_layer(name))(np.asarray(value, dtype=np.float32)).numpy()
+            try:
+                value = _linear_clone(model.get_layer(name))(np.asarray(value, dtype=np.float32)).numpy()
+            except (ValueError, TypeError, KeyError):  # QKeras cannot rebuild it: judged after its activation only
+                continue
         out[i] = np.asarray(value, dtype=np.float64).reshape(len(x), -1)
     return out
 
