@@ -249,6 +249,15 @@ class Project:
 
         return golden_parity(self.manifest, _inputs(x), model)
 
+    def verify_layers(self, x: Any, model=None):
+        """``fkhls verify``: golden parity plus a verdict per layer, exact or approximate by nature (a VerifyReport).
+
+        ``.passed`` is verify's exit 0: exact layers bit for bit, approximate ones within their declared bounds.
+        """
+        from fkhls.crosscheck.verify import verify_project
+
+        return verify_project(self.manifest, _inputs(x), model)
+
     def faultmap(self, faults: Any) -> FaultMap:
         fault_set = self.faults(faults)
         return FaultMap(self.manifest, fault_set, tuple(fault_map_rows(self.manifest, fault_set)))
@@ -335,18 +344,20 @@ class Project:
 
 def export(model_or_path: Any, output_dir: str | Path, *, backend: str = "Vivado", io_type: str = "io_parallel",
            strategy: str = "Latency", reuse_factor: int = 1, input_type: str | None = None,
-           force: bool = False, weights: str | Path | None = None) -> Project:
+           force: bool = False, weights: str | Path | None = None,
+           softmax_implementation: str = "stable") -> Project:
     """Export a QKeras model (in memory, or a saved .h5 / SavedModel, or a .json architecture with ``weights``,
     the .h5 of its weights) to an exact hls4ml project.
 
     As hls4ml's ``convert_from_keras_model``, but every type is chosen so the hardware words equal
     QKeras's and read back before the project is handed out. An existing non-empty ``output_dir`` is
-    refused unless ``force``.
+    refused unless ``force``. ``softmax_implementation`` is hls4ml's (stable, latency, argmax, legacy).
     """
     from fkhls.model.spec import DEFAULT_INPUT_TYPE
     from fkhls.project.export import ExportOptions, export_model
 
-    options = ExportOptions(backend, io_type, strategy, reuse_factor, input_type or DEFAULT_INPUT_TYPE)
+    options = ExportOptions(backend, io_type, strategy, reuse_factor, input_type or DEFAULT_INPUT_TYPE,
+                            softmax_implementation)
     if weights is not None:
         from fkhls.model.spec import load_keras_model
         from fkhls.core.files import PROJECT, check_output_dir

@@ -572,7 +572,7 @@ def _tf_model(manifest: Manifest):
     from fkhls.model.spec import describe_model, load_keras_model
 
     model = load_keras_model(manifest.model_path)
-    spec = describe_model(model, manifest.input_type["cpp"])
+    spec = describe_model(model, manifest.input_type["cpp"], **manifest.describe_options)
     return spec, golden_weights(model, spec)
 
 

@@ -15,6 +15,12 @@ project may have been edited after export) against the exact ones:
 ``float_rounding_in_tf``                           QKeras's float32 arithmetic rounded; the exact emulation agrees with hardware
 ``mapping``                                        the hardware flipped a different weight bit than the emulation
 ``unknown``                                        none of the above explains it
+
+With ``reference="tf"``, a difference the exact emulation does not share (it agrees with the C-sim)
+in a model with a layer approximate by nature is that layer's, not the bridge's: the cause is the
+code its handler declares (``LayerHandler.approximation``: ``softmax_table``, ``softmax_argmax``,
+``sigmoid_table``, ``tanh_table``, ``average_divide``, ``float_batchnorm`` ...), blamed on the first
+such layer of the model.
 """
 
 from __future__ import annotations
@@ -47,7 +53,20 @@ from fkhls.crosscheck.parity import exact_words, word_differences
 CAUSES = (
     "accumulator_wrap", "accumulator_saturation", "accumulator_rounding", "output_wrap", "output_saturation",
     "output_rounding", "rounding_mode", "float_rounding_in_tf", "mapping", "unknown",
-)
+)  # plus the cause codes the handlers of approximate-by-nature layers declare (see the module docstring)
+
+
+def first_approximation(spec: ModelSpec):
+    """(step, Approximation) of the model's first step approximate by nature, or None."""
+    from fkhls.model.layers import handler_for_kind
+
+    in_type = spec.input_type
+    for step in spec.layers:
+        approx = handler_for_kind(step.kind).approximation(step, in_type)
+        if approx is not None:
+            return step, approx
+        in_type = step.result_type
+    return None
 
 
 @dataclass(frozen=True)
@@ -111,6 +130,13 @@ class CrosscheckReport:
     def all_exact(self) -> bool:
         return not self.mismatching
 
+    @property
+    def explained_by_approximation(self) -> bool:
+        """True when every differing scenario differs only by a layer approximate by nature (the bridge is exact)."""
+        differing = [s for s in (self.golden, *self.scenarios) if s is not None and not s.exact]
+        return bool(differing) and all(s.divergence is not None and s.divergence.cause not in CAUSES
+                                       for s in differing)
+
     def cause_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for s in self.mismatching:
@@ -134,6 +160,7 @@ class CrosscheckReport:
             "golden_bit_exact": self.golden.exact if self.golden else None,
             "golden": asdict(self.golden) if self.golden else None,
             "causes": self.cause_counts(),
+            "explained_by_approximate_layers": self.explained_by_approximation,
             "mismatching": [asdict(s) for s in self.mismatching],
             "scenario_results": [{"index": s.index, "name": s.name, "n_bits": len(s.bits), "bit_exact": s.bit_exact,
                                   "outputs_compared": s.outputs_compared, "max_lsb_diff": s.max_lsb_diff}
@@ -286,6 +313,15 @@ def diagnose(manifest: Manifest, spec: ModelSpec, weights, x_raw: np.ndarray, sc
     mapping = _check_mapping(manifest, scenario, bits) if bits else None
     if mapping:
         return Divergence(bits[0].layer, None, 0, 0, 0.0, "mapping", mapping)
+    if reference == "tf" and exact_agrees and first_approximation(spec) is not None:
+        step, approx = first_approximation(spec)
+        return Divergence(step.name, None, int(len(samples)), 0, 0.0, approx.cause,
+                          f"layer {step.name!r} is approximate by nature: {approx.reason}; the exact emulation of the "
+                          "same faulty words agrees with the C-sim bit for bit, so the bridge is exact (declared "
+                          f"bound at the layer: {approx.bound_lsb:g} LSB; `fkhls verify` measures it)"
+                          if approx.bound_lsb is not None else
+                          f"layer {step.name!r} is approximate by nature: {approx.reason}; the exact emulation agrees "
+                          "with the C-sim bit for bit")
     if reference == "tf" and exact_agrees:
         return Divergence("(output)", None, int(len(samples)), 0, 0.0, "float_rounding_in_tf",
                           "QKeras's float32 predict rounds a sum that needs more than 24 significant bits; the exact "
@@ -332,7 +368,7 @@ def crosscheck(manifest: Manifest, fault_set: FaultSet, inputs: np.ndarray, *, m
     if reference not in ("exact", "tf"):
         raise ProjectError(f"reference {reference!r} is not valid; valid: 'exact', 'tf'")
     model = model if model is not None else load_keras_model(manifest.model_path)
-    spec = describe_model(model, manifest.input_ptype)
+    spec = describe_model(model, manifest.input_ptype, **manifest.describe_options)
     weights = golden_weights(model, spec)
     x_raw = input_words(manifest, inputs)
     x = np.asarray(inputs, dtype=np.float64).reshape((len(x_raw), *manifest.input_shape))

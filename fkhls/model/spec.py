@@ -259,10 +259,12 @@ def _blocked(model, blockers: list[str]) -> UnsupportedModelError:
     )
 
 
-def describe_model(model, input_type: str | FixedPrecisionType = DEFAULT_INPUT_TYPE) -> ModelSpec:
+def describe_model(model, input_type: str | FixedPrecisionType = DEFAULT_INPUT_TYPE, *,
+                   softmax_implementation: str = "stable") -> ModelSpec:
     """Validate a QKeras model and derive the exact hardware type of every step.
 
     Every layer is checked before anything is refused, so one error lists every blocker.
+    ``softmax_implementation`` is hls4ml's Softmax implementation the project builds (an export option).
     """
     in_type = parse_type(input_type) if isinstance(input_type, str) else input_type
     if len(model.inputs) != 1 or len(model.outputs) != 1:
@@ -276,7 +278,7 @@ def describe_model(model, input_type: str | FixedPrecisionType = DEFAULT_INPUT_T
         )
     input_shape = keras_shape(model.inputs[0].shape)
     first = model.layers[0]
-    walk = Walk(in_type, input_shape)
+    walk = Walk(in_type, input_shape, softmax_implementation)
     steps: list[LayerSpec] = [LayerSpec(
         name=first.name if first.__class__.__name__ == "InputLayer" else "input", keras_name="input", kind="input",
         keras_class="InputLayer", input_shape=input_shape, output_shape=input_shape, result_type=in_type)]

@@ -28,6 +28,7 @@ from fkhls.project.readback import read_typedefs as _typedefs
 from fkhls.project.readback import retarget_hls4ml_config
 from fkhls.project.weights import read_txt_values
 from fkhls.model.layers import handler_for_kind
+from fkhls.model.layers.softmax import IMPLEMENTATIONS as SOFTMAX_IMPLEMENTATIONS
 from fkhls.model.spec import (
     DEFAULT_INPUT_TYPE,
     LayerSpec,
@@ -59,6 +60,7 @@ class ExportOptions:
     strategy: str = "Latency"
     reuse_factor: int = 1
     input_type: str = DEFAULT_INPUT_TYPE
+    softmax_implementation: str = "stable"  # hls4ml's default (fpga_backend.py); latency, argmax, legacy
 
     def validate(self) -> None:
         if self.backend not in BACKENDS:
@@ -70,6 +72,9 @@ class ExportOptions:
         if not isinstance(self.reuse_factor, int) or self.reuse_factor < 1:
             raise ProjectError(f"reuse factor {self.reuse_factor!r} must be an integer >= 1")
         parse_type(self.input_type)
+        if self.softmax_implementation not in SOFTMAX_IMPLEMENTATIONS:
+            raise ProjectError(f"softmax implementation {self.softmax_implementation!r} is not supported (choose from "
+                               f"{', '.join(SOFTMAX_IMPLEMENTATIONS)})")
 
 
 def check_project_path(path: str | Path, what: str = "project directory") -> None:
@@ -91,7 +96,7 @@ def export_model(model_or_path, output_dir: str | Path, options: ExportOptions =
     check_output_dir(output_dir, force, "project directory", owner=PROJECT)  # refuse before loading anything
     model = load_keras_model(model_or_path) if isinstance(model_or_path, (str, Path)) else model_or_path
     quiet_tensorflow()
-    spec = describe_model(model, options.input_type)
+    spec = describe_model(model, options.input_type, softmax_implementation=options.softmax_implementation)
     output_dir = Path(output_dir).resolve()
     with staged_directory(output_dir, force, "project directory", owner=PROJECT) as staging:
         hls_model = _convert(model, spec, options, staging)
@@ -317,7 +322,8 @@ def _read_back(model, spec: ModelSpec, options: ExportOptions, matches, hls_mode
         input_shape=spec.input_shape, output_shape=spec.layers[-1].output_shape,
         input_var=input_layer.get_output_variable().name, output_var=output_layer.get_output_variable().name,
         layers=tuple(records), model_name=spec.name, model_hash=model_hash(model), model_file=MODEL_COPY_NAME,
-        versions=_versions(), requested={"reuse_factor": options.reuse_factor, "changed_reuse_factor": changed_rf},
+        versions=_versions(), requested={"reuse_factor": options.reuse_factor, "changed_reuse_factor": changed_rf,
+                                           "softmax_implementation": options.softmax_implementation},
     )
 
 

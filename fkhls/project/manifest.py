@@ -118,6 +118,11 @@ class Manifest:
     def weighted_layers(self) -> tuple[LayerRecord, ...]:
         return tuple(layer for layer in self.layers if layer.kernel is not None)
 
+    @property
+    def describe_options(self) -> dict:
+        """The export options ``describe_model`` needs to re-derive the spec the project was built from."""
+        return {"softmax_implementation": self.requested.get("softmax_implementation", "stable")}
+
     def arrays(self) -> tuple[ArrayRecord, ...]:
         return tuple(a for layer in self.weighted_layers for a in layer.arrays())
 

@@ -63,7 +63,7 @@ def _tf_model(manifest, space: BitSpace):
     from fkhls.model.spec import describe_model, load_keras_model
 
     model = load_keras_model(manifest.model_path)
-    spec = describe_model(model, manifest.input_type["cpp"])
+    spec = describe_model(model, manifest.input_type["cpp"], **manifest.describe_options)
     if BitSpace.of(spec) != space:
         raise FkhlsError(f"the model copy {str(manifest.model_path)!r} does not match the project's tensors; "
                          "re-export the project")

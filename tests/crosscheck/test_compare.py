@@ -177,3 +177,22 @@ def test_io_stream_conv_project_is_traced_and_explained(tmp_path):
     assert report.mismatching and not report.golden.exact
     assert {(r.divergence.layer, r.divergence.cause) for r in report.mismatching} <= {
         ("c1", "accumulator_rounding"), ("c1", "accumulator_wrap")}
+
+
+def test_tf_reference_names_the_approximate_layer_not_the_bridge(tmp_path):
+    """A softmax model against FKeras's float model: the differences are the softmax table's (its declared cause),
+    the exact emulation of the same faulty words agrees with the C-sim, and the report says so."""
+    from tests import models
+
+    model = models.build("softmax")
+    manifest = export_model(model, tmp_path / "prj")
+    x = models.grid_inputs((5,), 60, 3, fractional=3, scale=1.5)
+    faults = {"faults": [{"layer": "d1", "bits": [0]}, {"layer": "head", "tensor": "bias", "bits": [2]}]}
+    assert run(manifest, x, faults, model=model).all_exact  # the bridge: emulation == C-sim, fault by fault
+    report = run(manifest, x, faults, model=model, reference="tf")
+    assert not report.all_exact and not report.golden.exact
+    for result in (report.golden, *report.mismatching):
+        assert (result.divergence.cause, result.divergence.layer) == ("softmax_table", "head_activation")
+        assert "agrees with the C-sim bit for bit" in result.divergence.explanation
+    assert report.explained_by_approximation and report.to_summary()["explained_by_approximate_layers"] is True
+    assert run(manifest, x, faults, model=model).explained_by_approximation is False  # nothing differs there

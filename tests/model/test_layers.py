@@ -334,3 +334,120 @@ def test_softmax_forms_and_refusals():
     out = tf.keras.layers.Activation("softmax", name="sm2")(QDense(3, name="d", kernel_quantizer=q, bias_quantizer=q)(x_in))
     with pytest.raises(UnsupportedModelError, match="'sm2'.*1-D input only.*flatten"):
         describe_model(tf.keras.Model(x_in, out))
+
+
+# ----------------------------------------------------------------------------- softmax implementations and bounds
+
+
+@pytest.mark.parametrize("io_type", ["io_parallel", "io_stream"])
+@pytest.mark.parametrize("implementation", ["latency", "argmax", "legacy"])
+def test_softmax_implementation_golden_csim_equals_emulator(implementation, io_type, tmp_path):
+    """hls4ml's other softmax implementations (stable is every stage's): set at export, read back, word for word."""
+    from fkhls.csim.build import run_csim
+    from fkhls.project.export import ExportOptions, export_model
+    from fkhls.project.readback import config_struct, read_parameters
+
+    model = models.build("softmax")
+    spec = describe_model(model, softmax_implementation=implementation)
+    assert spec.layers[-1].activation == implementation and implementation in spec.layers[-1].approximate
+    manifest = export_model(model, tmp_path / "prj", ExportOptions(io_type=io_type,
+                                                                    softmax_implementation=implementation))
+    assert manifest.describe_options == {"softmax_implementation": implementation}
+    record = next(r for r in manifest.layers if r.kind == "softmax")
+    struct = config_struct(read_parameters(manifest.project_dir), record.hls_index)
+    assert struct["implementation"] == f"nnet::softmax_implementation::{implementation}"
+    x = _inputs(model, 300, seed=17)
+    golden = emulate.forward_raw(spec, emulate.golden_weights(model, spec), emulate.input_raw(spec, x))
+    hw = run_csim(manifest, x)
+    assert_array_equal(hw, golden.reshape(len(x), -1))
+    if implementation == "argmax":  # one-hot of the first maximum, as (res_T)1
+        assert_array_equal(hw.sum(axis=1), np.full(len(x), 1 << spec.output_type.fractional))
+    assert len(np.unique(hw)) > 1
+
+
+def test_softmax_forms_argmax_ties_and_refusal():
+    from fkhls.core.errors import ProjectError
+    from fkhls.core.fixedpoint import FixedPrecisionType
+    from fkhls.model.layers.softmax import OUTPUT_TYPE, softmax_words
+    from fkhls.project.export import ExportOptions
+
+    words = softmax_words(np.array([[3, 7, 7, -1], [-4, -4, -4, -4]]), FixedPrecisionType(8, 4, True), OUTPUT_TYPE,
+                          "argmax")
+    one = 1 << OUTPUT_TYPE.fractional
+    assert_array_equal(words, [[0, one, 0, 0], [one, 0, 0, 0]])  # data[i] > maximum: the first maximum wins
+    with pytest.raises(ProjectError, match="softmax implementation 'fast'.*stable, latency, argmax, legacy"):
+        ExportOptions(softmax_implementation="fast").validate()
+    with pytest.raises(UnsupportedModelError, match="'fast' is not one of hls4ml"):
+        describe_model(models.build("softmax"), softmax_implementation="fast")
+
+
+@pytest.mark.parametrize("implementation", ["stable", "latency", "argmax", "legacy"])
+@pytest.mark.parametrize("in_cpp", ["ap_fixed<16,6>", "ap_fixed<12,5>", "ap_fixed<18,8>"])
+def test_softmax_declared_bound_holds(implementation, in_cpp):
+    """The declared bound (LSBs of the output) against the float softmax, on seeded inputs inside its domain."""
+    from fkhls.core.fixedpoint import parse_type, raw_bounds
+    from fkhls.model.layers.softmax import OUTPUT_TYPE, softmax_bound, softmax_words
+
+    in_type = parse_type(in_cpp)
+    rng = np.random.default_rng(8)
+    worst = 0.0
+    for n, spread in ((5, 4.0), (10, 6.0), (3, 1.0)):  # x_max - x stays below inp_norm_t's range
+        x_raw = np.clip(np.floor(rng.uniform(-spread / 2, spread / 2, (3000, n)) * 2.0**in_type.fractional),
+                        *raw_bounds(in_type)).astype(np.int64)
+        x = x_raw * 2.0**-in_type.fractional
+        p = np.exp(x - x.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        hw = softmax_words(x_raw, in_type, OUTPUT_TYPE, implementation)
+        measured = float(np.max(np.abs(hw - p * 2.0**OUTPUT_TYPE.fractional)))
+        bound, why = softmax_bound(implementation, in_type, n)
+        assert measured <= bound, (implementation, in_cpp, n, measured, bound, why)
+        worst = max(worst, measured / bound)
+    if implementation == "stable":  # derived from the tables, and tight: within 10% of what the inputs reach
+        assert worst > 0.9 and softmax_bound("stable", in_type, 5)[0] < 256
+    if implementation == "argmax":
+        assert softmax_bound("argmax", in_type, 5)[0] == np.ceil(0.8 * 1024)
+
+
+@pytest.mark.parametrize("function", ["sigmoid", "tanh"])
+def test_table_bound_holds_on_every_input_word(function):
+    """sigmoid/tanh: every word of a 20-bit input type, through hls4ml's table, within the declared bound."""
+    from fkhls.core.fixedpoint import FixedPrecisionType
+    from fkhls.model.layers.activation import ActivationHandler
+    from fkhls.model.layers.tables import RANGE, TABLE_TYPE
+
+    in_type = FixedPrecisionType(20, 6, True)  # 14 fractional bits: close to every cell's ends
+    raw = np.arange(-(1 << 19), 1 << 19, dtype=np.int64)
+    spec = describe_model(models.build(function))
+    step = next(s for s in spec.layers if s.activation == function)
+    approx = ActivationHandler().approximation(step, in_type)
+    assert approx.cause == f"{function}_table" and "linear output" in approx.exact_alternative
+    out = layers.handler_for_kind("activation").forward(step, in_type, raw, {})
+    x = raw * 2.0**-in_type.fractional
+    exact = 1 / (1 + np.exp(-x)) if function == "sigmoid" else np.tanh(x)
+    measured = np.max(np.abs(out - exact * 2.0**TABLE_TYPE.fractional))
+    slope = {"sigmoid": 0.25, "tanh": 1.0}[function]
+    # slope times the index step, plus the table's truncation (one LSB) and the ceiling
+    assert measured <= approx.bound_lsb <= slope * 2 * RANGE[function] / 1024 * 2**TABLE_TYPE.fractional + 2
+    assert measured > approx.bound_lsb - 2, measured  # derived from the table, not padded
+
+
+def test_verify_judges_every_layer(shapes):
+    """Exact layers, fed QKeras's own input, equal it word for word; approximate ones stay within their declared
+    bound; a layer fed an approximate layer's words is attributed to it; the C-sim equals the emulator."""
+    from fkhls.crosscheck.verify import verify_project
+
+    model, spec, _, x, manifest, _ = shapes
+    report = verify_project(manifest, x, model)
+    assert report.passed and report.csim_equals_emulator, [(v.name, v.status) for v in report.layers]
+    verdicts = {v.name: v for v in report.layers}
+    for step in spec.layers[1:]:
+        v = verdicts[step.name]
+        assert (v.exactness == "approximate") == bool(step.approximate), step.name
+        if v.exactness == "exact" and v.fed == "QKeras" and v.compared:
+            assert v.status == "bit-exact" and v.bit_exact == v.compared, step.name
+        if v.exactness == "approximate" and v.attributed_to is None and v.compared:
+            assert v.status in ("bit-exact", "within bound") and v.max_lsb <= v.bound_lsb, step.name
+    if manifest.model_name == "sigmoid_test":  # head reads the table's words: its differences are the table's
+        assert verdicts["sig"].status == "within bound" and verdicts["sig"].cause == "sigmoid_table"
+        assert (verdicts["head"].fed, verdicts["head"].status, verdicts["head"].attributed_to) == (
+            "emulator", "attributed", "sig")

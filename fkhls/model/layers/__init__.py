@@ -2,6 +2,7 @@
 
 from fkhls.model.layers import activation, conv, dense, padding, pooling, reshape, softmax  # noqa: F401  (registers the handlers)
 from fkhls.model.layers.base import (
+    Approximation,
     LayerHandler,
     Walk,
     handler_for_class,
@@ -12,5 +13,5 @@ from fkhls.model.layers.base import (
     supported_classes,
 )
 
-__all__ = ["LayerHandler", "Walk", "handler_for_class", "handler_for_kind", "kinds_with_role", "layer_handler", "role_of",
+__all__ = ["Approximation", "LayerHandler", "Walk", "handler_for_class", "handler_for_kind", "kinds_with_role", "layer_handler", "role_of",
            "supported_classes"]

@@ -14,10 +14,10 @@ import numpy as np
 
 from fkhls.core.errors import UnsupportedModelError
 from fkhls.core.fixedpoint import FixedPrecisionType, cast_raw, quantizer_type
-from fkhls.model.layers.base import LayerHandler, Walk, layer_handler
+from fkhls.model.layers.base import Approximation, LayerHandler, Walk, layer_handler
 from fkhls.model.layers.quantizers import activation_of
 from fkhls.model.layers.softmax import SoftmaxHandler, softmax_steps
-from fkhls.model.layers.tables import RANGE, TABLE_SIZE, TABLE_TYPE, activation_table, table_index
+from fkhls.model.layers.tables import RANGE, TABLE_SIZE, TABLE_TYPE, activation_table, table_bound, table_index
 from fkhls.model.steps import LayerSpec
 
 
@@ -120,6 +120,17 @@ class ActivationHandler(LayerHandler):
             table = activation_table(step.activation, TABLE_SIZE, TABLE_TYPE.width, TABLE_TYPE.integer)
             return cast_raw(table[table_index(step.activation, x, in_type)], TABLE_TYPE.fractional, step.result_type)
         raise UnsupportedModelError(f"layer {step.name!r}: activation {step.activation!r} is not supported")
+
+    def approximation(self, step: LayerSpec, in_type: FixedPrecisionType) -> Approximation | None:
+        if step.activation not in RANGE:
+            return None
+        bound = table_bound(step.activation, TABLE_SIZE, TABLE_TYPE.width, TABLE_TYPE.integer)
+        return Approximation(
+            f"{step.activation}_table", step.approximate, bound,
+            f"the largest distance between {step.activation}(x) and the table entry hls4ml reads for x, over every "
+            f"x (index step {2 * RANGE[step.activation] / TABLE_SIZE:g}, entries rounded to 2^-{TABLE_TYPE.fractional}, "
+            "clipped ends)",
+            "as the model's output: a linear output (the logits); inside the model: QActivation(quantized_relu(...))")
 
     def hls_matches(self, step: LayerSpec, hls_layer) -> bool:
         if hls_layer.class_name != "Activation":

@@ -32,7 +32,13 @@ Writing the next handler (one module in this package, plus its tests):
    ``hls_type_checks`` names the typedefs export must read back (the output type always is),
    ``hls_config_checks`` the config-struct members (table sizes, implementation).
 7. If the step cannot equal QKeras bit for bit (a table, a non-power-of-two divide), set
-   ``LayerSpec.approximate`` to the reason: the manifest records it per layer.
+   ``LayerSpec.approximate`` to the reason (the manifest records it per layer) and override
+   ``approximation(step, in_type)``: an ``Approximation`` with a short cause code (``softmax_table``,
+   ``sigmoid_table``, ``float_batchnorm`` ...: what ``crosscheck --reference tf`` and ``verify``
+   report), the largest deviation from QKeras fkhls guarantees (``bound_lsb``, in LSBs of the
+   step's output type, derived from the step's tables and types, with ``bound_why``), and the exact
+   path a user can choose instead (``exact_alternative``). A step that sets ``approximate`` without
+   a declared bound fails ``verify`` (no bound, nothing to hold it to).
 """
 
 from __future__ import annotations
@@ -54,10 +60,25 @@ _BY_KIND: dict[str, "LayerHandler"] = {}
 
 @dataclass
 class Walk:
-    """What ``describe_model`` carries from layer to layer along the chain: the current word type and shape."""
+    """What ``describe_model`` carries from layer to layer along the chain: the current word type and shape.
+
+    ``softmax_implementation`` is the export option (hls4ml's Softmax ``implementation``) the softmax steps take.
+    """
 
     in_type: FixedPrecisionType
     shape: tuple[int, ...]
+    softmax_implementation: str = "stable"
+
+
+@dataclass(frozen=True)
+class Approximation:
+    """Why a step cannot equal QKeras bit for bit and how far from it fkhls guarantees it stays (its handler declares it)."""
+
+    cause: str  # short code: softmax_table, sigmoid_table, tanh_table, average_divide, float_batchnorm ...
+    reason: str  # the step's LayerSpec.approximate
+    bound_lsb: float | None  # max |hardware word - QKeras value| in LSBs of the step's output type; None: none declared
+    bound_why: str  # how the bound follows from the step's tables and types (and where it holds)
+    exact_alternative: str = ""  # what the user can do to get an exact step instead ("" when there is none)
 
 
 class LayerHandler:
@@ -105,6 +126,13 @@ class LayerHandler:
     def hls_config_checks(self, step: LayerSpec, hls_layer) -> list[tuple[str, str, str]]:
         """(config struct member, expected text, what) to read back from parameters.h (e.g. table sizes)."""
         return []
+
+    def approximation(self, step: LayerSpec, in_type: FixedPrecisionType) -> Approximation | None:
+        """None for a step exact by nature; else its declared cause, bound and exact alternative (see step 7)."""
+        if not step.approximate:
+            return None
+        return Approximation("approximate", step.approximate, None,
+                             f"handler {type(self).__name__} declares no deviation bound")
 
 
 def layer_handler(*keras_classes: str):

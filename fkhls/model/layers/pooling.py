@@ -23,7 +23,7 @@ import numpy as np
 
 from fkhls.core.errors import UnsupportedModelError
 from fkhls.core.fixedpoint import MAX_WIDTH, FixedPrecisionType
-from fkhls.model.layers.base import LayerHandler, Walk, layer_handler
+from fkhls.model.layers.base import Approximation, LayerHandler, Walk, layer_handler
 from fkhls.model.steps import LayerSpec
 
 _OP_NAME = {"Max": "maxpool", "Average": "avgpool"}
@@ -131,6 +131,14 @@ class AveragePoolingHandler(_PoolingHandler):
         approximate = "" if n == 1 << s else (f"divides by {n}, not a power of two: hls4ml truncates the quotient "
                                                f"toward zero at 2**-{result.fractional}")
         return {"result_type": result, "accum_type": accum, "approximate": approximate}
+
+    def approximation(self, step: LayerSpec, in_type: FixedPrecisionType) -> Approximation | None:
+        if not step.approximate:
+            return None
+        return Approximation("average_divide", step.approximate, 1.0,
+                             "the exact window sum divided by N and truncated toward zero: less than one LSB of the "
+                             "result type from the exact average (QKeras's float32 mean adds far less than one LSB)",
+                             "a pool size that is a power of two (the divide is then exact)")
 
     def forward(self, step: LayerSpec, in_type: FixedPrecisionType, x: np.ndarray, weights: dict) -> np.ndarray:
         """sum in accum_t (exact), then ap_fixed division: the raw quotient truncated toward zero."""

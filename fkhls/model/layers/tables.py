@@ -58,6 +58,34 @@ def activation_table(function: str, size: int = TABLE_SIZE, width: int = 18, int
     return cast_raw(raw, table_t.fractional, table_t)
 
 
+def _limit(function: str, x: float) -> float:
+    return {"sigmoid": 1.0 / (1.0 + np.exp(-x)), "tanh": np.tanh(x)}[function] if np.isfinite(x) else (
+        1.0 if x > 0 else (0.0 if function == "sigmoid" else -1.0))
+
+
+@lru_cache(maxsize=8)
+def table_bound(function: str, size: int = TABLE_SIZE, width: int = 18, integer: int = 8) -> float:
+    """Largest |f(x) - table entry of x| over every real x, in LSBs of ``table_t``: the declared deviation bound.
+
+    The index truncates x / step toward zero (step = 2R / size) and is clipped, so entry ``i``
+    (k = i - size/2) serves x in ((k-1) step, k step] for k < 0, (-step, step) for k = 0,
+    [k step, (k+1) step) for k > 0, and the end entries everything beyond -R and from R - step on.
+    f is monotone: the worst case of a cell is at one of its ends.
+    """
+    table = activation_table(function, size, width, integer) * 2.0 ** -(width - integer)
+    step = 2.0 * RANGE[function] / size
+    worst = 0.0
+    for i, value in enumerate(table):
+        k = i - size // 2
+        lo, hi = ((k - 1) * step, k * step) if k < 0 else ((-step, step) if k == 0 else (k * step, (k + 1) * step))
+        if i == 0:
+            lo, hi = -np.inf, -RANGE[function]
+        if i == size - 1:
+            lo, hi = RANGE[function] - step, np.inf
+        worst = max(worst, abs(_limit(function, lo) - value), abs(_limit(function, hi) - value))
+    return float(np.ceil(worst * 2.0 ** (width - integer) + 0.01))  # + QKeras's float32 rounding, far below an LSB
+
+
 def table_index(function: str, x: np.ndarray, in_type: FixedPrecisionType, size: int = TABLE_SIZE) -> np.ndarray:
     """hls4ml's table index of input words: int(data * size / (2 R)) + size / 2, clipped to [0, size - 1]."""
     span = 2 * RANGE[function]
