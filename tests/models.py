@@ -379,3 +379,29 @@ def sequential_model(seed: int = 14):
     ], name="sequential_test")
     _spread_weights(model, seed)
     return model
+
+
+def leaky_model(seed: int = 16):
+    """quantized_relu with negative_slope (hls4ml's LeakyReLU) on a bounded input, a relu_upper_bound under the default
+    is_quantized_clip=True (the forward ignores it), and a plain quantized_relu that saturates at its range."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    q = quantized_bits(5, 1, alpha=1)
+    x_in = tf.keras.Input(shape=(5,), name="x")
+    h = QDense(8, name="d1", kernel_quantizer=q, bias_quantizer=q)(x_in)
+    h = QActivation(quantized_bits(8, 2, alpha=1), name="bound")(h)  # [-4, 4): inside the leaky clip
+    h = QActivation(quantized_relu(6, 2, negative_slope=0.25), name="leaky")(h)
+    h = QDense(6, name="d2", kernel_quantizer=q, bias_quantizer=q)(h)
+    h = QActivation(quantized_relu(6, 2, relu_upper_bound=1.5), name="capped")(h)  # default clip: bound unused
+    h = QDense(5, name="d3", kernel_quantizer=q, bias_quantizer=q)(h)
+    h = QActivation(quantized_relu(5, 1), name="sat")(h)
+    out = QDense(3, name="head", kernel_quantizer=q, bias_quantizer=q)(h)
+    model = tf.keras.Model(x_in, out, name="leaky_test")
+    _spread_weights(model, seed)
+    return model
+
+
+BUILDERS.update(leaky=leaky_model)

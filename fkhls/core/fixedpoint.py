@@ -260,12 +260,35 @@ def quantizer_type(config: dict, *, activation: bool = False, where: str = "quan
     if name == "quantized_relu":
         if not activation:
             raise UnsupportedModelError(f"{where}: quantized_relu is only supported as an activation")
-        bits, integer = int(cfg["bits"]), int(cfg.get("integer", 0))
-        if cfg.get("negative_slope", 0.0) or cfg.get("use_sigmoid") or cfg.get("relu_upper_bound") is not None:
-            raise UnsupportedModelError(
-                f"{where}: quantized_relu with negative_slope, use_sigmoid or relu_upper_bound is not supported"
-            )
-        return _make(bits, integer, False, RoundingMode.RND_CONV, SaturationMode.SAT)
+        return _relu_type(cfg, where)
     raise UnsupportedModelError(
         f"{where}: quantizer {name!r} is not supported (supported: quantized_bits(alpha=1), quantized_relu)"
     )
+
+
+def _relu_type(cfg: dict, where: str) -> FixedPrecisionType:
+    """quantized_relu's grid: ap_ufixed<b, i> (round half to even, saturate), signed ap_fixed<b, i+1> when leaky.
+
+    QKeras 0.9.0 (quantized_relu.__call__): ``negative_slope`` spends one bit on the sign, the grid
+    step stays 2**(i - (b - 1)). ``relu_upper_bound`` changes the forward value only with
+    ``is_quantized_clip=False`` (by default it shapes the straight-through gradient alone).
+    """
+    bits, integer = int(cfg["bits"]), int(cfg.get("integer", 0))
+    if cfg.get("use_sigmoid"):
+        raise UnsupportedModelError(f"{where}: quantized_relu(use_sigmoid=1) has no hls4ml equivalent; "
+                                    "use use_sigmoid=0")
+    if cfg.get("negative_slope"):
+        ptype = _make(bits, integer + 1, True, RoundingMode.RND_CONV, SaturationMode.SAT)
+    else:
+        ptype = _make(bits, integer, False, RoundingMode.RND_CONV, SaturationMode.SAT)
+    bound = cfg.get("relu_upper_bound")
+    top = ((1 << (ptype.width - ptype.signed)) - 1) * 2.0**-ptype.fractional
+    if bound is not None and not cfg.get("is_quantized_clip", True) and float(bound) < top:
+        # QKeras's get_config omits is_quantized_clip: a saved model reloads with True and computes another function.
+        raise UnsupportedModelError(
+            f"{where}: quantized_relu(relu_upper_bound={float(bound)!r}, is_quantized_clip=False) clips below the "
+            f"type's top {top!r}, but QKeras does not save is_quantized_clip (the saved model ignores the bound) and "
+            "hls4ml ignores the bound too; use quantized_relu(bits, integer) whose range ends at the bound, or the "
+            "default is_quantized_clip=True"
+        )
+    return ptype

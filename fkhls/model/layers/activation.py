@@ -3,7 +3,9 @@
 A quantized activation (quantized_relu, quantized_bits) takes its quantizer's type. An
 unquantized ``relu`` is typed by fkhls: max(x, 0) of an ap_fixed<W, I> word fits
 ap_ufixed<W-1, I-1> exactly, so the step is exact whatever QKeras computed in float.
-``linear`` steps copy the words. ``Activation('sigmoid' | 'tanh')`` is hls4ml's lookup table
+``linear`` steps copy the words. A leaky quantized_relu (``negative_slope``) is hls4ml's
+LeakyReLU layer (``leaky.py``); a ``relu_upper_bound`` is a narrower saturating type
+(``fixedpoint.quantizer_type``). ``Activation('sigmoid' | 'tanh')`` is hls4ml's lookup table
 (``tables.py``), its result typed as the table: approximate by nature. ``Activation('softmax')``
 becomes a ``softmax`` step owned by ``softmax.py``.
 """
@@ -14,6 +16,7 @@ import numpy as np
 
 from fkhls.core.errors import UnsupportedModelError
 from fkhls.core.fixedpoint import FixedPrecisionType, cast_raw, quantizer_type
+from fkhls.model.layers import leaky
 from fkhls.model.layers.base import LayerHandler, Walk, layer_handler
 from fkhls.model.layers.quantizers import activation_of
 from fkhls.model.layers.softmax import SoftmaxHandler, softmax_steps
@@ -45,10 +48,15 @@ def activation_steps(name: str, keras_name: str, keras_class: str, value, walk: 
         return []
     kind, config = act
     result = relu_type(walk.in_type) if config is None else quantizer_type(config, activation=True, where=where)
+    extra = {}
+    if kind == "leaky_relu":
+        slope = float(config["config"]["negative_slope"])
+        leaky.slope_exponent(slope, where)
+        extra = dict(param=slope, approximate=leaky.deviation(walk.in_type, slope, result))
     walk.in_type = result
     return [LayerSpec(name=name, keras_name=keras_name, kind="activation", keras_class=keras_class,
                       input_shape=tuple(out_shape), output_shape=tuple(out_shape), result_type=result,
-                      activation=kind)]
+                      activation=kind, **extra)]
 
 
 def _linear(layer, walk: Walk, out_shape) -> list[LayerSpec]:
@@ -61,6 +69,8 @@ def _check(value, where: str) -> list[str]:
         act = activation_of(value, where)
         if act is not None and act[1] is not None:
             quantizer_type(act[1], activation=True, where=where)
+            if act[0] == "leaky_relu":
+                leaky.slope_exponent(float(act[1]["config"]["negative_slope"]), where)
     except UnsupportedModelError as exc:
         return [str(exc)]
     return []
@@ -114,6 +124,8 @@ class ActivationHandler(LayerHandler):
             return x
         if step.activation == "relu":
             return cast_raw(np.maximum(x, 0), in_type.fractional, step.result_type)
+        if step.activation == "leaky_relu":
+            return leaky.forward(x, in_type, step.param, step.result_type)
         if step.activation == "quantized_bits":
             return cast_raw(x, in_type.fractional, step.result_type)
         if step.activation in RANGE:
@@ -122,6 +134,10 @@ class ActivationHandler(LayerHandler):
         raise UnsupportedModelError(f"layer {step.name!r}: activation {step.activation!r} is not supported")
 
     def hls_matches(self, step: LayerSpec, hls_layer) -> bool:
+        if step.activation == "leaky_relu":
+            return (hls_layer.class_name in ("LeakyReLU", "ParametrizedActivation")
+                    and hls_layer.get_attr("activation") == "leaky_relu"
+                    and float(hls_layer.get_attr("activ_param")) == step.param)
         if hls_layer.class_name != "Activation":
             return False
         wanted = step.activation if step.activation in ("relu", *RANGE) else "linear"
@@ -135,10 +151,14 @@ class ActivationHandler(LayerHandler):
         if step.activation in RANGE:  # the table the emulator reproduces: hls4ml's default, fixed here
             hls_layer.set_attr("table_size", TABLE_SIZE)
             hls_layer.types["table_t"].precision = hw(TABLE_TYPE)
+        if step.activation == "leaky_relu":  # alpha must hold the slope exactly
+            hls_layer.types["param_t"].precision = hw(leaky.param_type(step.param))
 
     def hls_type_checks(self, step: LayerSpec, hls_layer) -> list:
         if step.activation in RANGE:
             return [(hls_layer.types["table_t"].name, TABLE_TYPE, f"the table of {step.name}")]
+        if step.activation == "leaky_relu":
+            return [(hls_layer.types["param_t"].name, leaky.param_type(step.param), f"the slope of {step.name}")]
         return []
 
     def hides_previous(self, step: LayerSpec) -> bool:

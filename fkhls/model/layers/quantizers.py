@@ -35,5 +35,9 @@ def activation_of(value, where: str) -> tuple[str, dict | None] | None:
             "quantized_bits)"
         )
     config = {"class_name": obj.__class__.__name__, "config": obj.get_config()}
-    kind = "relu" if config["class_name"] == "quantized_relu" else "quantized_bits"
-    return kind, config
+    if config["class_name"] == "quantized_relu":
+        # not in QKeras's get_config, but it decides whether relu_upper_bound clips (see fixedpoint._relu_type)
+        config["config"]["is_quantized_clip"] = bool(getattr(obj, "is_quantized_clip", True))
+        # hls4ml's QKeras converter builds a LeakyReLU layer when the slope is not 0
+        return ("leaky_relu" if config["config"].get("negative_slope") else "relu"), config
+    return "quantized_bits", config

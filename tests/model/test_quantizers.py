@@ -1,0 +1,102 @@
+"""QKeras quantizers and activations beyond quantized_bits/quantized_relu (issue 10): what is reproduced word for
+word, what is approximate and why, and what is refused with a message naming the layer, the quantizer and what to do.
+
+Each supported form also runs through every stage in tests/model/test_layers.py (STAGE_MODELS).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+from fkhls.core.errors import UnsupportedModelError
+from fkhls.core.fixedpoint import FixedPrecisionType, cpp_type, raw_bounds, to_raw
+from fkhls.model import layers
+from fkhls.model.spec import describe_model
+
+
+def _one_activation(quantizer, before=None, name: str = "act"):
+    """QDense -> [QActivation(before)] -> QActivation(quantizer): a model around one activation."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense
+    from qkeras.quantizers import quantized_bits
+
+    q = quantized_bits(5, 1, alpha=1)
+    x_in = tf.keras.Input(shape=(4,))
+    h = QDense(3, name="d", kernel_quantizer=q, bias_quantizer=q)(x_in)
+    if before is not None:
+        h = QActivation(before, name="before")(h)
+    return tf.keras.Model(x_in, QActivation(quantizer, name=name)(h))
+
+
+def _every_word(in_type: FixedPrecisionType) -> np.ndarray:
+    lo, hi = raw_bounds(in_type)
+    return np.arange(lo, hi + 1, dtype=np.int64)
+
+
+# ----------------------------------------------------------------------------- quantized_relu: leaky, upper bound
+
+
+@pytest.mark.parametrize("slope", [0.25, 0.5, 1.0, 2.0])
+def test_leaky_relu_is_qkeras_on_every_word_of_a_bounded_input(slope):
+    """After quantized_bits(8, 2) (words in [-4, 4)), hls4ml's leaky_relu equals QKeras on all 256 input words."""
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    quantizer = quantized_relu(6, 2 if slope <= 1 else 3, negative_slope=slope)
+    spec = describe_model(_one_activation(quantizer, before=quantized_bits(8, 2, alpha=1)))
+    step, before = spec.layers[-1], spec.layers[-2]
+    assert (step.activation, step.param) == ("leaky_relu", slope)
+    assert cpp_type(step.result_type) == f"ap_fixed<6,{quantizer.integer + 1},AP_RND_CONV,AP_SAT>"
+    words = _every_word(before.result_type)
+    hw = layers.handler_for_kind("activation").forward(step, before.result_type, words, {})
+    values = words * 2.0 ** -before.result_type.fractional
+    expected = quantizer(values.astype(np.float32)).numpy().astype(np.float64)
+    assert not step.approximate
+    assert_array_equal(hw, to_raw(step.result_type, expected, what="QKeras leaky_relu"))
+    assert np.any(hw < 0) and np.any(hw > 0)
+
+
+def test_leaky_relu_on_a_wide_input_is_marked_approximate_with_the_reason():
+    """Straight after a dense accumulator the input reaches below -2**i / slope: QKeras clips at -slope * 2**i, the
+    hardware saturates at -2**i. The step says so (the emulator reproduces the hardware); words above agree."""
+    from qkeras.quantizers import quantized_relu
+
+    quantizer = quantized_relu(6, 1, negative_slope=0.5)
+    spec = describe_model(_one_activation(quantizer))
+    step, before = spec.layers[-1], spec.layers[-2]
+    assert "QKeras clips at -1.0" in step.approximate and "below -2.0 differ" in step.approximate
+    words = _every_word(before.result_type)
+    hw = layers.handler_for_kind("activation").forward(step, before.result_type, words, {})
+    values = words * 2.0 ** -before.result_type.fractional
+    qkeras = to_raw(FixedPrecisionType(12, 6, True), quantizer(values.astype(np.float32)).numpy(), what="QKeras")
+    qkeras = qkeras >> (FixedPrecisionType(12, 6, True).fractional - step.result_type.fractional)
+    assert_array_equal(hw[values >= -2.0], qkeras[values >= -2.0])
+    assert np.all(hw[values < -2.25] < qkeras[values < -2.25])  # the hardware goes on to -2, QKeras stops at -1
+
+
+def test_relu_upper_bound_under_the_default_clip_is_the_plain_grid():
+    """QKeras's default is_quantized_clip=True: the bound only shapes the gradient, the forward value is the grid's."""
+    from qkeras.quantizers import quantized_relu
+
+    bounded, plain = quantized_relu(6, 2, relu_upper_bound=1.5), quantized_relu(6, 2)
+    values = np.linspace(-5, 5, 4001).astype(np.float32)
+    assert_array_equal(bounded(values).numpy(), plain(values).numpy())
+    assert describe_model(_one_activation(bounded)).layers[-1].result_type == \
+        describe_model(_one_activation(plain)).layers[-1].result_type
+
+
+@pytest.mark.parametrize("quantizer, words", [
+    ("quantized_relu(6, 2, relu_upper_bound=1.5, is_quantized_clip=False)", ["relu_upper_bound=1.5",
+                                                                            "does not save is_quantized_clip"]),
+    ("quantized_relu(6, 2, use_sigmoid=1)", ["use_sigmoid", "no hls4ml equivalent"]),
+])
+def test_refused_quantized_relu_forms_say_why(quantizer, words):
+    from qkeras.quantizers import quantized_relu  # noqa: F401  (eval)
+
+    with pytest.raises(UnsupportedModelError) as info:
+        describe_model(_one_activation(eval(quantizer), name="odd"))
+    message = str(info.value)
+    assert "'odd'" in message and "QActivation" in message
+    for word in words:
+        assert word in message, (word, message)
