@@ -405,3 +405,28 @@ def leaky_model(seed: int = 16):
 
 
 BUILDERS.update(leaky=leaky_model)
+
+
+def binary_model(seed: int = 17):
+    """binary and ternary weights (alpha=1; a QKeras layer turns a kernel alpha=None into auto_po2) in QConv1D and
+    QDense layers, a binary and a ternary bias (alpha=None):
+    fkhls builds them as ap_fixed<2,2> words with the plain multiply (hls4ml: xnor bits / weight_ternary)."""
+    import tensorflow as tf
+    from qkeras import QActivation, QConv1D, QDense
+    from qkeras.quantizers import binary, quantized_bits, quantized_relu, ternary
+
+    tf.keras.utils.set_random_seed(seed)
+    q = quantized_bits(5, 1, alpha=1)
+    x_in = tf.keras.Input(shape=(6, 2), name="x")
+    h = QConv1D(3, 3, name="c1", kernel_quantizer=binary(alpha=1), bias_quantizer=q)(x_in)
+    h = QActivation(quantized_relu(6, 2), name="r1")(h)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    h = QDense(8, name="d1", kernel_quantizer=ternary(alpha=1), bias_quantizer=binary())(h)
+    h = QActivation(quantized_relu(6, 2), name="r2")(h)
+    out = QDense(3, name="head", kernel_quantizer=binary(alpha=1), bias_quantizer=ternary())(h)
+    model = tf.keras.Model(x_in, out, name="binary_test")
+    _spread_weights(model, seed)
+    return model
+
+
+BUILDERS.update(binary=binary_model)

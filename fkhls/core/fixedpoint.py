@@ -257,12 +257,27 @@ def quantizer_type(config: dict, *, activation: bool = False, where: str = "quan
             sat = SaturationMode.SAT_SYM if cfg.get("symmetric") else SaturationMode.SAT
             return _make(bits, integer + keep_negative, bool(keep_negative), RoundingMode.RND_CONV, sat)
         return _make(bits, integer + keep_negative, bool(keep_negative))
+    if name in ("binary", "ternary", "stochastic_binary", "stochastic_ternary", "binary_tanh", "ternary_tanh"):
+        return _binary_type(name, cfg, activation, where)
+    if name in ("quantized_po2", "quantized_relu_po2"):
+        if activation:
+            raise UnsupportedModelError(
+                f"{where}: a {name} activation is not supported: hls4ml 1.3.0 has no layer for it (its QKeras "
+                "converter refuses it); use quantized_bits or quantized_relu"
+            )
+        raise UnsupportedModelError(
+            f"{where}: {name} weights are not supported: hls4ml stores them as ExponentType words (a sign bit and an "
+            "exponent, multiplied by shifting: nnet_mult.h weight_exponential), not ap_fixed words, so fkhls cannot "
+            "address FKeras bit indices in them nor flip them in its harnesses; use quantized_bits(bits, integer, "
+            "alpha=1)"
+        )
     if name == "quantized_relu":
         if not activation:
             raise UnsupportedModelError(f"{where}: quantized_relu is only supported as an activation")
         return _relu_type(cfg, where)
     raise UnsupportedModelError(
-        f"{where}: quantizer {name!r} is not supported (supported: quantized_bits(alpha=1), quantized_relu)"
+        f"{where}: quantizer {name!r} is not supported (supported: quantized_bits(alpha=1), quantized_relu; "
+        "binary(alpha=1) and ternary(alpha=1) weights)"
     )
 
 
@@ -292,3 +307,34 @@ def _relu_type(cfg: dict, where: str) -> FixedPrecisionType:
             "default is_quantized_clip=True"
         )
     return ptype
+
+
+def _binary_type(name: str, cfg: dict, activation: bool, where: str) -> FixedPrecisionType:
+    """binary / ternary weights (alpha=1): the values -1, (0,) +1 as 2-bit signed words, ap_fixed<2,2>.
+
+    hls4ml types a ternary kernel ``ap_int<2>`` (the same bits) but multiplies with its
+    ``weight_ternary`` product, which reads the word -2 as +1; a binary kernel it encodes as a
+    1-bit xnor word (0 = -1). fkhls builds both as ap_fixed<2,2> with the plain multiply, so every
+    word, faulty or not, means its two's-complement value (export sets and reads this back).
+    """
+    if activation:
+        raise UnsupportedModelError(
+            f"{where}: a {name} activation is not supported: hls4ml builds it as binary_tanh/ternary_tanh with 1-bit "
+            "xnor or 2-bit integer words and thresholds fkhls does not reproduce; use quantized_bits(2, 1) or "
+            "quantized_relu"
+        )
+    if name.startswith("stochastic") or cfg.get("use_stochastic_rounding"):
+        raise UnsupportedModelError(f"{where}: stochastic rounding ({name}) cannot be reproduced in hardware")
+    alpha = cfg.get("alpha")  # None is scale 1 for both in QKeras 0.9.0 (values exactly -1, 0, +1)
+    if isinstance(alpha, str) or (alpha is not None and float(alpha) != 1.0):
+        raise UnsupportedModelError(
+            f"{where}: {name}(alpha={alpha!r}) is not supported (only alpha=1 or None: another scale makes hls4ml "
+            f"insert an ApplyAlpha layer and store rescaled words); use {name}(alpha=1)"
+        )
+    if cfg.get("use_01"):
+        raise UnsupportedModelError(
+            f"{where}: binary(use_01=True) is not supported: hls4ml's xnor conversion maps QKeras's 0 and 1 both to "
+            "1; use binary(alpha=1) (values -1, +1)"
+        )
+    return _make(2, 2, True)
+

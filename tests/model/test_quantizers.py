@@ -100,3 +100,67 @@ def test_refused_quantized_relu_forms_say_why(quantizer, words):
     assert "'odd'" in message and "QActivation" in message
     for word in words:
         assert word in message, (word, message)
+
+
+# ----------------------------------------------------------------------------- binary / ternary weights, po2
+
+
+def _one_dense(kernel, bias=None, name: str = "d"):
+    import tensorflow as tf
+    from qkeras import QDense
+    from qkeras.quantizers import quantized_bits
+
+    x_in = tf.keras.Input(shape=(4,))
+    out = QDense(3, name=name, kernel_quantizer=kernel, bias_quantizer=bias or quantized_bits(5, 1, alpha=1))(x_in)
+    return tf.keras.Model(x_in, out)
+
+
+def test_binary_and_ternary_weights_are_two_bit_signed_words():
+    """The QKeras values -1, 0, +1 sit on the ap_fixed<2,2> grid; hls4ml's xnor / weight_ternary products are replaced
+    by the plain multiply (test_layers' 'binary' model checks the rendered config and C-sim)."""
+    from qkeras.quantizers import binary, ternary
+
+    from fkhls.emulate.emulator import golden_weights
+
+    model = _one_dense(ternary(alpha=1), binary())
+    spec = describe_model(model)
+    assert cpp_type(spec.tensor("d", "kernel").ptype) == cpp_type(spec.tensor("d", "bias").ptype) == "ap_fixed<2,2>"
+    weights = golden_weights(model, spec)
+    assert set(np.unique(weights[("d", "kernel")])) <= {-1, 0, 1} and set(np.unique(weights[("d", "bias")])) <= {-1, 1}
+
+
+@pytest.mark.parametrize("kernel, words", [
+    ("quantized_po2(4)", ["quantized_po2 weights", "ExponentType", "quantized_bits"]),
+    ("quantized_relu_po2(4)", ["quantized_relu_po2 weights", "ExponentType"]),
+    ("binary(use_01=True, alpha=1)", ["use_01", "both to 1", "binary(alpha=1)"]),
+    ("binary(alpha='auto')", ["alpha='auto'", "ApplyAlpha"]),
+    ("binary()", ["alpha='auto_po2'"]),  # QKeras makes a layer's kernel alpha=None trainable: auto_po2
+    ("ternary(alpha=0.5)", ["alpha=0.5", "ApplyAlpha"]),
+    ("stochastic_ternary(alpha=1)", ["stochastic"]),
+])
+def test_refused_weight_quantizers_say_why(kernel, words):
+    from qkeras.quantizers import binary, quantized_po2, quantized_relu_po2, stochastic_ternary, ternary  # noqa: F401
+
+    with pytest.raises(UnsupportedModelError) as info:
+        describe_model(_one_dense(eval(kernel), name="odd"))
+    message = str(info.value)
+    assert "'odd'" in message and "kernel_quantizer" in message
+    for word in words:
+        assert word in message, (word, message)
+
+
+@pytest.mark.parametrize("activation, words", [
+    ("quantized_po2(4)", ["quantized_po2 activation", "no layer"]),
+    ("quantized_relu_po2(4)", ["quantized_relu_po2 activation", "no layer"]),
+    ("binary(alpha=1)", ["binary activation", "xnor"]),
+    ("ternary(alpha=1)", ["ternary activation"]),
+])
+def test_refused_activation_quantizers_say_why(activation, words):
+    from qkeras.quantizers import binary, quantized_po2, quantized_relu_po2, ternary  # noqa: F401
+
+    with pytest.raises(UnsupportedModelError) as info:
+        describe_model(_one_activation(eval(activation), name="odd"))
+    message = str(info.value)
+    assert "'odd'" in message and "QActivation" in message
+    for word in words:
+        assert word in message, (word, message)

@@ -174,6 +174,12 @@ class WeightedHandler(LayerHandler):
 
     def set_hls_types(self, step: LayerSpec, hls_layer, hw: Callable) -> None:
         """Kernel, bias and accumulator types (``update_precision`` also fixes the literal format)."""
+        from hls4ml.model.types import IntegerPrecisionType, XnorPrecisionType
+
+        # hls4ml picked its product (xnor, ternary) from its own kernel type while converting
+        rerender = isinstance(hls_layer.get_weights("weight").type.precision, (IntegerPrecisionType, XnorPrecisionType))
+        for name in ("weight", "bias"):
+            _undo_xnor(hls_layer.weights.get(name))
         hls_layer.get_weights("weight").update_precision(hw(step.kernel.ptype))
         if "weight_t" in hls_layer.types:
             hls_layer.types["weight_t"].precision = hw(step.kernel.ptype)
@@ -182,6 +188,40 @@ class WeightedHandler(LayerHandler):
             if "bias_t" in hls_layer.types:
                 hls_layer.types["bias_t"].precision = hw(step.bias.ptype)
         hls_layer.types["accum_t"].precision = hw(step.accum_type)
+        if rerender:
+            _render_config_again(hls_layer)
+
+
+def _undo_xnor(variable) -> None:
+    """hls4ml stores a binary kernel as xnor bits (1 = +1, 0 = -1, hls4ml BinaryQuantizer(1)); fkhls types it
+    ap_fixed<2,2> (fixedpoint._binary_type), so the data goes back to -1/+1. Export reads every word back."""
+    from hls4ml.model.types import XnorPrecisionType
+
+    if variable is not None and isinstance(variable.type.precision, XnorPrecisionType):
+        variable.data = np.where(np.asarray(variable.data) > 0, 1.0, -1.0)
+
+
+def _render_config_again(hls_layer) -> None:
+    """Render the layer's config struct again with fkhls's kernel type, so its ``product`` is the plain multiply.
+
+    hls4ml's template pass stored ``config_cpp`` while converting, with a product chosen from its own
+    kernel type (``weight_binary`` for xnor bits, ``weight_ternary`` for ap_int<2>, which reads -2 as +1).
+    """
+    from hls4ml.backends.template import LayerConfigTemplate
+    from hls4ml.model.optimizer import get_backend_passes, get_optimizer
+
+    backend = hls_layer.model.config.backend.name.lower()
+    templates = [(name.split(":", 1)[1].split("_"), get_optimizer(name)) for name in get_backend_passes(backend)]
+    templates = [(words, t) for words, t in templates if isinstance(t, LayerConfigTemplate) and t.match(hls_layer)]
+    own = [t for words, t in templates if hls_layer.class_name.lower() in words]
+    chosen = own or [t for _, t in templates]
+    if not chosen:
+        raise UnsupportedModelError(f"layer {hls_layer.name!r}: no {backend} config template to render its "
+                                    "multiply again with fkhls's kernel type")
+    chosen[0].transform(hls_layer.model, hls_layer)
+    if "product::mult<" not in hls_layer.get_attr("config_cpp", ""):
+        raise UnsupportedModelError(f"layer {hls_layer.name!r}: hls4ml did not render the plain multiply for "
+                                    "fkhls's kernel type; refusing a project that would not be exact")
 
 
 def _type_errors(config: dict, where: str) -> list[str]:
