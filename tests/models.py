@@ -430,3 +430,27 @@ def binary_model(seed: int = 17):
 
 
 BUILDERS.update(binary=binary_model)
+
+
+def hard_model(seed: int = 18):
+    """quantized_tanh (plain and symmetric) and quantized_sigmoid activations: hls4ml's HardActivation, exact."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense
+    from qkeras.quantizers import quantized_bits, quantized_sigmoid, quantized_tanh
+
+    tf.keras.utils.set_random_seed(seed)
+    q = quantized_bits(5, 1, alpha=1)
+    x_in = tf.keras.Input(shape=(5,), name="x")
+    h = QDense(8, name="d1", kernel_quantizer=q, bias_quantizer=q)(x_in)
+    h = QActivation(quantized_tanh(6), name="tanh")(h)
+    h = QDense(6, name="d2", kernel_quantizer=q, bias_quantizer=q)(h)
+    h = QActivation(quantized_sigmoid(5), name="sigmoid")(h)
+    h = QDense(4, name="d3", kernel_quantizer=q, bias_quantizer=q)(h)
+    h = QActivation(quantized_tanh(5, symmetric=True), name="tanh_sym")(h)
+    out = QDense(3, name="head", kernel_quantizer=q, bias_quantizer=q)(h)
+    model = tf.keras.Model(x_in, out, name="hard_test")
+    _spread_weights(model, seed)
+    return model
+
+
+BUILDERS.update(hard=hard_model)

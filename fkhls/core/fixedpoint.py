@@ -271,6 +271,19 @@ def quantizer_type(config: dict, *, activation: bool = False, where: str = "quan
             "address FKeras bit indices in them nor flip them in its harnesses; use quantized_bits(bits, integer, "
             "alpha=1)"
         )
+    if name in ("quantized_sigmoid", "quantized_tanh"):
+        if not activation:
+            raise UnsupportedModelError(f"{where}: {name} is only supported as an activation")
+        bits = int(cfg["bits"])
+        if name == "quantized_sigmoid":
+            if cfg.get("symmetric"):
+                raise UnsupportedModelError(
+                    f"{where}: quantized_sigmoid(symmetric=True) clips at 2**-{bits}, but hls4ml's type for it "
+                    f"(ap_ufixed<{bits},0>) reaches 0; use symmetric=False"
+                )
+            return _make(bits, 0, False, RoundingMode.RND_CONV, SaturationMode.SAT)
+        sat = SaturationMode.SAT_SYM if cfg.get("symmetric") else SaturationMode.SAT
+        return _make(bits, 1, True, RoundingMode.RND_CONV, sat)  # hls4ml: integer 1, SAT_SYM when symmetric
     if name == "quantized_relu":
         if not activation:
             raise UnsupportedModelError(f"{where}: quantized_relu is only supported as an activation")

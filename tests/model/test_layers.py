@@ -120,9 +120,10 @@ def test_unquantized_relu_is_typed_exactly():
 # softmax (QDense(activation='softmax'): hls4ml's stable softmax, exp and inverse tables; Activation('softmax') is
 # test_softmax_table_sizes_follow_a_narrow_input's), leaky (quantized_relu with negative_slope: hls4ml's LeakyReLU;
 # relu_upper_bound under is_quantized_clip=True; a saturating quantized_relu), binary (binary and ternary kernels and
-# biases as ap_fixed<2,2> words, in a QConv1D and QDense layers).
+# biases as ap_fixed<2,2> words, in a QConv1D and QDense layers), hard (quantized_tanh, symmetric too, and
+# quantized_sigmoid: hls4ml's HardActivation).
 STAGE_MODELS = ["shapes", "pooling", "pooling1d", "avgpool", "avgpool1d", "zeropad", "zeropad1d", "sigmoid", "tanh",
-                "softmax", "leaky", "binary"]
+                "softmax", "leaky", "binary", "hard"]
 
 
 @pytest.fixture(scope="module", params=STAGE_MODELS)
@@ -251,7 +252,7 @@ def test_exhaustive_campaign_both_engines_agree(shapes):
 
 
 @pytest.mark.parametrize("name", ["shapes", "pooling1d", "avgpool1d", "zeropad", "sigmoid", "tanh", "softmax", "leaky",
-                                  "binary"])
+                                  "binary", "hard"])
 def test_io_stream_golden_csim_equals_emulator(name, tmp_path):
     """hls4ml's io_stream implementations (nnet_pooling_stream.h ...) compute the same words."""
     from fkhls.csim.build import run_csim

@@ -164,3 +164,85 @@ def test_refused_activation_quantizers_say_why(activation, words):
     assert "'odd'" in message and "QActivation" in message
     for word in words:
         assert word in message, (word, message)
+
+
+# ----------------------------------------------------------------------------- quantized_sigmoid / quantized_tanh
+
+
+@pytest.mark.parametrize("quantizer, before", [
+    ("quantized_tanh(6)", None), ("quantized_tanh(4, symmetric=True)", "quantized_bits(6, 0, alpha=1)"),
+    ("quantized_sigmoid(5)", None), ("quantized_sigmoid(7)", "quantized_bits(8, 3, alpha=1)"),
+])
+def test_hard_activations_are_qkeras_on_every_input_word(quantizer, before):
+    """hls4ml's hard_sigmoid / hard_tanh equal QKeras's quantized_sigmoid / quantized_tanh on every input word."""
+    from qkeras.quantizers import quantized_bits, quantized_sigmoid, quantized_tanh  # noqa: F401  (eval)
+
+    quantizer = eval(quantizer)
+    spec = describe_model(_one_activation(quantizer, before=eval(before) if before else None))
+    step, prev = spec.layers[-1], spec.layers[-2]
+    assert step.activation == ("hard_tanh" if "tanh" in type(quantizer).__name__ else "hard_sigmoid")
+    assert not step.approximate
+    words = _every_word(prev.result_type)
+    hw = layers.handler_for_kind("activation").forward(step, prev.result_type, words, {})
+    values = (words * 2.0 ** -prev.result_type.fractional).astype(np.float32)
+    assert_array_equal(hw, to_raw(step.result_type, quantizer(values).numpy(), what="QKeras"))
+    lo, hi = raw_bounds(step.result_type)
+    assert (hw.min(), hw.max()) == (lo + bool(quantizer.symmetric), hi)  # both ends reached: the clips are tested
+
+
+def test_real_sigmoid_and_tanh_are_hls4ml_tables_cast_to_the_quantizer():
+    from qkeras.quantizers import quantized_sigmoid, quantized_tanh
+
+    for quantizer, function in ((quantized_sigmoid(6, use_real_sigmoid=True), "sigmoid"),
+                                (quantized_tanh(6, use_real_tanh=True), "tanh")):
+        step = describe_model(_one_activation(quantizer)).layers[-1]
+        assert step.activation == function and f"hls4ml's {function} table" in step.approximate
+        assert "cast to ap_" in step.approximate
+
+
+def test_refused_sigmoid_forms_say_why():
+    from qkeras import quantizers
+    from qkeras.quantizers import quantized_sigmoid, quantized_tanh
+
+    with pytest.raises(UnsupportedModelError, match="'odd'.*symmetric=True.*reaches 0"):
+        describe_model(_one_activation(quantized_sigmoid(5, symmetric=True), name="odd"))
+    with pytest.raises(UnsupportedModelError, match="'d'.*quantized_tanh is only supported as an activation"):
+        describe_model(_one_dense(quantized_tanh(4)))
+    quantizers.set_internal_sigmoid("smooth")
+    try:
+        with pytest.raises(UnsupportedModelError, match="'odd'.*internal sigmoid is not 'hard'.*set_internal_sigmoid"):
+            describe_model(_one_activation(quantized_tanh(5), name="odd"))
+    finally:
+        quantizers.set_internal_sigmoid("hard")
+
+
+def test_real_sigmoid_and_tanh_csim_equals_the_emulator_within_one_lsb_of_qkeras(tmp_path):
+    """use_real_sigmoid / use_real_tanh: hls4ml's tables cast to the quantizer's type; the emulator reproduces the
+    C-sim word for word, and QKeras (the real function, rounded) is at most one LSB away."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense
+    from qkeras.quantizers import quantized_bits, quantized_sigmoid, quantized_tanh
+
+    from fkhls.csim.build import run_csim
+    from fkhls.emulate import emulator as emulate
+    from fkhls.project.export import ExportOptions, export_model
+    from tests import models
+
+    q = quantized_bits(5, 1, alpha=1)
+    x_in = tf.keras.Input(shape=(5,))
+    h = QDense(6, name="d1", kernel_quantizer=q, bias_quantizer=q)(x_in)
+    h = QActivation(quantized_sigmoid(6, use_real_sigmoid=True), name="s")(h)
+    h = QDense(4, name="d2", kernel_quantizer=q, bias_quantizer=q)(h)
+    model = tf.keras.Model(x_in, QActivation(quantized_tanh(6, use_real_tanh=True), name="t")(h))
+    models._spread_weights(model, 3)
+    spec = describe_model(model)
+    manifest = export_model(model, tmp_path / "prj", ExportOptions())
+    assert [r.exactness.startswith("approximate by nature: hls4ml's") for r in manifest.layers] == \
+        [False, False, True, False, True]
+    x = models.grid_inputs((5,), 300, 3, fractional=3, scale=1.5)
+    golden, trace = emulate.forward_raw(spec, emulate.golden_weights(model, spec), emulate.input_raw(spec, x),
+                                        trace=True)
+    assert_array_equal(run_csim(manifest, x), golden.reshape(len(x), -1))
+    keras = tf.keras.Model(model.inputs, model.get_layer("s").output).predict(x, verbose=0)
+    deviation = np.abs(to_raw(spec.layer("s").result_type, keras, what="QKeras sigmoid") - trace["s"])
+    assert deviation.max() == 1 and 0 < np.mean(deviation) < 0.2

@@ -5,7 +5,8 @@ unquantized ``relu`` is typed by fkhls: max(x, 0) of an ap_fixed<W, I> word fits
 ap_ufixed<W-1, I-1> exactly, so the step is exact whatever QKeras computed in float.
 ``linear`` steps copy the words. A leaky quantized_relu (``negative_slope``) is hls4ml's
 LeakyReLU layer (``leaky.py``); a ``relu_upper_bound`` is a narrower saturating type
-(``fixedpoint.quantizer_type``). ``Activation('sigmoid' | 'tanh')`` is hls4ml's lookup table
+(``fixedpoint.quantizer_type``). ``quantized_sigmoid`` / ``quantized_tanh`` are hls4ml's exact
+HardActivation (``hard.py``), or with ``use_real_*`` its table, cast to the quantizer's type. ``Activation('sigmoid' | 'tanh')`` is hls4ml's lookup table
 (``tables.py``), its result typed as the table: approximate by nature. ``Activation('softmax')``
 becomes a ``softmax`` step owned by ``softmax.py``.
 """
@@ -15,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from fkhls.core.errors import UnsupportedModelError
-from fkhls.core.fixedpoint import FixedPrecisionType, cast_raw, quantizer_type
-from fkhls.model.layers import leaky
+from fkhls.core.fixedpoint import FixedPrecisionType, cast_raw, cpp_type, quantizer_type
+from fkhls.model.layers import hard, leaky
 from fkhls.model.layers.base import LayerHandler, Walk, layer_handler
 from fkhls.model.layers.quantizers import activation_of
 from fkhls.model.layers.softmax import SoftmaxHandler, softmax_steps
@@ -53,10 +54,23 @@ def activation_steps(name: str, keras_name: str, keras_class: str, value, walk: 
         slope = float(config["config"]["negative_slope"])
         leaky.slope_exponent(slope, where)
         extra = dict(param=slope, approximate=leaky.deviation(walk.in_type, slope, result))
+    elif kind in hard.FUNCTIONS:
+        hard.check_internal_sigmoid(where)
+    elif kind in RANGE:  # quantized_sigmoid/tanh(use_real_*): hls4ml's table, cast to the quantizer's type
+        extra = dict(approximate=_table_reason(kind, walk.in_type, where) + f", cast to {cpp_type(result)}")
     walk.in_type = result
     return [LayerSpec(name=name, keras_name=keras_name, kind="activation", keras_class=keras_class,
                       input_shape=tuple(out_shape), output_shape=tuple(out_shape), result_type=result,
                       activation=kind, **extra)]
+
+
+def _table_reason(function: str, in_type: FixedPrecisionType, where: str) -> str:
+    """Why a table step is approximate; refuses an input too wide for the table index arithmetic."""
+    if in_type.width + 11 > 62:
+        raise UnsupportedModelError(f"{where}: a {in_type.width}-bit input is too wide for the {function} "
+                                    "table index (at most 51 bits)")
+    r = RANGE[function]
+    return f"hls4ml's {function} table ({TABLE_SIZE} entries over [-{r}, {r}), {TABLE_TYPE.fractional} fractional bits)"
 
 
 def _linear(layer, walk: Walk, out_shape) -> list[LayerSpec]:
@@ -71,6 +85,8 @@ def _check(value, where: str) -> list[str]:
             quantizer_type(act[1], activation=True, where=where)
             if act[0] == "leaky_relu":
                 leaky.slope_exponent(float(act[1]["config"]["negative_slope"]), where)
+            if act[0] in hard.FUNCTIONS:
+                hard.check_internal_sigmoid(where)
     except UnsupportedModelError as exc:
         return [str(exc)]
     return []
@@ -105,15 +121,11 @@ class ActivationHandler(LayerHandler):
         if function == "softmax":  # hls4ml turns Activation('softmax') into its Softmax layer
             return softmax_steps(layer.name, "Activation", walk, out_shape)
         if function in RANGE:
-            if walk.in_type.width + 11 > 62:
-                raise UnsupportedModelError(f"{where}: a {walk.in_type.width}-bit input is too wide for the {function} "
-                                            "table index (at most 51 bits)")
+            reason = _table_reason(function, walk.in_type, where)
             walk.in_type = TABLE_TYPE
-            r = RANGE[function]
             return [LayerSpec(name=layer.name, keras_name=layer.name, kind="activation", keras_class="Activation",
                               input_shape=walk.shape, output_shape=out_shape, result_type=TABLE_TYPE,
-                              activation=function, approximate=f"hls4ml's {function} table ({TABLE_SIZE} entries over "
-                              f"[-{r}, {r}), {TABLE_TYPE.fractional} fractional bits)")]
+                              activation=function, approximate=reason)]
         steps = activation_steps(layer.name, layer.name, layer.__class__.__name__, layer.get_config().get("activation"),
                                  walk, out_shape, where)
         return steps or _linear(layer, walk, out_shape)
@@ -126,6 +138,8 @@ class ActivationHandler(LayerHandler):
             return cast_raw(np.maximum(x, 0), in_type.fractional, step.result_type)
         if step.activation == "leaky_relu":
             return leaky.forward(x, in_type, step.param, step.result_type)
+        if step.activation in hard.FUNCTIONS:
+            return hard.forward(step.activation, x, in_type, step.result_type)
         if step.activation == "quantized_bits":
             return cast_raw(x, in_type.fractional, step.result_type)
         if step.activation in RANGE:
@@ -138,6 +152,10 @@ class ActivationHandler(LayerHandler):
             return (hls_layer.class_name in ("LeakyReLU", "ParametrizedActivation")
                     and hls_layer.get_attr("activation") == "leaky_relu"
                     and float(hls_layer.get_attr("activ_param")) == step.param)
+        if step.activation in hard.FUNCTIONS:
+            return (hls_layer.class_name == "HardActivation" and hls_layer.get_attr("activation") == step.activation
+                    and float(hls_layer.get_attr("slope")) == hard.SLOPE
+                    and float(hls_layer.get_attr("shift")) == hard.SHIFT)
         if hls_layer.class_name != "Activation":
             return False
         wanted = step.activation if step.activation in ("relu", *RANGE) else "linear"
@@ -153,12 +171,18 @@ class ActivationHandler(LayerHandler):
             hls_layer.types["table_t"].precision = hw(TABLE_TYPE)
         if step.activation == "leaky_relu":  # alpha must hold the slope exactly
             hls_layer.types["param_t"].precision = hw(leaky.param_type(step.param))
+        if step.activation in hard.FUNCTIONS:
+            for name in ("slope_t", "shift_t"):
+                hls_layer.types[name].precision = hw(hard.PARAM_TYPE)
 
     def hls_type_checks(self, step: LayerSpec, hls_layer) -> list:
         if step.activation in RANGE:
             return [(hls_layer.types["table_t"].name, TABLE_TYPE, f"the table of {step.name}")]
         if step.activation == "leaky_relu":
             return [(hls_layer.types["param_t"].name, leaky.param_type(step.param), f"the slope of {step.name}")]
+        if step.activation in hard.FUNCTIONS:
+            return [(hls_layer.types[name].name, hard.PARAM_TYPE, f"the {name} of {step.name}")
+                    for name in ("slope_t", "shift_t")]
         return []
 
     def hides_previous(self, step: LayerSpec) -> bool:
