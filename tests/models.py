@@ -454,3 +454,28 @@ def hard_model(seed: int = 18):
 
 
 BUILDERS.update(hard=hard_model)
+
+
+def plain_dense_model(seed: int = 19):
+    """A plain Keras Dense (inline relu) between QKeras layers, its float weights on a 2**-4 grid: fkhls types them
+    ap_fixed<6,2> / the bias's narrowest type, and the sums stay within float32's 24 bits (exact)."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    q = quantized_bits(5, 1, alpha=1)
+    x_in = tf.keras.Input(shape=(5,), name="x")
+    h = QDense(8, name="d1", kernel_quantizer=q, bias_quantizer=q)(x_in)
+    h = QActivation(quantized_relu(6, 2), name="r1")(h)
+    h = tf.keras.layers.Dense(6, name="plain", activation="relu")(h)
+    out = QDense(3, name="head", kernel_quantizer=q, bias_quantizer=q)(h)
+    model = tf.keras.Model(x_in, out, name="plain_dense_test")
+    _spread_weights(model, seed)
+    rng = np.random.default_rng(seed)
+    plain = model.get_layer("plain")
+    plain.set_weights([rng.integers(-32, 32, size=w.shape).astype(np.float32) / 16 for w in plain.get_weights()])
+    return model
+
+
+BUILDERS.update(plain_dense=plain_dense_model)

@@ -32,6 +32,7 @@ __all__ = [
     "literal",
     "literals",
     "quantizer_type",
+    "narrowest_type",
     "MAX_WIDTH",
 ]
 
@@ -350,4 +351,29 @@ def _binary_type(name: str, cfg: dict, activation: bool, where: str) -> FixedPre
             "1; use binary(alpha=1) (values -1, +1)"
         )
     return _make(2, 2, True)
+
+
+def narrowest_type(values, max_width: int = 32) -> FixedPrecisionType | None:
+    """The narrowest ap_(u)fixed<W, I> (W <= max_width, I <= W) holding every value exactly, or None.
+
+    For the float weights of an unquantized layer: signed only when a value is negative.
+    """
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if not np.all(np.isfinite(values)):
+        return None
+    for frac in range(0, max_width + 1):
+        scaled = np.ldexp(values, frac)
+        if np.array_equal(scaled, np.rint(scaled)):
+            break
+    else:
+        return None
+    raw = np.rint(scaled).astype(np.int64) if np.abs(scaled).max(initial=0) < 2.0**62 else None
+    if raw is None:
+        return None
+    lo, hi = int(raw.min(initial=0)), int(raw.max(initial=0))
+    signed = lo < 0
+    width = max(hi.bit_length() + signed, (-lo - 1).bit_length() + 1 if signed else 0, 1)
+    if width > max_width:
+        return None
+    return _make(width, width - frac, signed)
 

@@ -312,7 +312,9 @@ def quantized_tensor(layer, tensor: str) -> np.ndarray:
     import tensorflow as tf
 
     variable = layer.kernel if tensor == "kernel" else layer.bias
-    quantizer = getattr(layer, f"{tensor}_quantizer_internal")
+    quantizer = getattr(layer, f"{tensor}_quantizer_internal", None)
+    if quantizer is None:  # an unquantized layer (plain Dense): its float weights, typed by fkhls
+        return np.asarray(variable.numpy(), dtype=np.float64)
     return np.asarray(quantizer(tf.convert_to_tensor(variable)).numpy(), dtype=np.float64)
 
 

@@ -246,3 +246,42 @@ def test_real_sigmoid_and_tanh_csim_equals_the_emulator_within_one_lsb_of_qkeras
     keras = tf.keras.Model(model.inputs, model.get_layer("s").output).predict(x, verbose=0)
     deviation = np.abs(to_raw(spec.layer("s").result_type, keras, what="QKeras sigmoid") - trace["s"])
     assert deviation.max() == 1 and 0 < np.mean(deviation) < 0.2
+
+
+# ----------------------------------------------------------------------------- an unquantized Dense inside a QKeras model
+
+
+def _plain_dense_model(kernel_values, bias_values):
+    import tensorflow as tf
+    from qkeras import QActivation, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    q = quantized_bits(5, 1, alpha=1)
+    x_in = tf.keras.Input(shape=(4,))
+    h = QActivation(quantized_relu(6, 2), name="r")(QDense(3, name="d", kernel_quantizer=q, bias_quantizer=q)(x_in))
+    plain = tf.keras.layers.Dense(2, name="plain")
+    model = tf.keras.Model(x_in, plain(h))
+    plain.set_weights([np.asarray(kernel_values, np.float32).reshape(3, 2), np.asarray(bias_values, np.float32)])
+    return model
+
+
+def test_plain_dense_weights_get_the_narrowest_exact_type():
+    spec = describe_model(_plain_dense_model([0.5, -0.25, 1.75, 0, 1, -2], [3, 0.125]))
+    step = spec.layer("plain")
+    assert cpp_type(step.kernel.ptype) == "ap_fixed<4,2>" and cpp_type(step.bias.ptype) == "ap_ufixed<5,2>"
+    assert not step.approximate  # a 14-bit exact sum: float32 holds it
+
+
+def test_plain_dense_with_long_sums_is_marked_approximate():
+    """Weights needing 22 fractional bits: the exact sum is wider than float32's significand; Keras may round."""
+    step = describe_model(_plain_dense_model(np.arange(1, 7) * 2.0**-22 + 1, [0, 0])).layer("plain")
+    assert cpp_type(step.kernel.ptype) == "ap_ufixed<23,1>" and "float32" in step.approximate and "needs 31 bits" in \
+        step.approximate
+
+
+def test_plain_dense_with_float_weights_off_every_grid_is_refused():
+    with pytest.raises(UnsupportedModelError) as info:
+        describe_model(_plain_dense_model([0.1, 1e-6, 3.3, -2.7, 0.001, 5], [0, 0]))
+    message = str(info.value)
+    assert "'plain' (Dense)" in message and "unquantized kernel" in message and "32 bits" in message
+    assert "QDense" in message and "'plain' (Dense): unquantized bias" not in message  # the zero bias fits
