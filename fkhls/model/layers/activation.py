@@ -4,10 +4,11 @@ A quantized activation (quantized_relu, quantized_bits) takes its quantizer's ty
 unquantized ``relu`` is typed by fkhls: max(x, 0) of an ap_fixed<W, I> word fits
 ap_ufixed<W-1, I-1> exactly, so the step is exact whatever QKeras computed in float.
 ``linear`` steps copy the words. A leaky quantized_relu (``negative_slope``) is hls4ml's
-LeakyReLU layer (``leaky.py``); a ``relu_upper_bound`` is a narrower saturating type
+LeakyReLU layer (``leaky.py``); a ``relu_upper_bound`` counts only where QKeras's forward uses it
 (``fixedpoint.quantizer_type``). ``quantized_sigmoid`` / ``quantized_tanh`` are hls4ml's exact
-HardActivation (``hard.py``), or with ``use_real_*`` its table, cast to the quantizer's type. ``Activation('sigmoid' | 'tanh')`` is hls4ml's lookup table
-(``tables.py``), its result typed as the table: approximate by nature. ``Activation('softmax')``
+HardActivation (``hard.py``), or with ``use_real_*`` its table cast to the quantizer's type.
+``Activation('sigmoid' | 'tanh')`` is hls4ml's lookup table (``tables.py``), its result typed
+as the table: approximate by nature. ``Activation('softmax')``
 becomes a ``softmax`` step owned by ``softmax.py``.
 """
 
