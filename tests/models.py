@@ -479,3 +479,28 @@ def plain_dense_model(seed: int = 19):
 
 
 BUILDERS.update(plain_dense=plain_dense_model)
+
+
+def plain_conv_model(seed: int = 20):
+    """A plain Keras Conv2D ('same', inline relu) after a QConv2D, its float weights on a 2**-3 grid (typed by fkhls)."""
+    import tensorflow as tf
+    from qkeras import QActivation, QConv2D, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    q = quantized_bits(5, 1, alpha=1)
+    x_in = tf.keras.Input(shape=(5, 5, 1), name="x")
+    h = QConv2D(2, (3, 3), name="c1", kernel_quantizer=q, bias_quantizer=q)(x_in)
+    h = QActivation(quantized_relu(6, 2), name="r1")(h)
+    h = tf.keras.layers.Conv2D(2, (2, 2), padding="same", activation="relu", name="plain")(h)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    out = QDense(3, name="head", kernel_quantizer=q, bias_quantizer=q)(h)
+    model = tf.keras.Model(x_in, out, name="plain_conv_test")
+    _spread_weights(model, seed)
+    rng = np.random.default_rng(seed)
+    plain = model.get_layer("plain")
+    plain.set_weights([rng.integers(-12, 12, size=w.shape).astype(np.float32) / 8 for w in plain.get_weights()])
+    return model
+
+
+BUILDERS.update(plain_conv=plain_conv_model)

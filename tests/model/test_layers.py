@@ -122,9 +122,10 @@ def test_unquantized_relu_is_typed_exactly():
 # test_softmax_table_sizes_follow_a_narrow_input's), leaky (quantized_relu with negative_slope: hls4ml's LeakyReLU;
 # relu_upper_bound under is_quantized_clip=True; a saturating quantized_relu), binary (binary and ternary kernels and
 # biases as ap_fixed<2,2> words, in a QConv1D and QDense layers), hard (quantized_tanh, symmetric too, and
-# quantized_sigmoid: hls4ml's HardActivation), plain_dense (a plain Keras Dense whose float weights fkhls types).
+# quantized_sigmoid: hls4ml's HardActivation), plain_dense and plain_conv (a plain Keras Dense / Conv2D whose float
+# weights fkhls types).
 STAGE_MODELS = ["shapes", "pooling", "pooling1d", "avgpool", "avgpool1d", "zeropad", "zeropad1d", "sigmoid", "tanh",
-                "softmax", "leaky", "binary", "hard", "plain_dense"]
+                "softmax", "leaky", "binary", "hard", "plain_dense", "plain_conv"]
 
 
 @pytest.fixture(scope="module", params=STAGE_MODELS)
