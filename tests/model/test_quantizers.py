@@ -16,6 +16,13 @@ from fkhls.model import layers
 from fkhls.model.spec import describe_model
 
 
+def get_quantizer(text: str):
+    """A QKeras quantizer from its text, by QKeras's own parser (as QActivation('quantized_relu(6,2)') does)."""
+    from qkeras.quantizers import get_quantizer as qkeras_get_quantizer
+
+    return qkeras_get_quantizer(text)
+
+
 def _one_activation(quantizer, before=None, name: str = "act"):
     """QDense -> [QActivation(before)] -> QActivation(quantizer): a model around one activation."""
     import tensorflow as tf
@@ -92,10 +99,8 @@ def test_relu_upper_bound_under_the_default_clip_is_the_plain_grid():
     ("quantized_relu(6, 2, use_sigmoid=1)", ["use_sigmoid", "no hls4ml equivalent"]),
 ])
 def test_refused_quantized_relu_forms_say_why(quantizer, words):
-    from qkeras.quantizers import quantized_relu  # noqa: F401  (eval)
-
     with pytest.raises(UnsupportedModelError) as info:
-        describe_model(_one_activation(eval(quantizer), name="odd"))
+        describe_model(_one_activation(get_quantizer(quantizer), name="odd"))
     message = str(info.value)
     assert "'odd'" in message and "QActivation" in message
     for word in words:
@@ -139,10 +144,8 @@ def test_binary_and_ternary_weights_are_two_bit_signed_words():
     ("stochastic_ternary(alpha=1)", ["stochastic"]),
 ])
 def test_refused_weight_quantizers_say_why(kernel, words):
-    from qkeras.quantizers import binary, quantized_po2, quantized_relu_po2, stochastic_ternary, ternary  # noqa: F401
-
     with pytest.raises(UnsupportedModelError) as info:
-        describe_model(_one_dense(eval(kernel), name="odd"))
+        describe_model(_one_dense(get_quantizer(kernel), name="odd"))
     message = str(info.value)
     assert "'odd'" in message and "kernel_quantizer" in message
     for word in words:
@@ -156,10 +159,8 @@ def test_refused_weight_quantizers_say_why(kernel, words):
     ("ternary(alpha=1)", ["ternary activation"]),
 ])
 def test_refused_activation_quantizers_say_why(activation, words):
-    from qkeras.quantizers import binary, quantized_po2, quantized_relu_po2, ternary  # noqa: F401
-
     with pytest.raises(UnsupportedModelError) as info:
-        describe_model(_one_activation(eval(activation), name="odd"))
+        describe_model(_one_activation(get_quantizer(activation), name="odd"))
     message = str(info.value)
     assert "'odd'" in message and "QActivation" in message
     for word in words:
@@ -175,10 +176,8 @@ def test_refused_activation_quantizers_say_why(activation, words):
 ])
 def test_hard_activations_are_qkeras_on_every_input_word(quantizer, before):
     """hls4ml's hard_sigmoid / hard_tanh equal QKeras's quantized_sigmoid / quantized_tanh on every input word."""
-    from qkeras.quantizers import quantized_bits, quantized_sigmoid, quantized_tanh  # noqa: F401  (eval)
-
-    quantizer = eval(quantizer)
-    spec = describe_model(_one_activation(quantizer, before=eval(before) if before else None))
+    quantizer = get_quantizer(quantizer)
+    spec = describe_model(_one_activation(quantizer, before=get_quantizer(before) if before else None))
     step, prev = spec.layers[-1], spec.layers[-2]
     assert step.activation == ("hard_tanh" if "tanh" in type(quantizer).__name__ else "hard_sigmoid")
     assert not step.approximate
