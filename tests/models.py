@@ -379,3 +379,128 @@ def sequential_model(seed: int = 14):
     ], name="sequential_test")
     _spread_weights(model, seed)
     return model
+
+
+def leaky_model(seed: int = 16):
+    """quantized_relu with negative_slope (hls4ml's LeakyReLU) on a bounded input, a relu_upper_bound under the default
+    is_quantized_clip=True (the forward ignores it), and a plain quantized_relu that saturates at its range."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    q = quantized_bits(5, 1, alpha=1)
+    x_in = tf.keras.Input(shape=(5,), name="x")
+    h = QDense(8, name="d1", kernel_quantizer=q, bias_quantizer=q)(x_in)
+    h = QActivation(quantized_bits(8, 2, alpha=1), name="bound")(h)  # [-4, 4): inside the leaky clip
+    h = QActivation(quantized_relu(6, 2, negative_slope=0.25), name="leaky")(h)
+    h = QDense(6, name="d2", kernel_quantizer=q, bias_quantizer=q)(h)
+    h = QActivation(quantized_relu(6, 2, relu_upper_bound=1.5), name="capped")(h)  # default clip: bound unused
+    h = QDense(5, name="d3", kernel_quantizer=q, bias_quantizer=q)(h)
+    h = QActivation(quantized_relu(5, 1), name="sat")(h)
+    out = QDense(3, name="head", kernel_quantizer=q, bias_quantizer=q)(h)
+    model = tf.keras.Model(x_in, out, name="leaky_test")
+    _spread_weights(model, seed)
+    return model
+
+
+BUILDERS.update(leaky=leaky_model)
+
+
+def binary_model(seed: int = 17):
+    """binary and ternary weights (alpha=1; a QKeras layer turns a kernel alpha=None into auto_po2) in QConv1D and
+    QDense layers, a binary and a ternary bias (alpha=None):
+    fkhls builds them as ap_fixed<2,2> words with the plain multiply (hls4ml: xnor bits / weight_ternary)."""
+    import tensorflow as tf
+    from qkeras import QActivation, QConv1D, QDense
+    from qkeras.quantizers import binary, quantized_bits, quantized_relu, ternary
+
+    tf.keras.utils.set_random_seed(seed)
+    q = quantized_bits(5, 1, alpha=1)
+    x_in = tf.keras.Input(shape=(6, 2), name="x")
+    h = QConv1D(3, 3, name="c1", kernel_quantizer=binary(alpha=1), bias_quantizer=q)(x_in)
+    h = QActivation(quantized_relu(6, 2), name="r1")(h)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    h = QDense(8, name="d1", kernel_quantizer=ternary(alpha=1), bias_quantizer=binary())(h)
+    h = QActivation(quantized_relu(6, 2), name="r2")(h)
+    out = QDense(3, name="head", kernel_quantizer=binary(alpha=1), bias_quantizer=ternary())(h)
+    model = tf.keras.Model(x_in, out, name="binary_test")
+    _spread_weights(model, seed)
+    return model
+
+
+BUILDERS.update(binary=binary_model)
+
+
+def hard_model(seed: int = 18):
+    """quantized_tanh (plain and symmetric) and quantized_sigmoid activations: hls4ml's HardActivation, exact."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense
+    from qkeras.quantizers import quantized_bits, quantized_sigmoid, quantized_tanh
+
+    tf.keras.utils.set_random_seed(seed)
+    q = quantized_bits(5, 1, alpha=1)
+    x_in = tf.keras.Input(shape=(5,), name="x")
+    h = QDense(8, name="d1", kernel_quantizer=q, bias_quantizer=q)(x_in)
+    h = QActivation(quantized_tanh(6), name="tanh")(h)
+    h = QDense(6, name="d2", kernel_quantizer=q, bias_quantizer=q)(h)
+    h = QActivation(quantized_sigmoid(5), name="sigmoid")(h)
+    h = QDense(4, name="d3", kernel_quantizer=q, bias_quantizer=q)(h)
+    h = QActivation(quantized_tanh(5, symmetric=True), name="tanh_sym")(h)
+    out = QDense(3, name="head", kernel_quantizer=q, bias_quantizer=q)(h)
+    model = tf.keras.Model(x_in, out, name="hard_test")
+    _spread_weights(model, seed)
+    return model
+
+
+BUILDERS.update(hard=hard_model)
+
+
+def plain_dense_model(seed: int = 19):
+    """A plain Keras Dense (inline relu) between QKeras layers, its float weights on a 2**-4 grid: fkhls types them
+    ap_fixed<6,2> / the bias's narrowest type, and the sums stay within float32's 24 bits (exact)."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    q = quantized_bits(5, 1, alpha=1)
+    x_in = tf.keras.Input(shape=(5,), name="x")
+    h = QDense(8, name="d1", kernel_quantizer=q, bias_quantizer=q)(x_in)
+    h = QActivation(quantized_relu(6, 2), name="r1")(h)
+    h = tf.keras.layers.Dense(6, name="plain", activation="relu")(h)
+    out = QDense(3, name="head", kernel_quantizer=q, bias_quantizer=q)(h)
+    model = tf.keras.Model(x_in, out, name="plain_dense_test")
+    _spread_weights(model, seed)
+    rng = np.random.default_rng(seed)
+    plain = model.get_layer("plain")
+    plain.set_weights([rng.integers(-32, 32, size=w.shape).astype(np.float32) / 16 for w in plain.get_weights()])
+    return model
+
+
+BUILDERS.update(plain_dense=plain_dense_model)
+
+
+def plain_conv_model(seed: int = 20):
+    """A plain Keras Conv2D ('same', inline relu) after a QConv2D, its float weights on a 2**-3 grid (typed by fkhls)."""
+    import tensorflow as tf
+    from qkeras import QActivation, QConv2D, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    q = quantized_bits(5, 1, alpha=1)
+    x_in = tf.keras.Input(shape=(5, 5, 1), name="x")
+    h = QConv2D(2, (3, 3), name="c1", kernel_quantizer=q, bias_quantizer=q)(x_in)
+    h = QActivation(quantized_relu(6, 2), name="r1")(h)
+    h = tf.keras.layers.Conv2D(2, (2, 2), padding="same", activation="relu", name="plain")(h)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    out = QDense(3, name="head", kernel_quantizer=q, bias_quantizer=q)(h)
+    model = tf.keras.Model(x_in, out, name="plain_conv_test")
+    _spread_weights(model, seed)
+    rng = np.random.default_rng(seed)
+    plain = model.get_layer("plain")
+    plain.set_weights([rng.integers(-12, 12, size=w.shape).astype(np.float32) / 8 for w in plain.get_weights()])
+    return model
+
+
+BUILDERS.update(plain_conv=plain_conv_model)

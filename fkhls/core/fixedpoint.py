@@ -32,6 +32,7 @@ __all__ = [
     "literal",
     "literals",
     "quantizer_type",
+    "narrowest_type",
     "MAX_WIDTH",
 ]
 
@@ -257,15 +258,122 @@ def quantizer_type(config: dict, *, activation: bool = False, where: str = "quan
             sat = SaturationMode.SAT_SYM if cfg.get("symmetric") else SaturationMode.SAT
             return _make(bits, integer + keep_negative, bool(keep_negative), RoundingMode.RND_CONV, sat)
         return _make(bits, integer + keep_negative, bool(keep_negative))
+    if name in ("binary", "ternary", "stochastic_binary", "stochastic_ternary", "binary_tanh", "ternary_tanh"):
+        return _binary_type(name, cfg, activation, where)
+    if name in ("quantized_po2", "quantized_relu_po2"):
+        if activation:
+            raise UnsupportedModelError(
+                f"{where}: a {name} activation is not supported: hls4ml 1.3.0 has no layer for it (its QKeras "
+                "converter refuses it); use quantized_bits or quantized_relu"
+            )
+        raise UnsupportedModelError(
+            f"{where}: {name} weights are not supported: hls4ml stores them as ExponentType words (a sign bit and an "
+            "exponent, multiplied by shifting: nnet_mult.h weight_exponential), not ap_fixed words, so fkhls cannot "
+            "address FKeras bit indices in them nor flip them in its harnesses; use quantized_bits(bits, integer, "
+            "alpha=1)"
+        )
+    if name in ("quantized_sigmoid", "quantized_tanh"):
+        if not activation:
+            raise UnsupportedModelError(f"{where}: {name} is only supported as an activation")
+        bits = int(cfg["bits"])
+        if name == "quantized_sigmoid":
+            if cfg.get("symmetric"):
+                raise UnsupportedModelError(
+                    f"{where}: quantized_sigmoid(symmetric=True) clips at 2**-{bits}, but hls4ml's type for it "
+                    f"(ap_ufixed<{bits},0>) reaches 0; use symmetric=False"
+                )
+            return _make(bits, 0, False, RoundingMode.RND_CONV, SaturationMode.SAT)
+        sat = SaturationMode.SAT_SYM if cfg.get("symmetric") else SaturationMode.SAT
+        return _make(bits, 1, True, RoundingMode.RND_CONV, sat)  # hls4ml: integer 1, SAT_SYM when symmetric
     if name == "quantized_relu":
         if not activation:
             raise UnsupportedModelError(f"{where}: quantized_relu is only supported as an activation")
-        bits, integer = int(cfg["bits"]), int(cfg.get("integer", 0))
-        if cfg.get("negative_slope", 0.0) or cfg.get("use_sigmoid") or cfg.get("relu_upper_bound") is not None:
-            raise UnsupportedModelError(
-                f"{where}: quantized_relu with negative_slope, use_sigmoid or relu_upper_bound is not supported"
-            )
-        return _make(bits, integer, False, RoundingMode.RND_CONV, SaturationMode.SAT)
+        return _relu_type(cfg, where)
     raise UnsupportedModelError(
-        f"{where}: quantizer {name!r} is not supported (supported: quantized_bits(alpha=1), quantized_relu)"
+        f"{where}: quantizer {name!r} is not supported (supported: quantized_bits(alpha=1), quantized_relu; "
+        "binary(alpha=1) and ternary(alpha=1) weights)"
     )
+
+
+def _relu_type(cfg: dict, where: str) -> FixedPrecisionType:
+    """quantized_relu's grid: ap_ufixed<b, i> (round half to even, saturate), signed ap_fixed<b, i+1> when leaky.
+
+    QKeras 0.9.0 (quantized_relu.__call__): ``negative_slope`` spends one bit on the sign, the grid
+    step stays 2**(i - (b - 1)). ``relu_upper_bound`` changes the forward value only with
+    ``is_quantized_clip=False`` (by default it shapes the straight-through gradient alone).
+    """
+    bits, integer = int(cfg["bits"]), int(cfg.get("integer", 0))
+    if cfg.get("use_sigmoid"):
+        raise UnsupportedModelError(f"{where}: quantized_relu(use_sigmoid=1) has no hls4ml equivalent; "
+                                    "use use_sigmoid=0")
+    if cfg.get("negative_slope"):
+        ptype = _make(bits, integer + 1, True, RoundingMode.RND_CONV, SaturationMode.SAT)
+    else:
+        ptype = _make(bits, integer, False, RoundingMode.RND_CONV, SaturationMode.SAT)
+    bound = cfg.get("relu_upper_bound")
+    top = ((1 << (ptype.width - ptype.signed)) - 1) * 2.0**-ptype.fractional
+    if bound is not None and not cfg.get("is_quantized_clip", True) and float(bound) < top:
+        # QKeras's get_config omits is_quantized_clip: a saved model reloads with True and computes another function.
+        raise UnsupportedModelError(
+            f"{where}: quantized_relu(relu_upper_bound={float(bound)!r}, is_quantized_clip=False) clips below the "
+            f"type's top {top!r}, but QKeras does not save is_quantized_clip (the saved model ignores the bound) and "
+            "hls4ml ignores the bound too; use quantized_relu(bits, integer) whose range ends at the bound, or the "
+            "default is_quantized_clip=True"
+        )
+    return ptype
+
+
+def _binary_type(name: str, cfg: dict, activation: bool, where: str) -> FixedPrecisionType:
+    """binary / ternary weights (alpha=1): the values -1, (0,) +1 as 2-bit signed words, ap_fixed<2,2>.
+
+    hls4ml types a ternary kernel ``ap_int<2>`` (the same bits) but multiplies with its
+    ``weight_ternary`` product, which reads the word -2 as +1; a binary kernel it encodes as a
+    1-bit xnor word (0 = -1). fkhls builds both as ap_fixed<2,2> with the plain multiply, so every
+    word, faulty or not, means its two's-complement value (export sets and reads this back).
+    """
+    if activation:
+        raise UnsupportedModelError(
+            f"{where}: a {name} activation is not supported: hls4ml builds it as binary_tanh/ternary_tanh with 1-bit "
+            "xnor or 2-bit integer words and thresholds fkhls does not reproduce; use quantized_bits(2, 1) or "
+            "quantized_relu"
+        )
+    if name.startswith("stochastic") or cfg.get("use_stochastic_rounding"):
+        raise UnsupportedModelError(f"{where}: stochastic rounding ({name}) cannot be reproduced in hardware")
+    alpha = cfg.get("alpha")  # None is scale 1 for both in QKeras 0.9.0 (values exactly -1, 0, +1)
+    if isinstance(alpha, str) or (alpha is not None and float(alpha) != 1.0):
+        raise UnsupportedModelError(
+            f"{where}: {name}(alpha={alpha!r}) is not supported (only alpha=1 or None: another scale makes hls4ml "
+            f"insert an ApplyAlpha layer and store rescaled words); use {name}(alpha=1)"
+        )
+    if cfg.get("use_01"):
+        raise UnsupportedModelError(
+            f"{where}: binary(use_01=True) is not supported: hls4ml's xnor conversion maps QKeras's 0 and 1 both to "
+            "1; use binary(alpha=1) (values -1, +1)"
+        )
+    return _make(2, 2, True)
+
+
+def narrowest_type(values, max_width: int = 32) -> FixedPrecisionType | None:
+    """The narrowest ap_(u)fixed<W, I> (W <= max_width, I <= W) holding every value exactly, or None.
+
+    For the float weights of an unquantized layer: signed only when a value is negative.
+    """
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if not np.all(np.isfinite(values)):
+        return None
+    for frac in range(0, max_width + 1):
+        scaled = np.ldexp(values, frac)
+        if np.array_equal(scaled, np.rint(scaled)):
+            break
+    else:
+        return None
+    raw = np.rint(scaled).astype(np.int64) if np.abs(scaled).max(initial=0) < 2.0**62 else None
+    if raw is None:
+        return None
+    lo, hi = int(raw.min(initial=0)), int(raw.max(initial=0))
+    signed = lo < 0
+    width = max(hi.bit_length() + signed, (-lo - 1).bit_length() + 1 if signed else 0, 1)
+    if width > max_width:
+        return None
+    return _make(width, width - frac, signed)
+

@@ -233,8 +233,9 @@ def render_cone_harness(manifest: Manifest, plan: ConePlan | None = None) -> str
     array_names = {a.array for a in arrays}
     calls = []
     for call in program.calls:
-        args = [arg if arg in array_names else f"a.{program.resolve(arg)}" for arg in call.args]
-        touched = sorted({var_id[program.resolve(arg)] for arg in call.args if arg not in array_names})
+        args = [arg if arg in array_names or _NUMBER_RE.match(arg) else f"a.{program.resolve(arg)}" for arg in call.args]
+        touched = sorted({var_id[program.resolve(arg)] for arg in call.args
+                          if arg not in array_names and not _NUMBER_RE.match(arg)})
         calls.append(dict(layer=call.layer, function=call.function, args=args, dense=None, elementwise=None,
                           vars=[dict(id=k, name=variables[k].name) for k in touched]))
     ids = {a.array: k for k, a in enumerate(arrays)}

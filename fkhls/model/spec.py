@@ -316,8 +316,10 @@ def quantized_tensor(layer, tensor: str) -> np.ndarray:
 
     variable = getattr(layer, tensor, None)
     quantizer = getattr(layer, f"{tensor}_quantizer_internal", None)
-    if variable is None or quantizer is None:
-        raise UnsupportedModelError(f"layer {layer.name!r} has no quantized variable {tensor!r}")
+    if variable is None:
+        raise UnsupportedModelError(f"layer {layer.name!r} has no variable {tensor!r}")
+    if quantizer is None:  # an unquantized layer (plain Dense): its float weights, typed by fkhls
+        return np.asarray(variable.numpy(), dtype=np.float64)
     return np.asarray(quantizer(tf.convert_to_tensor(variable)).numpy(), dtype=np.float64)
 
 

@@ -55,7 +55,8 @@ class LayerSpec:
     accum_type: FixedPrecisionType | None = None
     kernel: TensorSpec | None = None
     bias: TensorSpec | None = None
-    activation: str | None = None  # relu | quantized_bits (for kind == activation)
+    activation: str | None = None  # relu | leaky_relu | quantized_bits ... (for kind == activation)
+    param: float = 0.0  # an activation's parameter: leaky_relu's negative slope (a power of two)
     strides: tuple[int, ...] = ()
     padding: str = "valid"
     pool_size: tuple[int, ...] = ()  # pooling window (pooling kinds)

@@ -19,6 +19,8 @@ _PARAM_RE = re.compile(r"^\s*(?:hls::stream<(?P<stype>\w+)>\s*&\s*(?P<sname>\w+)
 _ARRAY_RE = re.compile(r"^(?P<type>\w+)\s+(?P<name>\w+)\[(?P<size>[^\]]+)\];$")
 _STREAM_RE = re.compile(r'^hls::stream<(?P<type>\w+)>\s+(?P<name>\w+)\("\w+"\);$')
 _ALIAS_RE = re.compile(r"^auto\s*&\s*(?P<name>\w+)\s*=\s*(?P<target>\w+);$")
+# A literal call argument (an activation's parameter, e.g. leaky_relu's alpha).
+NUMBER_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?[fF]?$")
 _CALL_RE = re.compile(r"^(?P<call>nnet::\w+<[^;]*>\((?P<args>[^;]*)\));\s*//\s*(?P<layer>\S+)$")
 
 
@@ -40,7 +42,8 @@ class LayerCall:
 
     @property
     def output(self) -> str:
-        return self.args[1]
+        """The first variable after the input: a literal parameter (leaky_relu's alpha) comes before its output."""
+        return next(arg for arg in self.args[1:] if not NUMBER_RE.match(arg))
 
     @property
     def input(self) -> str:

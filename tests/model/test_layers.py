@@ -66,8 +66,9 @@ def test_every_blocker_is_listed_in_one_error():
     h = QConv2D(2, (3, 3), name="c1", kernel_quantizer=quantized_bits(6, 0, alpha="auto_po2"), bias_quantizer=q)(x_in)
     h = tf.keras.layers.MaxPooling2D(name="pool", padding="same")(h)
     h = tf.keras.layers.Flatten(name="flat")(h)
-    h = tf.keras.layers.Dense(4, name="plain")(h)
-    h = QActivation(quantized_relu(6, 0, negative_slope=0.25), name="leaky")(h)
+    spread = tf.keras.initializers.Constant(np.geomspace(1e-7, 3.0, 8 * 4))  # float weights no 32-bit type holds
+    h = tf.keras.layers.Dense(4, name="plain", kernel_initializer=spread)(h)
+    h = QActivation(quantized_relu(6, 0, use_sigmoid=1), name="leaky")(h)
     h = QDense(3, name="d", kernel_quantizer=q)(h)
     out = tf.keras.layers.Activation("elu", name="sm")(h)
     with pytest.raises(UnsupportedModelError) as info:
@@ -79,8 +80,8 @@ def test_every_blocker_is_listed_in_one_error():
     assert len(lines) == len(expected) and f"{len(expected)} problems" in message, message
     for line, name in zip(lines, expected):
         assert name in line, (name, line)
-    assert "auto_po2" in lines[0] and "padding 'same'" in lines[1] and SUPPORTED_LAYERS in lines[2]
-    assert "negative_slope" in lines[3] and "bias has no quantizer" in lines[4] and "'elu'" in lines[5]
+    assert "auto_po2" in lines[0] and "padding 'same'" in lines[1] and "unquantized kernel" in lines[2]
+    assert "use_sigmoid" in lines[3] and "bias has no quantizer" in lines[4] and "'elu'" in lines[5]
 
 
 def test_alpha_none_bias_is_the_alpha_one_grid():
@@ -118,9 +119,13 @@ def test_unquantized_relu_is_typed_exactly():
 # GlobalAveragePooling1D over 3: approximate by nature), zeropad (ZeroPadding2D on the input and on
 # a conv accumulator), zeropad1d (ZeroPadding1D after an activation), sigmoid and tanh (hls4ml's tables),
 # softmax (QDense(activation='softmax'): hls4ml's stable softmax, exp and inverse tables; Activation('softmax') is
-# test_softmax_table_sizes_follow_a_narrow_input's).
+# test_softmax_table_sizes_follow_a_narrow_input's), leaky (quantized_relu with negative_slope: hls4ml's LeakyReLU;
+# relu_upper_bound under is_quantized_clip=True; a saturating quantized_relu), binary (binary and ternary kernels and
+# biases as ap_fixed<2,2> words, in a QConv1D and QDense layers), hard (quantized_tanh, symmetric too, and
+# quantized_sigmoid: hls4ml's HardActivation), plain_dense and plain_conv (a plain Keras Dense / Conv2D whose float
+# weights fkhls types).
 STAGE_MODELS = ["shapes", "pooling", "pooling1d", "avgpool", "avgpool1d", "zeropad", "zeropad1d", "sigmoid", "tanh",
-                "softmax"]
+                "softmax", "leaky", "binary", "hard", "plain_dense", "plain_conv"]
 
 
 @pytest.fixture(scope="module", params=STAGE_MODELS)
@@ -248,7 +253,8 @@ def test_exhaustive_campaign_both_engines_agree(shapes):
     assert result.table.columns["tf_outputs_changed"].max() > 0
 
 
-@pytest.mark.parametrize("name", ["shapes", "pooling1d", "avgpool1d", "zeropad", "sigmoid", "tanh", "softmax"])
+@pytest.mark.parametrize("name", ["shapes", "pooling1d", "avgpool1d", "zeropad", "sigmoid", "tanh", "softmax", "leaky",
+                                  "binary", "hard"])
 def test_io_stream_golden_csim_equals_emulator(name, tmp_path):
     """hls4ml's io_stream implementations (nnet_pooling_stream.h ...) compute the same words."""
     from fkhls.csim.build import run_csim

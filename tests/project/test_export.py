@@ -161,12 +161,12 @@ def test_failed_export_leaves_nothing(tmp_path):
 
 
 @pytest.mark.parametrize("case,match", [
-    ("plain_dense", "layer type Dense is not supported"),
+    ("plain_dense", "unquantized kernel \\(float weights\\) that no ap_fixed type of at most 32 bits"),
     ("elu_activation", "Activation\\('elu'\\) is not supported"),
     ("pooling", "UpSampling2D is not supported"),
     ("stochastic", "stochastic rounding"),
     ("no_bias_quantizer", "bias has no quantizer"),
-    ("leaky", "negative_slope"),
+    ("leaky", "use_sigmoid"),
 ])
 def test_unsupported_models_name_the_layer(tmp_path, case, match):
     import tensorflow as tf
@@ -181,13 +181,14 @@ def test_unsupported_models_name_the_layer(tmp_path, case, match):
     else:
         x_in = tf.keras.Input(shape=(4,))
         layer = {
-            "plain_dense": lambda: tf.keras.layers.Dense(2, name="bad"),
+            "plain_dense": lambda: tf.keras.layers.Dense(2, name="bad", kernel_initializer=tf.keras.initializers.Constant(
+                np.geomspace(1e-7, 3.0, 6))),  # float weights no 32-bit fixed-point type holds
             "elu_activation": lambda: tf.keras.layers.Activation("elu", name="bad"),
             "stochastic": lambda: QDense(2, name="bad", kernel_quantizer=quantized_bits(6, 0, alpha=1,
                                                                                         use_stochastic_rounding=True),
                                          bias_quantizer=q),
             "no_bias_quantizer": lambda: QDense(2, name="bad", kernel_quantizer=q),
-            "leaky": lambda: QActivation(quantized_relu(6, 0, negative_slope=0.25), name="bad"),
+            "leaky": lambda: QActivation(quantized_relu(6, 0, use_sigmoid=1), name="bad"),
         }[case]()
         out = layer(x_in) if case != "plain_dense" else layer(QDense(3, kernel_quantizer=q, bias_quantizer=q)(x_in))
         if case in ("elu_activation", "leaky"):

@@ -3,17 +3,24 @@
 A quantized activation (quantized_relu, quantized_bits) takes its quantizer's type. An
 unquantized ``relu`` is typed by fkhls: max(x, 0) of an ap_fixed<W, I> word fits
 ap_ufixed<W-1, I-1> exactly, so the step is exact whatever QKeras computed in float.
-``linear`` steps copy the words. ``Activation('sigmoid' | 'tanh')`` is hls4ml's lookup table
-(``tables.py``), its result typed as the table: approximate by nature. ``Activation('softmax')``
+``linear`` steps copy the words. A leaky quantized_relu (``negative_slope``) is hls4ml's
+LeakyReLU layer (``leaky.py``); a ``relu_upper_bound`` counts only where QKeras's forward uses it
+(``fixedpoint.quantizer_type``). ``quantized_sigmoid`` / ``quantized_tanh`` are hls4ml's exact
+HardActivation (``hard.py``), or with ``use_real_*`` its table cast to the quantizer's type.
+``Activation('sigmoid' | 'tanh')`` is hls4ml's lookup table (``tables.py``), its result typed
+as the table: approximate by nature. ``Activation('softmax')``
 becomes a ``softmax`` step owned by ``softmax.py``.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from fkhls.core.errors import UnsupportedModelError
-from fkhls.core.fixedpoint import FixedPrecisionType, cast_raw, quantizer_type
+from fkhls.core.fixedpoint import FixedPrecisionType, cast_raw, cpp_type, quantizer_type, raw_bounds
+from fkhls.model.layers import hard, leaky
 from fkhls.model.layers.base import Approximation, LayerHandler, Walk, layer_handler
 from fkhls.model.layers.quantizers import activation_of
 from fkhls.model.layers.softmax import SoftmaxHandler, softmax_steps
@@ -45,10 +52,28 @@ def activation_steps(name: str, keras_name: str, keras_class: str, value, walk: 
         return []
     kind, config = act
     result = relu_type(walk.in_type) if config is None else quantizer_type(config, activation=True, where=where)
+    extra = {}
+    if kind == "leaky_relu":
+        slope = float(config["config"]["negative_slope"])
+        leaky.slope_exponent(slope, where)
+        extra = dict(param=slope, approximate=leaky.deviation(walk.in_type, slope, result))
+    elif kind in hard.FUNCTIONS:
+        hard.check_internal_sigmoid(where)
+    elif kind in RANGE:  # quantized_sigmoid/tanh(use_real_*): hls4ml's table, cast to the quantizer's type
+        extra = dict(approximate=_table_reason(kind, walk.in_type, where) + f", cast to {cpp_type(result)}")
     walk.in_type = result
     return [LayerSpec(name=name, keras_name=keras_name, kind="activation", keras_class=keras_class,
                       input_shape=tuple(out_shape), output_shape=tuple(out_shape), result_type=result,
-                      activation=kind)]
+                      activation=kind, **extra)]
+
+
+def _table_reason(function: str, in_type: FixedPrecisionType, where: str) -> str:
+    """Why a table step is approximate; refuses an input too wide for the table index arithmetic."""
+    if in_type.width + 11 > 62:
+        raise UnsupportedModelError(f"{where}: a {in_type.width}-bit input is too wide for the {function} "
+                                    "table index (at most 51 bits)")
+    r = RANGE[function]
+    return f"hls4ml's {function} table ({TABLE_SIZE} entries over [-{r}, {r}), {TABLE_TYPE.fractional} fractional bits)"
 
 
 def _linear(layer, walk: Walk, out_shape) -> list[LayerSpec]:
@@ -61,6 +86,10 @@ def _check(value, where: str) -> list[str]:
         act = activation_of(value, where)
         if act is not None and act[1] is not None:
             quantizer_type(act[1], activation=True, where=where)
+            if act[0] == "leaky_relu":
+                leaky.slope_exponent(float(act[1]["config"]["negative_slope"]), where)
+            if act[0] in hard.FUNCTIONS:
+                hard.check_internal_sigmoid(where)
     except UnsupportedModelError as exc:
         return [str(exc)]
     return []
@@ -95,15 +124,11 @@ class ActivationHandler(LayerHandler):
         if function == "softmax":  # hls4ml turns Activation('softmax') into its Softmax layer
             return softmax_steps(layer.name, "Activation", walk, out_shape)
         if function in RANGE:
-            if walk.in_type.width + 11 > 62:
-                raise UnsupportedModelError(f"{where}: a {walk.in_type.width}-bit input is too wide for the {function} "
-                                            "table index (at most 51 bits)")
+            reason = _table_reason(function, walk.in_type, where)
             walk.in_type = TABLE_TYPE
-            r = RANGE[function]
             return [LayerSpec(name=layer.name, keras_name=layer.name, kind="activation", keras_class="Activation",
                               input_shape=walk.shape, output_shape=out_shape, result_type=TABLE_TYPE,
-                              activation=function, approximate=f"hls4ml's {function} table ({TABLE_SIZE} entries over "
-                              f"[-{r}, {r}), {TABLE_TYPE.fractional} fractional bits)")]
+                              activation=function, approximate=reason)]
         steps = activation_steps(layer.name, layer.name, layer.__class__.__name__, layer.get_config().get("activation"),
                                  walk, out_shape, where)
         return steps or _linear(layer, walk, out_shape)
@@ -114,6 +139,10 @@ class ActivationHandler(LayerHandler):
             return x
         if step.activation == "relu":
             return cast_raw(np.maximum(x, 0), in_type.fractional, step.result_type)
+        if step.activation == "leaky_relu":
+            return leaky.forward(x, in_type, step.param, step.result_type)
+        if step.activation in hard.FUNCTIONS:
+            return hard.forward(step.activation, x, in_type, step.result_type)
         if step.activation == "quantized_bits":
             return cast_raw(x, in_type.fractional, step.result_type)
         if step.activation in RANGE:
@@ -122,17 +151,37 @@ class ActivationHandler(LayerHandler):
         raise UnsupportedModelError(f"layer {step.name!r}: activation {step.activation!r} is not supported")
 
     def approximation(self, step: LayerSpec, in_type: FixedPrecisionType) -> Approximation | None:
+        if step.activation == "leaky_relu" and step.approximate:
+            lowest = int(leaky.forward(np.array([raw_bounds(in_type)[0]]), in_type, step.param, step.result_type)[0])
+            bound = max(leaky.qkeras_clip_raw(step.param, step.result_type) - lowest, 0)
+            return Approximation(
+                "leaky_relu_saturation", step.approximate, float(bound),
+                "QKeras clips slope*x at -slope*2^i; hls4ml only at the result type's minimum, reached by the "
+                "input type's lowest word: the distance between the two is the largest difference",
+                "bound the input (a quantized_bits activation before it) so slope*x never passes QKeras's clip")
         if step.activation not in RANGE:
             return None
         bound = table_bound(step.activation, TABLE_SIZE, TABLE_TYPE.width, TABLE_TYPE.integer)
+        why = (f"the largest distance between {step.activation}(x) and the table entry hls4ml reads for x, over every "
+               f"x (index step {2 * RANGE[step.activation] / TABLE_SIZE:g}, entries rounded to "
+               f"2^-{TABLE_TYPE.fractional}, clipped ends)")
+        if step.result_type != TABLE_TYPE:  # quantized_sigmoid/tanh(use_real_*): the entry is cast to the quantizer
+            bound = math.ceil(bound * 2.0 ** (step.result_type.fractional - TABLE_TYPE.fractional)) + 1
+            why += f", in LSBs of {cpp_type(step.result_type)}, plus one LSB for the cast"
         return Approximation(
-            f"{step.activation}_table", step.approximate, bound,
-            f"the largest distance between {step.activation}(x) and the table entry hls4ml reads for x, over every "
-            f"x (index step {2 * RANGE[step.activation] / TABLE_SIZE:g}, entries rounded to 2^-{TABLE_TYPE.fractional}, "
-            "clipped ends)",
-            "as the model's output: a linear output (the logits); inside the model: QActivation(quantized_relu(...))")
+            f"{step.activation}_table", step.approximate, bound, why,
+            "as the model's output: a linear output (the logits); inside the model: QActivation(quantized_relu(...)) "
+            "or the hard quantized_sigmoid/quantized_tanh (exact)")
 
     def hls_matches(self, step: LayerSpec, hls_layer) -> bool:
+        if step.activation == "leaky_relu":
+            return (hls_layer.class_name in ("LeakyReLU", "ParametrizedActivation")
+                    and hls_layer.get_attr("activation") == "leaky_relu"
+                    and float(hls_layer.get_attr("activ_param")) == step.param)
+        if step.activation in hard.FUNCTIONS:
+            return (hls_layer.class_name == "HardActivation" and hls_layer.get_attr("activation") == step.activation
+                    and float(hls_layer.get_attr("slope")) == hard.SLOPE
+                    and float(hls_layer.get_attr("shift")) == hard.SHIFT)
         if hls_layer.class_name != "Activation":
             return False
         wanted = step.activation if step.activation in ("relu", *RANGE) else "linear"
@@ -146,10 +195,20 @@ class ActivationHandler(LayerHandler):
         if step.activation in RANGE:  # the table the emulator reproduces: hls4ml's default, fixed here
             hls_layer.set_attr("table_size", TABLE_SIZE)
             hls_layer.types["table_t"].precision = hw(TABLE_TYPE)
+        if step.activation == "leaky_relu":  # alpha must hold the slope exactly
+            hls_layer.types["param_t"].precision = hw(leaky.param_type(step.param))
+        if step.activation in hard.FUNCTIONS:
+            for name in ("slope_t", "shift_t"):
+                hls_layer.types[name].precision = hw(hard.PARAM_TYPE)
 
     def hls_type_checks(self, step: LayerSpec, hls_layer) -> list:
         if step.activation in RANGE:
             return [(hls_layer.types["table_t"].name, TABLE_TYPE, f"the table of {step.name}")]
+        if step.activation == "leaky_relu":
+            return [(hls_layer.types["param_t"].name, leaky.param_type(step.param), f"the slope of {step.name}")]
+        if step.activation in hard.FUNCTIONS:
+            return [(hls_layer.types[name].name, hard.PARAM_TYPE, f"the {name} of {step.name}")
+                    for name in ("slope_t", "shift_t")]
         return []
 
     def hides_previous(self, step: LayerSpec) -> bool:

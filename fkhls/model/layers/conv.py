@@ -1,4 +1,5 @@
-"""QConv1D / QConv2D: a weighted sum per output position over the im2col patches of the input.
+"""QConv1D / QConv2D (and plain Conv1D / Conv2D, see dense.tensor_type): a weighted sum per output position over
+the im2col patches of the input.
 
 channels_last only, dilation 1, 'valid' or 'same' padding (zero words, the extra row/column
 after, as TF and hls4ml pad).
@@ -56,14 +57,14 @@ class _ConvHandler(WeightedHandler):
         return conv_patches(step, x)
 
 
-@layer_handler("QConv1D")
+@layer_handler("QConv1D", "Conv1D")  # a plain Conv1D/Conv2D: float weights typed by fkhls (dense.tensor_type)
 class Conv1DHandler(_ConvHandler):
     kinds = ("conv1d",)
     hls_class = "Conv1D"
     resource_axes = (2, 0, 1)
 
 
-@layer_handler("QConv2D")
+@layer_handler("QConv2D", "Conv2D")
 class Conv2DHandler(_ConvHandler):
     kinds = ("conv2d",)
     hls_class = "Conv2D"

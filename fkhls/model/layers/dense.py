@@ -1,5 +1,8 @@
 """Weighted layers: QDense here, the convolutions in conv.py; both sum a quantized kernel and bias.
 
+A plain Keras ``Dense`` inside a QKeras model is the same step with fkhls-typed float weights
+(``tensor_type``): exact when a type of at most 32 bits holds them, refused otherwise.
+
 Types: kernel and bias take their quantizers' grids; the accumulator is the narrowest type
 holding every sum for any words of those types (``accumulator_type``), so neither rounding nor
 overflow can happen even after a bit flip. The forward sums integer products exactly: float64
@@ -11,16 +14,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import math
+
 import numpy as np
 
 from fkhls.core.errors import UnsupportedModelError
-from fkhls.core.fixedpoint import MAX_WIDTH, FixedPrecisionType, cast_raw, quantizer_type, raw_bounds
+from fkhls.core.fixedpoint import (MAX_WIDTH, FixedPrecisionType, cast_raw, cpp_type, narrowest_type, quantizer_type,
+                                  raw_bounds)
 from fkhls.model.layers.activation import activation_steps
-from fkhls.model.layers.base import LayerHandler, Walk, layer_handler
+from fkhls.model.layers.base import Approximation, LayerHandler, Walk, layer_handler
 from fkhls.model.layers.quantizers import activation_of, quantizer_config
 from fkhls.model.steps import LayerSpec, TensorSpec
 
 _FLOAT64_EXACT = 2**53
+_FLOAT32_EXACT_BITS = 24
 
 
 def accumulator_type(
@@ -98,18 +105,11 @@ class WeightedHandler(LayerHandler):
         where = f"layer {layer.name!r} ({cls})"
         config = layer.get_config()
         reasons = self.check_config(layer, where)
-        k_cfg = quantizer_config(layer, "kernel")
-        if k_cfg is None:
-            reasons.append(f"{where}: the kernel has no quantizer; give kernel_quantizer=quantized_bits(...)")
-        else:
-            reasons += _type_errors(k_cfg, f"{where} kernel_quantizer")
-        if config.get("use_bias", True):
-            b_cfg = quantizer_config(layer, "bias")
-            if b_cfg is None:
-                reasons.append(f"{where}: the bias has no quantizer; give bias_quantizer=quantized_bits(...) "
-                               "or use_bias=False")
-            else:
-                reasons += _type_errors(b_cfg, f"{where} bias_quantizer")
+        for key in ("kernel", "bias") if config.get("use_bias", True) else ("kernel",):
+            try:
+                tensor_type(layer, key, where)
+            except UnsupportedModelError as exc:
+                reasons.append(str(exc))
         try:
             act = None if config.get("activation") == "softmax" else activation_of(config.get("activation"),
                                                                                   f"{where} activation")
@@ -126,23 +126,47 @@ class WeightedHandler(LayerHandler):
         where = f"layer {layer.name!r} ({cls})"
         config = layer.get_config()
         out_shape = keras_shape(layer.output_shape)
-        k_cfg = quantizer_config(layer, "kernel")
         kernel = TensorSpec(layer.name, "kernel", tuple(int(d) for d in layer.kernel.shape),
-                            quantizer_type(k_cfg, where=f"{where} kernel_quantizer"), k_cfg)
+                            *tensor_type(layer, "kernel", where))
         bias = None
         if config.get("use_bias", True):
-            b_cfg = quantizer_config(layer, "bias")
             bias = TensorSpec(layer.name, "bias", tuple(int(d) for d in layer.bias.shape),
-                              quantizer_type(b_cfg, where=f"{where} bias_quantizer"), b_cfg)
+                              *tensor_type(layer, "bias", where))
         n_terms = int(np.prod(kernel.shape[:-1]))
         acc = accumulator_type(walk.in_type, kernel.ptype, bias.ptype if bias else None, n_terms)
+        approximate = ""
+        if kernel.quantizer is UNQUANTIZED and acc.width > _FLOAT32_EXACT_BITS:
+            # Keras sums the float weights in float32 (24-bit significand): it rounds sums the hardware keeps exact.
+            approximate = (f"unquantized {cls}: the exact sum needs {acc.width} bits ({cpp_type(acc)}), Keras sums "
+                           f"in float32 ({_FLOAT32_EXACT_BITS}-bit significand) and may round it")
         steps = [LayerSpec(name=layer.name, keras_name=layer.name, kind=self.kinds[0], keras_class=cls,
                            input_shape=walk.shape, output_shape=out_shape, result_type=acc, accum_type=acc,
-                           kernel=kernel, bias=bias, **self.step_fields(layer))]
+                           kernel=kernel, bias=bias, approximate=approximate, **self.step_fields(layer))]
         walk.in_type = acc
         steps += activation_steps(f"{layer.name}_activation", layer.name, cls, config.get("activation"), walk,
                                   out_shape, f"{where} activation")
         return steps
+
+    def approximation(self, step: LayerSpec, in_type: FixedPrecisionType) -> Approximation | None:
+        if not step.approximate:
+            return None
+        # Any float32 summation of n products (each rounded too) errs by at most gamma_n * sum|terms|,
+        # gamma_n = n*u / (1 - n*u), u = 2**-24 (Higham, Accuracy and Stability, 3.1), whatever the order.
+        n = max(step.n_terms, 1) + (step.bias is not None)
+        u = 2.0 ** -_FLOAT32_EXACT_BITS
+        x_lo, x_hi = raw_bounds(in_type)
+        w_lo, w_hi = raw_bounds(step.kernel.ptype)
+        frac_p = in_type.fractional + step.kernel.ptype.fractional
+        total = step.n_terms * max(-x_lo, x_hi) * max(-w_lo, w_hi) * 2.0 ** (step.accum_type.fractional - frac_p)
+        if step.bias is not None:
+            b_lo, b_hi = raw_bounds(step.bias.ptype)
+            total += max(-b_lo, b_hi) * 2.0 ** (step.accum_type.fractional - step.bias.ptype.fractional)
+        bound = math.ceil(n * u / (1 - n * u) * total)
+        return Approximation(
+            "float32_sum", step.approximate, float(bound),
+            f"float32 summation error bound gamma_n * sum|terms| (n = {n} rounded operations, u = 2^-24) for any "
+            f"words of the layer's types, in LSBs of {cpp_type(step.accum_type)}",
+            "quantize the layer (QDense/QConv with quantized_bits kernel and bias quantizers)")
 
     def accumulate(self, step: LayerSpec, in_type: FixedPrecisionType, x: np.ndarray, weights: dict) -> Accumulated:
         """sum(x * w) aligned to the exact fractional position, plus the bias aligned to it."""
@@ -174,6 +198,12 @@ class WeightedHandler(LayerHandler):
 
     def set_hls_types(self, step: LayerSpec, hls_layer, hw: Callable) -> None:
         """Kernel, bias and accumulator types (``update_precision`` also fixes the literal format)."""
+        from hls4ml.model.types import IntegerPrecisionType, XnorPrecisionType
+
+        # hls4ml picked its product (xnor, ternary) from its own kernel type while converting
+        rerender = isinstance(hls_layer.get_weights("weight").type.precision, (IntegerPrecisionType, XnorPrecisionType))
+        for name in ("weight", "bias"):
+            _undo_xnor(hls_layer.weights.get(name))
         hls_layer.get_weights("weight").update_precision(hw(step.kernel.ptype))
         if "weight_t" in hls_layer.types:
             hls_layer.types["weight_t"].precision = hw(step.kernel.ptype)
@@ -182,17 +212,74 @@ class WeightedHandler(LayerHandler):
             if "bias_t" in hls_layer.types:
                 hls_layer.types["bias_t"].precision = hw(step.bias.ptype)
         hls_layer.types["accum_t"].precision = hw(step.accum_type)
+        if rerender:
+            _render_config_again(hls_layer)
 
 
-def _type_errors(config: dict, where: str) -> list[str]:
-    try:
-        quantizer_type(config, where=where)
-    except UnsupportedModelError as exc:
-        return [str(exc)]
-    return []
+def _undo_xnor(variable) -> None:
+    """hls4ml stores a binary kernel as xnor bits (1 = +1, 0 = -1, hls4ml BinaryQuantizer(1)); fkhls types it
+    ap_fixed<2,2> (fixedpoint._binary_type), so the data goes back to -1/+1. Export reads every word back."""
+    from hls4ml.model.types import XnorPrecisionType
+
+    if variable is not None and isinstance(variable.type.precision, XnorPrecisionType):
+        variable.data = np.where(np.asarray(variable.data) > 0, 1.0, -1.0)
 
 
-@layer_handler("QDense")
+def _render_config_again(hls_layer) -> None:
+    """Render the layer's config struct again with fkhls's kernel type, so its ``product`` is the plain multiply.
+
+    hls4ml's template pass stored ``config_cpp`` while converting, with a product chosen from its own
+    kernel type (``weight_binary`` for xnor bits, ``weight_ternary`` for ap_int<2>, which reads -2 as +1).
+    """
+    from hls4ml.backends.template import LayerConfigTemplate
+    from hls4ml.model.optimizer import get_backend_passes, get_optimizer
+
+    backend = hls_layer.model.config.backend.name.lower()
+    templates = [(name.split(":", 1)[1].split("_"), get_optimizer(name)) for name in get_backend_passes(backend)]
+    templates = [(words, t) for words, t in templates if isinstance(t, LayerConfigTemplate) and t.match(hls_layer)]
+    own = [t for words, t in templates if hls_layer.class_name.lower() in words]
+    chosen = own or [t for _, t in templates]
+    if not chosen:
+        raise UnsupportedModelError(f"layer {hls_layer.name!r}: no {backend} config template to render its "
+                                    "multiply again with fkhls's kernel type")
+    chosen[0].transform(hls_layer.model, hls_layer)
+    if "product::mult<" not in hls_layer.get_attr("config_cpp", ""):
+        raise UnsupportedModelError(f"layer {hls_layer.name!r}: hls4ml did not render the plain multiply for "
+                                    "fkhls's kernel type; refusing a project that would not be exact")
+
+
+# An unquantized weighted layer (plain Keras Dense) inside a QKeras model: its float weights are typed by fkhls.
+UNQUANTIZED_MAX_WIDTH = 32
+UNQUANTIZED = {"class_name": "unquantized", "config": {}}
+
+
+def tensor_type(layer, key: str, where: str) -> tuple[FixedPrecisionType, dict]:
+    """The word type of a layer's kernel/bias and its quantizer config (a refusal says why and what to do).
+
+    A QKeras layer takes its quantizer's grid. A plain Keras layer (no quantizer attribute) has
+    float weights: they get the narrowest ap_(u)fixed type of at most 32 bits holding every value
+    exactly (``narrowest_type``); the sums are then exact as for a QKeras layer. None fits: refused.
+    """
+    if not hasattr(layer, f"{key}_quantizer"):
+        from fkhls.model.spec import quantized_tensor
+
+        ptype = narrowest_type(quantized_tensor(layer, key), UNQUANTIZED_MAX_WIDTH)
+        if ptype is None:
+            raise UnsupportedModelError(
+                f"{where}: unquantized {key} (float weights) that no ap_fixed type of at most "
+                f"{UNQUANTIZED_MAX_WIDTH} bits holds exactly; use a QKeras layer (QDense with kernel_quantizer="
+                "quantized_bits(...)) or round the weights onto a fixed-point grid"
+            )
+        return ptype, UNQUANTIZED
+    config = quantizer_config(layer, key)
+    if config is None:
+        extra = " or use_bias=False" if key == "bias" else ""
+        raise UnsupportedModelError(f"{where}: the {key} has no quantizer; give {key}_quantizer=quantized_bits(...)"
+                                    f"{extra}")
+    return quantizer_type(config, where=f"{where} {key}_quantizer"), config
+
+
+@layer_handler("QDense", "Dense")
 class DenseHandler(WeightedHandler):
     kinds = ("dense",)
     hls_class = "Dense"

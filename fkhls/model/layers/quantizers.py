@@ -32,8 +32,16 @@ def activation_of(value, where: str) -> tuple[str, dict | None] | None:
     if obj is None or not hasattr(obj, "get_config"):
         raise UnsupportedModelError(
             f"{where}: activation {name or value!r} is not supported (supported: linear, relu, quantized_relu, "
-            "quantized_bits)"
+            "quantized_bits, quantized_sigmoid, quantized_tanh)"
         )
     config = {"class_name": obj.__class__.__name__, "config": obj.get_config()}
-    kind = "relu" if config["class_name"] == "quantized_relu" else "quantized_bits"
-    return kind, config
+    if config["class_name"] == "quantized_relu":
+        # not in QKeras's get_config, but it decides whether relu_upper_bound clips (see fixedpoint._relu_type)
+        config["config"]["is_quantized_clip"] = bool(getattr(obj, "is_quantized_clip", True))
+        # hls4ml's QKeras converter builds a LeakyReLU layer when the slope is not 0
+        return ("leaky_relu" if config["config"].get("negative_slope") else "relu"), config
+    if config["class_name"] in ("quantized_sigmoid", "quantized_tanh"):
+        function = config["class_name"].removeprefix("quantized_")
+        real = config["config"].get(f"use_real_{function}")
+        return (function if real else f"hard_{function}"), config  # hls4ml: its table, or a HardActivation
+    return "quantized_bits", config
