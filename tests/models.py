@@ -379,3 +379,42 @@ def sequential_model(seed: int = 14):
     ], name="sequential_test")
     _spread_weights(model, seed)
     return model
+
+
+def _set_batchnorm(layer, rng) -> None:
+    """Batch-norm variables that make a real (non-identity, one negative gamma) per-channel scale and bias."""
+    values = []
+    for var in layer.weights:
+        n = var.shape[-1]
+        name = var.name.split("/")[-1].split(":")[0]
+        values.append({"gamma": rng.uniform(0.4, 1.6, n) * np.where(np.arange(n) == 0, -1, 1),
+                       "beta": rng.uniform(-0.5, 0.5, n), "moving_mean": rng.uniform(-1, 1, n),
+                       "moving_variance": rng.uniform(0.3, 2.5, n)}[name].astype(np.float32))
+    layer.set_weights(values)
+
+
+def batchnorm_model(seed: int = 16):
+    """BatchNormalization after a QConv2D (channels last) and QBatchNormalization after a QDense (hls4ml's
+    scale and bias arrays: fault targets)."""
+    import tensorflow as tf
+    from qkeras import QActivation, QBatchNormalization, QConv2D, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    q = quantized_bits(5, 1, alpha=1)
+    x_in = tf.keras.Input(shape=(4, 4, 1), name="x")
+    h = QConv2D(2, (3, 3), name="c1", kernel_quantizer=q, bias_quantizer=q)(x_in)
+    h = tf.keras.layers.BatchNormalization(name="bn1")(h)
+    h = QActivation(quantized_relu(6, 2), name="r1")(h)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    h = QDense(3, name="d1", kernel_quantizer=q, bias_quantizer=q)(h)
+    out = QBatchNormalization(name="bn2")(h)
+    model = tf.keras.Model(x_in, out, name="batchnorm_test")
+    _spread_weights(model, seed)
+    rng = np.random.default_rng(seed)
+    for name in ("bn1", "bn2"):
+        _set_batchnorm(model.get_layer(name), rng)
+    return model
+
+
+BUILDERS.update(batchnorm=batchnorm_model)

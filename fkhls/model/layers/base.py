@@ -10,6 +10,8 @@ Writing the next handler (one module in this package, plus its tests):
    and bias: starts a block), ``elementwise`` (each output word depends on one input word),
    ``reshape`` (words unchanged, only reshaped), ``window`` (an output word depends on several
    input words, e.g. pooling: the engine runs it whole on the rows a fault changed) or ``input``.
+   A per-channel map (batch normalization) is ``window`` too: the engine's elementwise blocks
+   apply one map to a flat word list.
 3. ``blockers(layer)``: every reason this layer cannot be reproduced exactly, each with what
    to do instead (empty when supported). ``describe_model`` gathers them over the whole model
    into one error (an ``UnsupportedModelError`` raised by ``describe``, for what depends on the
@@ -66,6 +68,10 @@ class LayerHandler:
     kinds: ClassVar[tuple[str, ...]] = ()
     role: ClassVar[str] = "elementwise"
     keras_classes: tuple[str, ...] = ()  # set by @layer_handler
+    # hls4ml's names of the step's (kernel slot, bias slot) weight variables: layer.get_weights(name)
+    hls_weights: ClassVar[tuple[str, str]] = ("weight", "bias")
+    # True when the step's arrays are computed for the hardware (a batch-norm scale), not Keras variables
+    computed_arrays: ClassVar[bool] = False
 
     def blockers(self, layer) -> list[str]:
         return []
@@ -91,6 +97,11 @@ class LayerHandler:
 
     def folds(self, step: LayerSpec) -> bool:
         return False
+
+    def hls_config(self, step: LayerSpec, previous: LayerSpec | None, config: dict) -> None:
+        """Adjust hls4ml's config dict before conversion (``previous``: the step this one reads), e.g. to keep an
+        optimizer pass from merging the step away."""
+        return None
 
     def hides_previous(self, step: LayerSpec) -> bool:
         return False
