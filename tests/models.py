@@ -418,3 +418,37 @@ def batchnorm_model(seed: int = 16):
 
 
 BUILDERS.update(batchnorm=batchnorm_model)
+
+
+def convbn_model(seed: int = 17):
+    """QConv2DBatchnorm (batch norm folded into the conv, QKeras's inference fold; hls4ml's Conv2DBatchnorm), then
+    a QDense: the folded quantized kernel and bias are the hardware arrays."""
+    import tensorflow as tf
+    from qkeras import QActivation, QConv2DBatchnorm, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    q = quantized_bits(6, 1, alpha=1)
+    x_in = tf.keras.Input(shape=(4, 4, 2), name="x")
+    h = QConv2DBatchnorm(3, (3, 3), name="cbn", kernel_quantizer=q, bias_quantizer=q)(x_in)
+    h = QActivation(quantized_relu(6, 2), name="r1")(h)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    out = QDense(3, name="head", kernel_quantizer=quantized_bits(5, 1, alpha=1),
+                 bias_quantizer=quantized_bits(5, 1, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="convbn_test")
+    _spread_weights(model, seed)
+    rng = np.random.default_rng(seed)
+    layer = model.get_layer("cbn")
+    values = []
+    for var, value in zip(layer.weights, layer.get_weights()):
+        name = var.name.split("/")[-1].split(":")[0]
+        n = value.shape[-1] if value.ndim else 1
+        values.append({"gamma": rng.uniform(0.5, 1.5, n), "beta": rng.uniform(-0.5, 0.5, n),
+                       "moving_mean": rng.uniform(-1, 1, n), "moving_variance": rng.uniform(0.5, 2.0, n)}
+                      .get(name, value).astype(value.dtype) if name in ("gamma", "beta", "moving_mean",
+                                                                       "moving_variance") else value)
+    layer.set_weights(values)
+    return model
+
+
+BUILDERS.update(convbn=convbn_model)

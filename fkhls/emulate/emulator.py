@@ -267,7 +267,7 @@ def _is_variable(spec: ModelSpec, key: tuple[str, str]) -> bool:
     """Is the tensor a Keras variable QKeras computes with? Weighted steps' kernels and biases are; arrays
     hls4ml computes (a batch norm's scale and bias, an ApplyAlpha scale) are not."""
     owner = spec.layers[spec.owners()[key]]
-    return role_of(owner.kind) == "weighted" and not getattr(handler_for_kind(owner.kind), "computed_arrays", False)
+    return handler_for_kind(owner.kind).is_keras_variable(owner)
 
 
 def _predict_with(model, spec: ModelSpec, faulty: Weights, keys, x) -> np.ndarray:
@@ -277,9 +277,9 @@ def _predict_with(model, spec: ModelSpec, faulty: Weights, keys, x) -> np.ndarra
         names = {layer.name for layer in model.layers}
         variable = getattr(model.get_layer(key[0]), key[1], None) if key[0] in names else None
         if variable is None or not hasattr(variable, "assign") or not _is_variable(spec, key):
-            raise FaultSpecError(f"{key[0]}.{key[1]} is an array hls4ml computes for the hardware (e.g. a batch "
-                                 "norm's scale or bias), not a Keras variable: the TF way (FKeras's) flips Keras "
-                                 "variables only; use method='exact'")
+            raise FaultSpecError(f"{key[0]}.{key[1]} is an array computed for the hardware (a batch norm's scale "
+                                 "or bias, a QConv2DBatchnorm's folded kernel), not a Keras variable QKeras computes "
+                                 "with: the TF way (FKeras's) flips Keras variables only; use method='exact'")
         variables.append((variable, key))
     for variable, key in variables:
         variable.assign(from_raw(spec.tensor(*key).ptype, faulty[key]).astype(np.float32))

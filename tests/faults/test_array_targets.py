@@ -141,7 +141,7 @@ def test_tf_way_refuses_computed_arrays(bn):
     model, spec, _, _, _, _ = bn
     x = models.grid_inputs((4, 4, 1), 4, seed=3, fractional=3, scale=1.5)
     fault = BitFault("bn1", "scale", 0, 16)
-    with pytest.raises(FaultSpecError, match="bn1.scale is an array hls4ml computes.*not a Keras variable.*exact"):
+    with pytest.raises(FaultSpecError, match="bn1.scale is an array computed for the hardware.*not a Keras variable.*exact"):
         emulate.faulty_model_outputs(model, fault, x, spec=spec, method="tf")
     before = [w.copy() for w in model.get_weights()]
     exact = emulate.faulty_model_outputs(model, fault, x, spec=spec, method="exact")

@@ -121,3 +121,33 @@ def test_hls4ml_fuses_or_removes_a_unit_batchnorm_and_export_reproduces_it(use_b
     x = models.grid_inputs((4,), 50, seed=1)
     expected = emulate.forward_raw(spec, emulate.golden_weights(model, spec), emulate.input_raw(spec, x))
     assert_array_equal(run_csim(manifest, x), expected.reshape(len(x), -1))
+
+
+def test_folded_conv_arrays_and_refusals():
+    """QConv2DBatchnorm: the fault targets are QKeras's folded quantized arrays (not the variables), so the TF way
+    refuses them; a folded bias without a quantizer is refused (QKeras would add it in float)."""
+    import tensorflow as tf
+    from qkeras import QConv2DBatchnorm
+    from qkeras.quantizers import quantized_bits
+
+    from fkhls.core.errors import FaultSpecError
+    from fkhls.emulate import emulator as emulate
+    from fkhls.faults.descriptors import BitFault
+    from fkhls.model.spec import quantized_tensor
+
+    model = models.build("convbn")
+    spec = describe_model(model)
+    layer = model.get_layer("cbn")
+    weights = emulate.golden_weights(model, spec)
+    kernel, bias = layer.get_folded_weights()
+    assert_array_equal(weights[("cbn", "kernel")] * 2.0 ** -spec.tensor("cbn", "kernel").ptype.fractional,
+                       layer.kernel_quantizer_internal(kernel).numpy())
+    assert not np.array_equal(weights[("cbn", "kernel")] * 2.0 ** -spec.tensor("cbn", "kernel").ptype.fractional,
+                              quantized_tensor(layer, "kernel"))  # the fold changes the words
+    x = models.grid_inputs((4, 4, 2), 4, seed=3, fractional=3, scale=1.5)
+    with pytest.raises(FaultSpecError, match="cbn.kernel is an array computed for the hardware.*QConv2DBatchnorm"):
+        emulate.faulty_model_outputs(model, BitFault("cbn", "kernel", 0, 6), x, spec=spec, method="tf")
+    x_in = tf.keras.Input(shape=(4, 4, 1))
+    out = QConv2DBatchnorm(2, (3, 3), name="nob", kernel_quantizer=quantized_bits(5, 1, alpha=1))(x_in)
+    with pytest.raises(UnsupportedModelError, match="'nob'.*folded bias has no quantizer"):
+        describe_model(tf.keras.Model(x_in, tf.keras.layers.Flatten()(out)))

@@ -118,9 +118,11 @@ def test_unquantized_relu_is_typed_exactly():
 # GlobalAveragePooling1D over 3: approximate by nature), zeropad (ZeroPadding2D on the input and on
 # a conv accumulator), zeropad1d (ZeroPadding1D after an activation), sigmoid and tanh (hls4ml's tables),
 # softmax (QDense(activation='softmax'): hls4ml's stable softmax, exp and inverse tables; Activation('softmax') is
-# test_softmax_table_sizes_follow_a_narrow_input's).
+# test_softmax_table_sizes_follow_a_narrow_input's), batchnorm (BatchNormalization after a QConv2D and
+# QBatchNormalization after a QDense: scale/bias arrays, approximate by nature), convbn (QConv2DBatchnorm: the folded
+# quantized kernel and bias, exact).
 STAGE_MODELS = ["shapes", "pooling", "pooling1d", "avgpool", "avgpool1d", "zeropad", "zeropad1d", "sigmoid", "tanh",
-                "softmax", "batchnorm"]
+                "softmax", "batchnorm", "convbn"]
 
 
 @pytest.fixture(scope="module", params=STAGE_MODELS)

@@ -92,6 +92,10 @@ class LayerHandler:
 
         return quantized_tensor(layer, tensor.tensor)
 
+    def is_keras_variable(self, step: LayerSpec) -> bool:
+        """Are the step's arrays the Keras variables QKeras computes with (so FKeras's TF way can assign them)?"""
+        return self.role == "weighted" and not self.computed_arrays
+
     def hls_matches(self, step: LayerSpec, hls_layer) -> bool:
         return False
 

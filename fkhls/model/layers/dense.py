@@ -17,6 +17,7 @@ from fkhls.core.errors import UnsupportedModelError
 from fkhls.core.fixedpoint import MAX_WIDTH, FixedPrecisionType, cast_raw, quantizer_type, raw_bounds
 from fkhls.model.layers.activation import activation_steps
 from fkhls.model.layers.base import LayerHandler, Walk, layer_handler
+from fkhls.model.layers.folding import FOLDED_CLASSES, folded_blockers, folded_values, is_folded
 from fkhls.model.layers.quantizers import activation_of, quantizer_config
 from fkhls.model.steps import LayerSpec, TensorSpec
 
@@ -103,7 +104,11 @@ class WeightedHandler(LayerHandler):
             reasons.append(f"{where}: the kernel has no quantizer; give kernel_quantizer=quantized_bits(...)")
         else:
             reasons += _type_errors(k_cfg, f"{where} kernel_quantizer")
-        if config.get("use_bias", True):
+        if is_folded(layer):  # QConv2DBatchnorm: a folded bias always exists and must be quantized
+            reasons += folded_blockers(layer, where)
+            b_cfg = quantizer_config(layer, "bias")
+            reasons += _type_errors(b_cfg, f"{where} bias_quantizer") if b_cfg is not None else []
+        elif config.get("use_bias", True):
             b_cfg = quantizer_config(layer, "bias")
             if b_cfg is None:
                 reasons.append(f"{where}: the bias has no quantizer; give bias_quantizer=quantized_bits(...) "
@@ -130,9 +135,9 @@ class WeightedHandler(LayerHandler):
         kernel = TensorSpec(layer.name, "kernel", tuple(int(d) for d in layer.kernel.shape),
                             quantizer_type(k_cfg, where=f"{where} kernel_quantizer"), k_cfg)
         bias = None
-        if config.get("use_bias", True):
+        if config.get("use_bias", True) or is_folded(layer):
             b_cfg = quantizer_config(layer, "bias")
-            bias = TensorSpec(layer.name, "bias", tuple(int(d) for d in layer.bias.shape),
+            bias = TensorSpec(layer.name, "bias", (kernel.shape[-1],),
                               quantizer_type(b_cfg, where=f"{where} bias_quantizer"), b_cfg)
         n_terms = int(np.prod(kernel.shape[:-1]))
         acc = accumulator_type(walk.in_type, kernel.ptype, bias.ptype if bias else None, n_terms)
@@ -169,7 +174,17 @@ class WeightedHandler(LayerHandler):
         acc = self.accumulate(step, in_type, x, weights)
         return self.finish(step, acc.acc, acc.frac).reshape(x.shape[0], *step.output_shape)
 
+    def tensor_values(self, layer, tensor: TensorSpec) -> np.ndarray:
+        """The quantized kernel or bias QKeras computes with (the folded ones of a QConv2DBatchnorm)."""
+        return folded_values(layer, tensor.tensor) if is_folded(layer) else super().tensor_values(layer, tensor)
+
+    def is_keras_variable(self, step: LayerSpec) -> bool:
+        """A folded layer's arrays are computed from its variables (and re-folded by QKeras): not assignable."""
+        return step.keras_class not in FOLDED_CLASSES
+
     def hls_matches(self, step: LayerSpec, hls_layer) -> bool:
+        if step.keras_class in FOLDED_CLASSES:  # hls4ml's Conv2DBatchnorm (a Conv2D with folded weights)
+            return hls_layer.class_name == f"{self.hls_class}Batchnorm"
         return hls_layer.class_name == self.hls_class
 
     def set_hls_types(self, step: LayerSpec, hls_layer, hw: Callable) -> None:
