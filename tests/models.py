@@ -452,3 +452,30 @@ def convbn_model(seed: int = 17):
 
 
 BUILDERS.update(convbn=convbn_model)
+
+
+def alpha_model(seed: int = 18):
+    """QDense kernels with alpha='auto_po2' (per-channel power-of-two scales 1/8 .. 4): hls4ml 1.3.0 divides the
+    kernel by its scale and inserts an ApplyAlpha step (scale and the moved bias: fault targets)."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(6,), name="x")
+    h = QDense(4, name="d1", kernel_quantizer=quantized_bits(5, 0, alpha="auto_po2"),
+               bias_quantizer=quantized_bits(5, 1, alpha=1))(x_in)
+    h = QActivation(quantized_relu(6, 2), name="r1")(h)
+    out = QDense(3, name="d2", kernel_quantizer=quantized_bits(5, 0, alpha="auto_po2"),
+                 bias_quantizer=quantized_bits(5, 1, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="alpha_test")
+    rng = np.random.default_rng(seed)
+    for name, spread in (("d1", [1, 0.3, 0.1, 2.5]), ("d2", [0.2, 1, 4])):
+        layer = model.get_layer(name)
+        kernel, bias = layer.get_weights()
+        layer.set_weights([(rng.uniform(-1, 1, kernel.shape) * np.array(spread)).astype(np.float32),
+                           rng.uniform(-2, 2, bias.shape).astype(np.float32)])
+    return model
+
+
+BUILDERS.update(alpha=alpha_model)

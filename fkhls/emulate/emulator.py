@@ -130,7 +130,7 @@ def golden_weights(model, spec: ModelSpec) -> Weights:
     for step in spec.layers:
         handler = handler_for_kind(step.kind)
         for tspec in step.tensors():
-            values = handler.tensor_values(model.get_layer(tspec.layer), tspec)
+            values = handler.tensor_values(model.get_layer(step.keras_name), tspec)  # tspec.layer: the step
             weights[(tspec.layer, tspec.tensor)] = to_raw(tspec.ptype, values, f"{tspec.layer}.{tspec.tensor}")
     return weights
 

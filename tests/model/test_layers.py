@@ -120,9 +120,9 @@ def test_unquantized_relu_is_typed_exactly():
 # softmax (QDense(activation='softmax'): hls4ml's stable softmax, exp and inverse tables; Activation('softmax') is
 # test_softmax_table_sizes_follow_a_narrow_input's), batchnorm (BatchNormalization after a QConv2D and
 # QBatchNormalization after a QDense: scale/bias arrays, approximate by nature), convbn (QConv2DBatchnorm: the folded
-# quantized kernel and bias, exact).
+# quantized kernel and bias, exact), alpha (QDense with alpha='auto_po2': hls4ml's ApplyAlpha steps, exact).
 STAGE_MODELS = ["shapes", "pooling", "pooling1d", "avgpool", "avgpool1d", "zeropad", "zeropad1d", "sigmoid", "tanh",
-                "softmax", "batchnorm", "convbn"]
+                "softmax", "batchnorm", "convbn", "alpha"]
 
 
 @pytest.fixture(scope="module", params=STAGE_MODELS)
@@ -255,7 +255,7 @@ def test_exhaustive_campaign_both_engines_agree(shapes):
 
 
 @pytest.mark.parametrize("name", ["shapes", "pooling1d", "avgpool1d", "zeropad", "sigmoid", "tanh", "softmax",
-                                  "batchnorm"])
+                                  "batchnorm", "alpha"])
 def test_io_stream_golden_csim_equals_emulator(name, tmp_path):
     """hls4ml's io_stream implementations (nnet_pooling_stream.h ...) compute the same words."""
     from fkhls.csim.build import run_csim

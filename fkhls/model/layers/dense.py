@@ -102,6 +102,10 @@ class WeightedHandler(LayerHandler):
         k_cfg = quantizer_config(layer, "kernel")
         if k_cfg is None:
             reasons.append(f"{where}: the kernel has no quantizer; give kernel_quantizer=quantized_bits(...)")
+        elif _alpha().array_alpha_blocker(k_cfg, f"{where} kernel_quantizer"):
+            reasons += _alpha().array_alpha_blocker(k_cfg, f"{where} kernel_quantizer")
+        elif self.takes_po2_alpha(k_cfg):  # hls4ml factorizes the scale into an ApplyAlpha step (alpha.py)
+            reasons += _type_errors(_alpha().unscaled(k_cfg), f"{where} kernel_quantizer")
         else:
             reasons += _type_errors(k_cfg, f"{where} kernel_quantizer")
         if is_folded(layer):  # QConv2DBatchnorm: a folded bias always exists and must be quantized
@@ -132,8 +136,10 @@ class WeightedHandler(LayerHandler):
         config = layer.get_config()
         out_shape = keras_shape(layer.output_shape)
         k_cfg = quantizer_config(layer, "kernel")
+        po2_alpha = self.takes_po2_alpha(k_cfg)
+        words = _alpha().unscaled(k_cfg) if po2_alpha else k_cfg  # auto_po2: the Dense keeps the alpha=1 words
         kernel = TensorSpec(layer.name, "kernel", tuple(int(d) for d in layer.kernel.shape),
-                            quantizer_type(k_cfg, where=f"{where} kernel_quantizer"), k_cfg)
+                            quantizer_type(words, where=f"{where} kernel_quantizer"), k_cfg)
         bias = None
         if config.get("use_bias", True) or is_folded(layer):
             b_cfg = quantizer_config(layer, "bias")
@@ -145,9 +151,19 @@ class WeightedHandler(LayerHandler):
                            input_shape=walk.shape, output_shape=out_shape, result_type=acc, accum_type=acc,
                            kernel=kernel, bias=bias, **self.step_fields(layer))]
         walk.in_type = acc
+        if po2_alpha:
+            alpha = _alpha().alpha_step(layer, steps[0], bias.ptype if bias else kernel.ptype, where)
+            if alpha is not None:
+                steps.append(alpha)
+                walk.in_type = alpha.result_type
         steps += activation_steps(f"{layer.name}_activation", layer.name, cls, config.get("activation"), walk,
                                   out_shape, f"{where} activation")
         return steps
+
+    def takes_po2_alpha(self, k_cfg: dict | None) -> bool:
+        """A QDense kernel with alpha='auto_po2': hls4ml 1.3.0 factorizes it into an ApplyAlpha step (alpha.py).
+        Convolutions with it stay refused (the quantizer's message says so)."""
+        return self.kinds[0] == "dense" and _alpha().has_po2_alpha(k_cfg)
 
     def accumulate(self, step: LayerSpec, in_type: FixedPrecisionType, x: np.ndarray, weights: dict) -> Accumulated:
         """sum(x * w) aligned to the exact fractional position, plus the bias aligned to it."""
@@ -175,12 +191,19 @@ class WeightedHandler(LayerHandler):
         return self.finish(step, acc.acc, acc.frac).reshape(x.shape[0], *step.output_shape)
 
     def tensor_values(self, layer, tensor: TensorSpec) -> np.ndarray:
-        """The quantized kernel or bias QKeras computes with (the folded ones of a QConv2DBatchnorm)."""
-        return folded_values(layer, tensor.tensor) if is_folded(layer) else super().tensor_values(layer, tensor)
+        """The quantized kernel or bias QKeras computes with (the folded ones of a QConv2DBatchnorm); with an
+        auto_po2 alpha, what hls4ml keeps: the kernel divided by its scale and a zero bias (moved to ApplyAlpha)."""
+        if is_folded(layer):
+            return folded_values(layer, tensor.tensor)
+        if self.takes_po2_alpha(quantizer_config(layer, "kernel")):
+            quantized, scale = _alpha().kernel_scale(layer)
+            return quantized / scale if tensor.tensor == "kernel" else np.zeros(tensor.shape)
+        return super().tensor_values(layer, tensor)
 
     def is_keras_variable(self, step: LayerSpec) -> bool:
-        """A folded layer's arrays are computed from its variables (and re-folded by QKeras): not assignable."""
-        return step.keras_class not in FOLDED_CLASSES
+        """A folded layer's arrays are computed from its variables (and re-folded by QKeras), an auto_po2 kernel's
+        words are divided by its scale: neither is assignable to the Keras variables."""
+        return step.keras_class not in FOLDED_CLASSES and not _alpha().has_po2_alpha(step.kernel.quantizer)
 
     def hls_matches(self, step: LayerSpec, hls_layer) -> bool:
         if step.keras_class in FOLDED_CLASSES:  # hls4ml's Conv2DBatchnorm (a Conv2D with folded weights)
@@ -197,6 +220,13 @@ class WeightedHandler(LayerHandler):
             if "bias_t" in hls_layer.types:
                 hls_layer.types["bias_t"].precision = hw(step.bias.ptype)
         hls_layer.types["accum_t"].precision = hw(step.accum_type)
+
+
+def _alpha():
+    """fkhls.model.layers.alpha, imported late (it builds on this module)."""
+    from fkhls.model.layers import alpha
+
+    return alpha
 
 
 def _type_errors(config: dict, where: str) -> list[str]:
