@@ -351,6 +351,9 @@ class AddressMap:
         for entry in self._tensors.values():  # accept the hls4ml layer name too
             if entry.layer.hls_name == layer and entry.record.tensor == tensor:
                 return entry
+        mine = [t for (name, t), entry in self._tensors.items() if layer in (name, entry.layer.hls_name)]
+        if mine:
+            raise AddressError(f"no {tensor!r} memory of layer {layer!r}; its tensors: {mine}")
         raise AddressError(
             f"no {tensor} memory of layer {layer!r}; weighted layers: {list(dict.fromkeys(k[0] for k in self._tensors))}"
         )

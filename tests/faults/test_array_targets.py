@@ -90,6 +90,8 @@ def test_address_map_of_a_batchnorm_array(bn):
         amap.from_memory_bit("bn1", 0, 0, tensor="scale")
     with pytest.raises(AddressError, match=r"no weight tensor 'bn1'.'gamma'"):
         amap.map_lbi("bn1", "gamma", 0)
+    with pytest.raises(AddressError, match=r"no 'gamma' memory of layer 'bn1'; its tensors: \['scale', 'bias'\]"):
+        amap.from_memory_bit("bn1", 0, 0, tensor="gamma")  # locate --layer bn1 --tensor gamma
 
 
 def test_manifest_accepts_array_names_and_refuses_a_non_identifier(bn):
@@ -150,3 +152,20 @@ def test_tf_way_refuses_computed_arrays(bn):
         assert_array_equal(a, b)
     kernel = emulate.faulty_model_outputs(model, BitFault("d1", "kernel", 0, 5), x, spec=spec, method="tf")
     assert kernel.shape == (4, 3)  # Keras kernels still go the FKeras way
+
+
+def test_io_stream_batchnorm_arrays_are_registers(bn):
+    """nnet_batchnorm_stream.h partitions scale and bias completely without instantiating the function: one
+    register per element, so a memory address exists (word = element) and maps back."""
+    from fkhls.faults.addressing import address_map
+    from fkhls.project.export import ExportOptions, export_model
+
+    model, _, _, _, _, base = bn
+    manifest = export_model(model, base / "stream", ExportOptions(io_type="io_stream"))
+    amap = address_map(manifest)
+    layout = amap.layout("bn2", "bias")
+    assert (layout.kind, layout.depth, layout.lanes, layout.source) == ("registers", 3, 1,
+                                                                         "nnet_batchnorm_stream.h:normalize")
+    hbit = amap.map_lbi("bn2", "bias", 16 + 3)  # word 1, bit 12
+    assert (hbit.memory, hbit.memory_word, hbit.memory_bit) == ("registers", 1, 12)
+    assert amap.from_memory_bit("bn2", 1, 12, tensor="bias") == hbit
