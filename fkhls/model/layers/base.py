@@ -33,6 +33,11 @@ Writing the next handler (one module in this package, plus its tests):
    (``hw(ptype)`` wraps a type the way the Vivado/Vitis writers print it) and
    ``hls_type_checks`` names the typedefs export must read back (the output type always is),
    ``hls_config_checks`` the config-struct members (table sizes, implementation).
+   A step with fault-target arrays puts the multiplier in ``LayerSpec.kernel`` and the addend
+   in ``.bias`` (their ``tensor`` is the name descriptors use: kernel, scale ...);
+   ``hls_weights`` names hls4ml's weight variables of those two slots (export reads them back),
+   ``hls_config`` may adjust hls4ml's config before conversion (batchnorm.py keeps a fusing
+   pass off), and ``is_keras_variable`` says whether FKeras's TF way may assign the arrays.
 7. If the step cannot equal QKeras bit for bit (a table, a non-power-of-two divide), set
    ``LayerSpec.approximate`` to the reason: the manifest records it per layer.
 """
