@@ -318,7 +318,7 @@ class Project:
 
     def campaign(self, x: Any, results_dir: str | Path, *, labels: Any = None, engine: str = "both",
                  ber: float | None = None, trials: int | None = None, seed: int | None = None,
-                 layers: Sequence[str] | None = None, tensors: Sequence[str] = ("kernel", "bias"),
+                 layers: Sequence[str] | None = None, tensors: Sequence[str] | None = None,
                  bits: Iterable[int] | None = None, shard_size: int | None = None, workers: int | None = None,
                  force: bool = False, progress: bool = True) -> Campaign:
         """An exhaustive single-bit campaign (default) or, with ``ber``, ``trials`` and ``seed``, a BER campaign.
@@ -330,7 +330,8 @@ class Project:
 
         results_dir = Path(results_dir)
         selection = Selection(mode="exhaustive" if ber is None else "ber",
-                              layers=tuple(layers) if layers is not None else None, tensors=tuple(tensors),
+                              layers=tuple(layers) if layers is not None else None,
+                              tensors=tuple(tensors) if tensors is not None else None,
                               bits=tuple(int(b) for b in bits) if bits is not None else None, ber=ber,
                               trials=trials, seed=seed)
         arrays = {name: np.asarray(value) for name, value in (("inputs", x), ("labels", labels))

@@ -504,3 +504,103 @@ def plain_conv_model(seed: int = 20):
 
 
 BUILDERS.update(plain_conv=plain_conv_model)
+
+
+def _set_batchnorm(layer, rng) -> None:
+    """Batch-norm variables that make a real (non-identity, one negative gamma) per-channel scale and bias."""
+    values = []
+    for var in layer.weights:
+        n = var.shape[-1]
+        name = var.name.split("/")[-1].split(":")[0]
+        values.append({"gamma": rng.uniform(0.4, 1.6, n) * np.where(np.arange(n) == 0, -1, 1),
+                       "beta": rng.uniform(-0.5, 0.5, n), "moving_mean": rng.uniform(-1, 1, n),
+                       "moving_variance": rng.uniform(0.3, 2.5, n)}[name].astype(np.float32))
+    layer.set_weights(values)
+
+
+def batchnorm_model(seed: int = 16):
+    """BatchNormalization after a QConv2D (channels last) and QBatchNormalization after a QDense (hls4ml's
+    scale and bias arrays: fault targets)."""
+    import tensorflow as tf
+    from qkeras import QActivation, QBatchNormalization, QConv2D, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    q = quantized_bits(5, 1, alpha=1)
+    x_in = tf.keras.Input(shape=(4, 4, 1), name="x")
+    h = QConv2D(2, (3, 3), name="c1", kernel_quantizer=q, bias_quantizer=q)(x_in)
+    h = tf.keras.layers.BatchNormalization(name="bn1")(h)
+    h = QActivation(quantized_relu(6, 2), name="r1")(h)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    h = QDense(3, name="d1", kernel_quantizer=q, bias_quantizer=q)(h)
+    out = QBatchNormalization(name="bn2")(h)
+    model = tf.keras.Model(x_in, out, name="batchnorm_test")
+    _spread_weights(model, seed)
+    rng = np.random.default_rng(seed)
+    for name in ("bn1", "bn2"):
+        _set_batchnorm(model.get_layer(name), rng)
+    return model
+
+
+BUILDERS.update(batchnorm=batchnorm_model)
+
+
+def convbn_model(seed: int = 17):
+    """QConv2DBatchnorm (batch norm folded into the conv, QKeras's inference fold; hls4ml's Conv2DBatchnorm), then
+    a QDense: the folded quantized kernel and bias are the hardware arrays."""
+    import tensorflow as tf
+    from qkeras import QActivation, QConv2DBatchnorm, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    q = quantized_bits(6, 1, alpha=1)
+    x_in = tf.keras.Input(shape=(4, 4, 2), name="x")
+    h = QConv2DBatchnorm(3, (3, 3), name="cbn", kernel_quantizer=q, bias_quantizer=q)(x_in)
+    h = QActivation(quantized_relu(6, 2), name="r1")(h)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    out = QDense(3, name="head", kernel_quantizer=quantized_bits(5, 1, alpha=1),
+                 bias_quantizer=quantized_bits(5, 1, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="convbn_test")
+    _spread_weights(model, seed)
+    rng = np.random.default_rng(seed)
+    layer = model.get_layer("cbn")
+    values = []
+    for var, value in zip(layer.weights, layer.get_weights()):
+        name = var.name.split("/")[-1].split(":")[0]
+        n = value.shape[-1] if value.ndim else 1
+        values.append({"gamma": rng.uniform(0.5, 1.5, n), "beta": rng.uniform(-0.5, 0.5, n),
+                       "moving_mean": rng.uniform(-1, 1, n), "moving_variance": rng.uniform(0.5, 2.0, n)}
+                      .get(name, value).astype(value.dtype) if name in ("gamma", "beta", "moving_mean",
+                                                                       "moving_variance") else value)
+    layer.set_weights(values)
+    return model
+
+
+BUILDERS.update(convbn=convbn_model)
+
+
+def alpha_model(seed: int = 18):
+    """QDense kernels with alpha='auto_po2' (per-channel power-of-two scales 1/8 .. 4): hls4ml 1.3.0 divides the
+    kernel by its scale and inserts an ApplyAlpha step (scale and the moved bias: fault targets)."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(6,), name="x")
+    h = QDense(4, name="d1", kernel_quantizer=quantized_bits(5, 0, alpha="auto_po2"),
+               bias_quantizer=quantized_bits(5, 1, alpha=1))(x_in)
+    h = QActivation(quantized_relu(6, 2), name="r1")(h)
+    out = QDense(3, name="d2", kernel_quantizer=quantized_bits(5, 0, alpha="auto_po2"),
+                 bias_quantizer=quantized_bits(5, 1, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="alpha_test")
+    rng = np.random.default_rng(seed)
+    for name, spread in (("d1", [1, 0.3, 0.1, 2.5]), ("d2", [0.2, 1, 4])):
+        layer = model.get_layer(name)
+        kernel, bias = layer.get_weights()
+        layer.set_weights([(rng.uniform(-1, 1, kernel.shape) * np.array(spread)).astype(np.float32),
+                           rng.uniform(-2, 2, bias.shape).astype(np.float32)])
+    return model
+
+
+BUILDERS.update(alpha=alpha_model)

@@ -46,7 +46,14 @@ import numpy as np
 
 from fkhls import __version__
 from fkhls.core.errors import FkhlsError, ProjectError
-from fkhls.faults.descriptors import TENSORS, FaultScenario, exhaustive_faults, model_bit_of, random_ber_scenarios
+from fkhls.faults.descriptors import (
+    TENSORS,
+    FaultScenario,
+    exhaustive_faults,
+    model_bit_of,
+    random_ber_scenarios,
+    tensor_names,
+)
 from fkhls.core.files import (CAMPAIGN, atomic_save_npy, atomic_savez, atomic_write_text, classify_output_dir,
                               directory_lock, load_array, sha256_file)
 from fkhls.faults.descriptors import fault_from_model_bit  # ordered campaigns (a ranking's top bits)
@@ -109,7 +116,7 @@ class Selection:
 
     mode: str  # "exhaustive" | "ber" | "sampled" | "ordered"
     layers: tuple[str, ...] | None = None  # None = every layer with quantized tensors
-    tensors: tuple[str, ...] = TENSORS
+    tensors: tuple[str, ...] | None = None  # None = every fault-target array (kernel, bias, scale ...)
     bits: tuple[int, ...] | None = None  # exhaustive/sampled: bit positions (from the LSB) kept
     ber: float | None = None
     trials: int | None = None
@@ -228,6 +235,11 @@ def campaign_identity(config: CampaignConfig, manifest: Manifest, n_samples: int
         extra["csim_sample"] = int(config.csim_sample)
     selection = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(sel).items()
                  if not (k in _OPTIONAL_FIELDS and v is None)}  # older campaign.json files still match
+    if sel.tensors is None:  # every array: recorded as FKeras's two names then the model's others (as before)
+        from fkhls.faults.addressing import spec_from_manifest
+
+        names = tensor_names(spec_from_manifest(manifest))
+        selection["tensors"] = [*TENSORS, *(n for n in names if n not in TENSORS)]
     return {
         "schema": SCHEMA,
         "fkhls_version": __version__,

@@ -42,8 +42,9 @@ def faultmap(project_dir, faults_path, output, force) -> None:
 @click.option("--index", "element", type=int, help="Element inside --array.")
 @click.option("--bit", type=int, help="Bit of the array word, from the LSB.")
 @click.option("--layer", help="Layer whose weight memory --memory-word/--memory-bit address.")
-@click.option("--tensor", type=click.Choice(["kernel", "bias"]), default="kernel", show_default=True,
-              help="With --layer: which memory.")
+@click.option("--tensor", default="kernel", show_default=True,
+              help="With --layer: which memory (kernel, bias, or another array of the layer, e.g. a batch norm's "
+                   "scale; an unknown name lists the layer's).")
 @click.option("--memory-word", type=int, help="Word address in the layer's weight memory.")
 @click.option("--memory-bit", type=int, help="Bit offset inside that (reshaped, wide) word.")
 def locate(project_dir, array, element, bit, layer, tensor, memory_word, memory_bit) -> None:

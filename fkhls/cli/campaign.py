@@ -61,7 +61,8 @@ def _ranked_bits(project: str, order: str, budget: int | None) -> tuple[int, ...
               help="A ranking CSV (fkhls rank): inject its bits one at a time, most sensitive first.")
 @click.option("--budget", type=click.IntRange(min=1), help="With --order: only the ranking's top N bits.")
 @click.option("--layers", help="Comma-separated layers to fault (default: every quantized layer).")
-@click.option("--tensors", default="kernel,bias", show_default=True, help="kernel, bias or both.")
+@click.option("--tensors", default=None,
+              help="Comma-separated tensor names (kernel, bias, a batch norm's scale ...); default: every array.")
 @click.option("--bits", help="Exhaustive or statistical: only these bit positions (from the LSB, comma-separated).")
 @click.option("-o", "--output", "results_dir", required=True, type=click.Path(file_okay=False),
               help="Results directory (kept outside the project: the golden project is only read).")

@@ -130,7 +130,7 @@ def golden_weights(model, spec: ModelSpec) -> Weights:
     for step in spec.layers:
         handler = handler_for_kind(step.kind)
         for tspec in step.tensors():
-            values = handler.tensor_values(model.get_layer(tspec.layer), tspec)
+            values = handler.tensor_values(model.get_layer(step.keras_name), tspec)  # tspec.layer: the step
             weights[(tspec.layer, tspec.tensor)] = to_raw(tspec.ptype, values, f"{tspec.layer}.{tspec.tensor}")
     return weights
 
@@ -263,16 +263,26 @@ def _scenarios(faults) -> tuple[list[FaultScenario], bool]:
     raise FaultSpecError(f"expected a FaultScenario, FaultSet or BitFault, got {type(faults).__name__}")
 
 
+def _is_variable(spec: ModelSpec, key: tuple[str, str]) -> bool:
+    """Is the tensor a Keras variable QKeras computes with? Weighted steps' kernels and biases are; arrays
+    hls4ml computes (a batch norm's scale and bias, an ApplyAlpha scale) are not."""
+    owner = spec.layers[spec.owners()[key]]
+    return handler_for_kind(owner.kind).is_keras_variable(owner)
+
+
 def _predict_with(model, spec: ModelSpec, faulty: Weights, keys, x) -> np.ndarray:
     """Set faulty quantized values into the Keras variables and predict (the FKeras way)."""
+    variables = []
     for key in keys:
-        tspec = spec.tensor(*key)
-        layer = model.get_layer(key[0])
-        variable = getattr(layer, key[1], None)
-        if variable is None or not hasattr(variable, "assign"):
-            raise FaultSpecError(f"{key[0]}.{key[1]} is not a Keras variable, so the TF way (FKeras's) cannot "
-                                 "flip it; use method='exact'")
-        variable.assign(from_raw(tspec.ptype, faulty[key]).astype(np.float32))
+        names = {layer.name for layer in model.layers}
+        variable = getattr(model.get_layer(key[0]), key[1], None) if key[0] in names else None
+        if variable is None or not hasattr(variable, "assign") or not _is_variable(spec, key):
+            raise FaultSpecError(f"{key[0]}.{key[1]} is an array computed for the hardware (a batch norm's scale "
+                                 "or bias, a QConv2DBatchnorm's folded kernel), not a Keras variable QKeras computes "
+                                 "with: the TF way (FKeras's) flips Keras variables only; use method='exact'")
+        variables.append((variable, key))
+    for variable, key in variables:
+        variable.assign(from_raw(spec.tensor(*key).ptype, faulty[key]).astype(np.float32))
     return qkeras_forward(model, x)
 
 

@@ -183,10 +183,45 @@ def _resource_kernel_source(manifest: Manifest, layer: LayerRecord) -> tuple[str
     return "nnet_dense_resource.h", function
 
 
+# Steps whose arrays hls4ml passes to nnet::normalize (batch normalization, ApplyAlpha): kind -> header per io type.
+_NORMALIZE_HEADERS = {"io_parallel": "nnet_batchnorm.h", "io_stream": "nnet_batchnorm_stream.h"}
+_NORMALIZE_KINDS = ("batchnorm", "apply_alpha")
+_PARTITION_RE = r"#pragma\s+HLS\s+ARRAY_PARTITION\s+variable={name}\s+complete"
+_INSTANTIATE_RE = re.compile(r"#pragma\s+HLS\s+function_instantiate\s+variable=([\w,]+)", re.I)
+
+
+def _normalize_layout(manifest: Manifest, layer: LayerRecord, record: ArrayRecord, base: dict) -> MemoryLayout:
+    """A scale or bias array of nnet::normalize, from its directives (the same under either strategy).
+
+    io_parallel partitions both arrays completely and instantiates the function per call: constants folded into
+    logic, nothing to address. io_stream only partitions them: one register per element (word = element).
+    """
+    header = _NORMALIZE_HEADERS.get(manifest.io_type, "nnet_batchnorm.h")
+    slot = "bias" if record.array == getattr(layer.bias, "array", None) else "scale"
+    path = Path(manifest.project_dir) / "firmware" / "nnet_utils" / header
+    body = (function_body(path.read_text(), "normalize") if path.is_file() else None) or ""
+    source = f"{header}:normalize"
+    partition = re.search(_PARTITION_RE.format(name=slot), body, re.I)
+    instantiated = _INSTANTIATE_RE.search(body)
+    if not partition:
+        return MemoryLayout(kind=None, depth=0, lanes=0, source=source, directive="",
+                            note=f"no partition directive for {slot} in {source}: no address given", **base)
+    directive = f"ARRAY_PARTITION variable={slot} complete"
+    if instantiated and slot in instantiated.group(1).split(","):
+        return MemoryLayout(kind=None, depth=0, lanes=0, source=source,
+                            directive=f"{directive}; function_instantiate variable={instantiated.group(1)}",
+                            note=f"{slot} completely partitioned and the function instantiated per call: constants "
+                                 "folded into logic, no addressable weight memory", **base)
+    return MemoryLayout(kind="registers", depth=record.size, lanes=1, source=source, directive=directive,
+                        note=f"{slot} completely partitioned: one register per element (word = element)", **base)
+
+
 def memory_layout(manifest: Manifest, layer: LayerRecord, record: ArrayRecord) -> MemoryLayout:
     """The weight memory an array becomes, read from the directives in the project's nnet_utils headers."""
     width = int(record.type["width"])
     base = dict(array=record.array, element_width=width, size=record.size)
+    if layer.kind in _NORMALIZE_KINDS:
+        return _normalize_layout(manifest, layer, record, base)
     if layer.strategy != "Resource":
         return MemoryLayout(kind=None, depth=0, lanes=0, source=f"{layer.strategy} strategy", directive="",
                             note=NO_MEMORY_NOTE, **base)
@@ -197,7 +232,7 @@ def memory_layout(manifest: Manifest, layer: LayerRecord, record: ArrayRecord) -
     if not body:
         return MemoryLayout(kind=None, depth=0, lanes=0, source=source, directive="",
                             note=f"{source} not found in the project: no weight-memory directive to read", **base)
-    if record.tensor == "bias":
+    if record.array == getattr(layer.bias, "array", None):  # the addend slot: hls4ml's biases
         if _BIAS_RE.search(body):
             return MemoryLayout(kind="registers", depth=record.size, lanes=1, source=source,
                                 directive="ARRAY_PARTITION variable=biases complete",
@@ -289,6 +324,7 @@ class AddressMap:
         return list(self._tensors)
 
     def layout(self, layer: str, tensor: str = "kernel") -> MemoryLayout:
+        """The memory layout of one tensor (``kernel``, ``bias``, a batch norm's ``scale`` ...)."""
         return self._tensor(layer, tensor).layout
 
     def types(self, layer: str, tensor: str) -> tuple[FixedPrecisionType, FixedPrecisionType]:
@@ -315,6 +351,9 @@ class AddressMap:
         for entry in self._tensors.values():  # accept the hls4ml layer name too
             if entry.layer.hls_name == layer and entry.record.tensor == tensor:
                 return entry
+        mine = [t for (name, t), entry in self._tensors.items() if layer in (name, entry.layer.hls_name)]
+        if mine:
+            raise AddressError(f"no {tensor!r} memory of layer {layer!r}; its tensors: {mine}")
         raise AddressError(
             f"no {tensor} memory of layer {layer!r}; weighted layers: {list(dict.fromkeys(k[0] for k in self._tensors))}"
         )
@@ -514,15 +553,18 @@ def spec_from_manifest(manifest: Manifest):
     """
     from fkhls.model.spec import LayerSpec, ModelSpec, TensorSpec
 
+    def tensor(layer: LayerRecord, record: ArrayRecord | None):
+        if record is None:
+            return None
+        return TensorSpec(layer.name, record.tensor, tuple(record.keras_shape), record.ptype, {}, array=record.array)
+
     layers = []
     for layer in manifest.weighted_layers:
-        tensors = {r.tensor: TensorSpec(layer.name, r.tensor, tuple(r.keras_shape), r.ptype, {})
-                   for r in layer.arrays()}
         layers.append(LayerSpec(
             name=layer.name, keras_name=layer.keras_name, kind=layer.kind, keras_class=layer.hls_class or "",
             input_shape=(), output_shape=(), result_type=layer.result_ptype,
             accum_type=layer.accum_ptype,
-            kernel=tensors.get("kernel"), bias=tensors.get("bias"),
+            kernel=tensor(layer, layer.kernel), bias=tensor(layer, layer.bias),  # the multiplier and addend slots
         ))
     return ModelSpec(name=manifest.model_name, input_type=manifest.input_ptype,
                      input_shape=tuple(manifest.input_shape), layers=tuple(layers))

@@ -18,13 +18,20 @@ Fault-set file (JSON or YAML; same structure)::
         {"layer": "fc1", "tensor": "kernel", "regions": [[0, 0, 1.0], [10, 15, 0.5]]},
         {"layer": "output", "tensor": "bias", "bits": [3, 7]},
         {"model_bits": [12345]},
-        {"name": "two MSBs", "layer": "fc2", "bits": [0, 6]}
+        {"name": "two MSBs", "layer": "fc2", "bits": [0, 6]},
+        {"array": "s4", "bits": [0]}
      ]}
 
 * ``seed`` (int >= 0, default 0) drives every random choice; it is recorded in the FaultSet.
 * Each entry of ``faults`` is ONE scenario: all its bits are flipped together in one faulty
   model. ``split_single_bits`` turns a set into one scenario per distinct bit instead.
-* ``layer`` is the Keras layer name; ``tensor`` is ``kernel`` (default) or ``bias``.
+* ``layer`` is the Keras layer name; ``tensor`` is ``kernel`` (default) or ``bias`` (FKeras's
+  forms), or the name of another hardware array the step holds: ``scale``/``bias`` of a batch
+  normalization, ``scale`` of hls4ml's ApplyAlpha step ``<layer>_alpha``, ``depthwise_kernel`` ...
+* ``array`` instead of ``layer``/``tensor``: the hls4ml array name (``w2``, ``b2``, ``s4`` ...),
+  for any fault target of a project (the spec must come from its manifest:
+  ``fkhls.faults.addressing.spec_from_manifest``, as every project command uses). LBIs count in
+  the Keras (C-order) layout of the tensor the array holds, as for the other forms.
 * ``regions``: ``[start_lbi, end_lbi, ber]``, inclusive on both ends (FKeras's convention).
   ``ber == 1`` flips every bit of the range; ``ber < 1`` flips exactly ``int(n_bits * ber)``
   distinct bits of the range (FKeras's count rule), drawn uniformly without replacement by
@@ -68,11 +75,12 @@ __all__ = [
     "region_bits",
     "check_region",
     "TENSORS",
+    "tensor_names",
 ]
 
-TENSORS = ("kernel", "bias")
+TENSORS = ("kernel", "bias")  # FKeras's tensor names; a model may hold others (tensor_names)
 _TOP_KEYS = {"seed", "faults", "description"}
-_ENTRY_KEYS = {"name", "layer", "tensor", "regions", "bits", "model_bits", "description"}
+_ENTRY_KEYS = {"name", "layer", "tensor", "array", "regions", "bits", "model_bits", "description"}
 
 
 @dataclass(frozen=True)
@@ -198,22 +206,40 @@ class FaultSet:
 # ----------------------------------------------------------------------------- validation helpers
 
 
+def tensor_names(spec: ModelSpec) -> tuple[str, ...]:
+    """Every tensor name the model's fault targets use: FKeras's kernel and bias first, then others in model order."""
+    present = [t.tensor for t in spec.tensors()]
+    return tuple(dict.fromkeys([*(t for t in TENSORS if t in present), *present]))
+
+
 def _tensor_spec(spec: ModelSpec, layer: str, tensor: str) -> TensorSpec:
     """The TensorSpec of (layer, tensor), or a FaultSpecError that lists what exists."""
-    if tensor not in TENSORS:
-        raise FaultSpecError(f"tensor {tensor!r} of layer {layer!r} is not valid; valid tensors: {list(TENSORS)}")
+    if not isinstance(tensor, str) or not tensor:
+        raise FaultSpecError(f"tensor {tensor!r} of layer {layer!r} is not valid; valid tensors: "
+                             f"{list(tensor_names(spec))}")
     faultable = [t.layer for t in spec.tensors()]
     for tspec in spec.tensors():
         if tspec.layer == layer and tspec.tensor == tensor:
             return tspec
     if layer in faultable:
-        raise FaultSpecError(f"layer {layer!r} has no quantized {tensor!r} (use_bias=False?); valid tensors: "
-                             f"{[t.tensor for t in spec.tensors() if t.layer == layer]}")
+        raise FaultSpecError(f"layer {layer!r} has no {tensor!r} array (use_bias=False?); valid tensors of "
+                             f"{layer!r}: {[t.tensor for t in spec.tensors() if t.layer == layer]}")
     names = [s.name for s in spec.layers] + [s.keras_name for s in spec.layers]
     what = "has no quantizer (no quantized kernel or bias to fault)" if layer in names else "does not exist"
     raise FaultSpecError(
-        f"layer {layer!r} {what}; layers with quantized tensors: {list(dict.fromkeys(faultable))}"
+        f"layer {layer!r} {what}; layers with fault-target arrays: {list(dict.fromkeys(faultable))}"
     )
+
+
+def _array_spec(spec: ModelSpec, array: Any, where: str) -> TensorSpec:
+    """The TensorSpec an hls4ml array name (``w2``, ``s4`` ...) holds; the spec must know array names."""
+    known = {t.array: t for t in spec.tensors() if t.array}
+    if not known:
+        raise FaultSpecError(f"{where} names array {array!r}, but this spec has no hls4ml array names: the array "
+                             "form needs a project (fkhls.faults.addressing.spec_from_manifest)")
+    if not isinstance(array, str) or array not in known:
+        raise FaultSpecError(f"{where}: array {array!r} does not exist; arrays of the project: {list(known)}")
+    return known[array]
 
 
 def _check_index(value: Any, n_bits: int, what: str, where: str) -> int:
@@ -342,9 +368,14 @@ def _entry_faults(spec: ModelSpec, entry: Mapping, index: int, seed: int) -> lis
         raise FaultSpecError(f"{where} names no bits: give 'regions', 'bits' or 'model_bits'")
     faults = [fault_from_model_bit(spec, mb) for mb in model_bits]
     if regions or bits:
-        if "layer" not in entry:
-            raise FaultSpecError(f"{where} has 'regions'/'bits' but no 'layer'")
-        tspec = _tensor_spec(spec, entry["layer"], entry.get("tensor", "kernel"))
+        if "array" in entry:
+            if "layer" in entry or "tensor" in entry:
+                raise FaultSpecError(f"{where} names both an 'array' and a 'layer'/'tensor': give one form")
+            tspec = _array_spec(spec, entry["array"], where)
+        elif "layer" not in entry:
+            raise FaultSpecError(f"{where} has 'regions'/'bits' but no 'layer' (or 'array')")
+        else:
+            tspec = _tensor_spec(spec, entry["layer"], entry.get("tensor", "kernel"))
         lbis: list[int] = [_check_lbi(tspec, b, "bit") for b in bits]
         for r_index, item in enumerate(regions):
             region = _parse_region(item, where)
@@ -388,25 +419,32 @@ def fault_set_to_dict(fault_set: FaultSet, spec: ModelSpec) -> dict:
 # ----------------------------------------------------------------------------- generators
 
 
-def _selected(spec: ModelSpec, layers: Iterable[str] | None, tensors: Sequence[str]) -> list[TensorSpec]:
-    for tensor in tensors:
-        if tensor not in TENSORS:
-            raise FaultSpecError(f"tensor {tensor!r} is not valid; valid tensors: {list(TENSORS)}")
+def _selected(spec: ModelSpec, layers: Iterable[str] | None, tensors: Sequence[str] | None) -> list[TensorSpec]:
+    """The fault-target tensors of ``layers`` (None: every layer) named in ``tensors`` (None: every tensor)."""
+    valid = tensor_names(spec)
+    if tensors is not None:
+        if isinstance(tensors, str):
+            tensors = (tensors,)
+        for tensor in tensors:
+            if tensor not in valid:
+                raise FaultSpecError(f"tensor {tensor!r} is not valid; tensors of this model: {list(valid)}")
     if layers is not None:
         layers = list(layers)
         for layer in layers:
             if not any(t.layer == layer for t in spec.tensors()):
                 _tensor_spec(spec, layer, "kernel")
-    return [t for t in spec.tensors() if (layers is None or t.layer in layers) and t.tensor in tensors]
+    return [t for t in spec.tensors()
+            if (layers is None or t.layer in layers) and (tensors is None or t.tensor in tensors)]
 
 
 def exhaustive_faults(
     spec: ModelSpec,
     layers: Iterable[str] | None = None,
-    tensors: Sequence[str] = TENSORS,
+    tensors: Sequence[str] | None = None,
     bits: Iterable[int] | None = None,
 ) -> list[BitFault]:
-    """Every single-bit fault of the chosen tensors in model-bit order; ``bits`` keeps only those positions (from the LSB).
+    """Every single-bit fault of the chosen tensors (None: every array) in model-bit order; ``bits`` keeps only
+    those positions (from the LSB).
 
     Words of different widths keep the positions they have (``bits=[5]`` is the MSB of a 6-bit
     word and absent from a 5-bit one); a position no selected word has is refused as a typo.
@@ -433,7 +471,7 @@ def random_ber_scenarios(
     trials: int,
     seed: int,
     layers: Iterable[str] | None = None,
-    tensors: Sequence[str] = TENSORS,
+    tensors: Sequence[str] | None = None,
 ) -> list[FaultScenario]:
     """``trials`` seeded scenarios, each flipping ``int(n_bits * ber)`` distinct bits of the chosen tensors.
 

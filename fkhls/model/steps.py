@@ -16,13 +16,15 @@ from fkhls.core.fixedpoint import FixedPrecisionType
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """One quantized weight tensor (a layer's kernel or bias) as QKeras stores it."""
+    """One fault-target weight array: a layer's kernel or bias as QKeras stores it, or an array hls4ml
+    computes for the step (a batch-norm scale and bias, an ApplyAlpha scale)."""
 
-    layer: str  # the Keras layer it belongs to (fault descriptors name it)
+    layer: str  # the step it belongs to (= its Keras layer for kernels and biases; fault descriptors name it)
     tensor: str  # its name in that layer: "kernel", "bias", or e.g. "depthwise_kernel", "scale"
     shape: tuple[int, ...]
     ptype: FixedPrecisionType
     quantizer: dict = field(compare=False)
+    array: str = field(default="", compare=False)  # the hls4ml C array (w2, s4 ...) when known (a project's spec)
 
     @property
     def size(self) -> int:

@@ -36,7 +36,6 @@ from fkhls.model.spec import (
     describe_model,
     load_keras_model,
     model_hash,
-    quantized_tensor,
     quiet_tensorflow,
 )
 
@@ -120,6 +119,10 @@ def _convert(model, spec: ModelSpec, options: ExportOptions, output_dir: Path):
     for layer_config in config.get("LayerName", {}).values():
         layer_config["ReuseFactor"] = options.reuse_factor
         layer_config["Strategy"] = options.strategy
+    sources = spec.sources()
+    for index, step in enumerate(spec.layers):  # per-kind config (e.g. batch norm keeps hls4ml from fusing it)
+        previous = spec.layers[sources[index][0]] if sources[index] else None
+        handler_for_kind(step.kind).hls_config(step, previous, config)
     log = io.StringIO()
     try:
         with contextlib.redirect_stdout(log):
@@ -233,11 +236,14 @@ def _check_type(typedefs: dict, type_name: str, expected: FixedPrecisionType, wh
         )
 
 
-def _array_record(step: LayerSpec, tensor: str, layer, values: np.ndarray, project: Path,
+def _array_record(step: LayerSpec, slot: str, layer, values: np.ndarray, project: Path,
                   typedefs: dict) -> ArrayRecord:
-    """Find how hls4ml ordered the tensor by reading its .txt back, and check every word."""
-    spec = step.kernel if tensor == "kernel" else step.bias
-    variable = layer.get_weights("weight" if tensor == "kernel" else "bias")
+    """Find how hls4ml ordered the tensor in ``slot`` (kernel: the multiplier, bias: the addend) by reading its
+    .txt back, and check every word."""
+    spec = step.kernel if slot == "kernel" else step.bias
+    tensor = spec.tensor
+    handler = handler_for_kind(step.kind)
+    variable = layer.get_weights(handler.hls_weights[0 if slot == "kernel" else 1])
     _check_type(typedefs, variable.type.name, spec.ptype, f"{step.name} {tensor}")
     written = read_txt_values(project / "firmware" / "weights" / f"{variable.name}.txt")
     header = (project / "firmware" / "weights" / f"{variable.name}.h").read_text()
@@ -247,8 +253,8 @@ def _array_record(step: LayerSpec, tensor: str, layer, values: np.ndarray, proje
     expected_raw = to_raw(spec.ptype, values, what=f"{step.name} {tensor}")
     identity = tuple(range(values.ndim))
     resource = bool(layer.get_attr("_weights_transposed", False))
-    axes = handler_for_kind(step.kind).resource_axes
-    candidates = [axes, identity] if (resource and tensor == "kernel") else [identity]
+    axes = getattr(handler, "resource_axes", identity)
+    candidates = [axes, identity] if (resource and slot == "kernel") else [identity]
     for axes in candidates:
         if raw_written.size == values.size and np.array_equal(raw_written, expected_raw.transpose(axes).ravel()):
             order = "keras" if axes == identity else "transposed"
@@ -296,22 +302,24 @@ def _read_back(model, spec: ModelSpec, options: ExportOptions, matches, hls_mode
             fields["accum_type"] = type_to_dict(step.accum_type)
         if step.kernel is not None:
             struct = _config_struct(parameters, layer)
-            accum_name = struct.get("accum_t", layer.types["accum_t"].name)
-            _check_type(typedefs, accum_name, step.accum_type, f"the accumulator of {step.name}")
+            if step.accum_type is not None:
+                accum_name = struct.get("accum_t", layer.types["accum_t"].name)
+                _check_type(typedefs, accum_name, step.accum_type, f"the accumulator of {step.name}")
             keras_layer = model.get_layer(step.keras_name)
-            kernel = _array_record(step, "kernel", layer, quantized_tensor(keras_layer, "kernel"), project, typedefs)
-            bias = (_array_record(step, "bias", layer, quantized_tensor(keras_layer, "bias"), project, typedefs)
+            values = handler_for_kind(step.kind).tensor_values  # the exact values of each slot's words
+            kernel = _array_record(step, "kernel", layer, values(keras_layer, step.kernel), project, typedefs)
+            bias = (_array_record(step, "bias", layer, values(keras_layer, step.bias), project, typedefs)
                     if step.bias is not None else None)
             strategy_text = struct.get("strategy", "")
             strategy = "Resource" if "resource" in strategy_text else "Latency" if "latency" in strategy_text else (
-                str(layer.get_attr("strategy")).capitalize())
+                str(layer.get_attr("strategy") or options.strategy).capitalize())
             reuse = int(struct.get("reuse_factor", layer.get_attr("reuse_factor")))
             if reuse != options.reuse_factor:
                 changed_rf[step.name] = reuse
             n_in = step.n_terms
             n_out = step.kernel.shape[-1]
-            fields.update(accum_type=type_to_dict(step.accum_type), strategy=strategy, reuse_factor=reuse,
-                          n_in=n_in, n_out=n_out, kernel=kernel, bias=bias)
+            fields.update(accum_type=type_to_dict(step.accum_type) if step.accum_type else None, strategy=strategy,
+                          reuse_factor=reuse, n_in=n_in, n_out=n_out, kernel=kernel, bias=bias)
         records.append(LayerRecord(**fields))
     input_layer = matches[0].layer
     output_layer = matches[-1].holder

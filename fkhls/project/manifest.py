@@ -22,14 +22,15 @@ SCHEMA_VERSION = 1
 
 @dataclass(frozen=True)
 class ArrayRecord:
-    """One hls4ml weight array (``w2``/``b2``) and how its elements relate to the Keras tensor.
+    """One hls4ml weight array (``w2``/``b2``, a batch norm's ``s4``/``b4``) and how its elements relate to the
+    Keras-shaped tensor it holds (``LayerRecord.kernel`` is the multiplier slot, ``.bias`` the addend).
 
     ``axes`` is the permutation hls4ml applied: array element order is
     ``keras_tensor.transpose(axes).ravel()`` (identity = Keras C-order).
     """
 
-    tensor: str  # kernel | bias
-    array: str  # w2, b2 ...
+    tensor: str  # the tensor's name in fault descriptors: kernel | bias | scale ...
+    array: str  # w2, b2, s4 ...
     type_name: str  # weight2_t ...
     type: dict  # fixedpoint.type_to_dict
     keras_shape: tuple[int, ...]
@@ -239,7 +240,7 @@ class _Checker:
     def array(self, value, where: str) -> None:
         if value is None:
             return
-        self.text(self.field(value, "tensor", where), f"{where}.tensor", ("kernel", "bias"))
+        self.text(self.field(value, "tensor", where), f"{where}.tensor", identifier=True)  # kernel, bias, scale ...
         self.text(self.field(value, "array", where), f"{where}.array", identifier=True)
         self.text(self.field(value, "type_name", where), f"{where}.type_name", identifier=True)
         self.fixed_type(self.field(value, "type", where), f"{where}.type")

@@ -55,8 +55,10 @@ def parameters(model, space: BitSpace) -> list:
     out = []
     for layer_name, tensor in zip(space.layers, space.tensors):
         variable = getattr(model.get_layer(layer_name), tensor, None)
-        if variable is None:
-            raise FkhlsError(f"layer {layer_name!r} of the model has no {tensor!r} variable")
+        if variable is None or not hasattr(variable, "assign"):  # e.g. a batch norm's scale: hls4ml computes it
+            raise FkhlsError(f"layer {layer_name!r} of the model has no {tensor!r} variable: that array is computed "
+                             "for the hardware, so gradient, Taylor and Hessian scores (of Keras variables) cannot "
+                             "rank it; rank by fault injection instead")
         out.append(variable)
     return out
 

@@ -124,8 +124,12 @@ def test_unquantized_relu_is_typed_exactly():
 # biases as ap_fixed<2,2> words, in a QConv1D and QDense layers), hard (quantized_tanh, symmetric too, and
 # quantized_sigmoid: hls4ml's HardActivation), plain_dense and plain_conv (a plain Keras Dense / Conv2D whose float
 # weights fkhls types).
+# batchnorm (BatchNormalization after a QConv2D and
+# QBatchNormalization after a QDense: scale/bias arrays, approximate by nature), convbn (QConv2DBatchnorm: the folded
+# quantized kernel and bias, exact), alpha (QDense with alpha='auto_po2': hls4ml's ApplyAlpha steps, exact).
 STAGE_MODELS = ["shapes", "pooling", "pooling1d", "avgpool", "avgpool1d", "zeropad", "zeropad1d", "sigmoid", "tanh",
-                "softmax", "leaky", "binary", "hard", "plain_dense", "plain_conv"]
+                "softmax", "leaky", "binary", "hard", "plain_dense", "plain_conv",
+                "batchnorm", "convbn", "alpha"]
 
 
 @pytest.fixture(scope="module", params=STAGE_MODELS)
@@ -196,6 +200,10 @@ def test_exact_forward_equals_qkeras_raw_words(shapes):
     hw = trace[first.name] * lsb
     if "pool" in first.kind:  # a truncated quotient: toward zero, less than one LSB away
         assert np.all(np.abs(hw) <= np.abs(keras_step)) and np.all(np.abs(keras_step - hw) < lsb), first.name
+    elif first.kind == "batchnorm":  # scale and bias words within 2 LSBs of hls4ml's float32 values (literal + floor)
+        scale, bias = (2.0 ** (1 - t.ptype.fractional) for t in (first.kernel, first.bias))
+        bound = np.abs(keras_before).max() * scale + bias + 1e-5 * (np.abs(keras_step) + 1)
+        assert np.all(np.abs(keras_step - hw) <= bound), first.name
     elif first.kind == "softmax":  # measured in test_softmax_deviation_report
         assert np.all(np.abs(keras_step - hw) < 0.25), first.name  # coarse by default: see the deviation report
     else:  # a table over [-R, R): input step 2R/1024 times the slope (sigmoid 1/4, tanh 1), plus the table's LSB
@@ -254,7 +262,7 @@ def test_exhaustive_campaign_both_engines_agree(shapes):
 
 
 @pytest.mark.parametrize("name", ["shapes", "pooling1d", "avgpool1d", "zeropad", "sigmoid", "tanh", "softmax", "leaky",
-                                  "binary", "hard"])
+                                  "binary", "hard", "batchnorm", "alpha"])
 def test_io_stream_golden_csim_equals_emulator(name, tmp_path):
     """hls4ml's io_stream implementations (nnet_pooling_stream.h ...) compute the same words."""
     from fkhls.csim.build import run_csim

@@ -154,8 +154,8 @@ def test_failed_export_leaves_nothing(tmp_path):
     from qkeras.quantizers import quantized_bits
 
     x_in = tf.keras.Input(shape=(4,))
-    out = QDense(2, kernel_quantizer=quantized_bits(6, 0, alpha="auto_po2"), bias_quantizer=quantized_bits(6, 0))(x_in)
-    with pytest.raises(UnsupportedModelError, match="alpha='auto_po2'"):
+    out = QDense(2, kernel_quantizer=quantized_bits(6, 0, alpha="auto"), bias_quantizer=quantized_bits(6, 0))(x_in)
+    with pytest.raises(UnsupportedModelError, match="alpha='auto'"):  # a float scale (auto_po2 is supported)
         export_model(tf.keras.Model(x_in, out), tmp_path / "prj")
     assert list(tmp_path.iterdir()) == []
 

@@ -1,6 +1,15 @@
 """One handler per layer kind (see ``base`` for how to write the next one); importing registers them all."""
 
-from fkhls.model.layers import activation, conv, dense, padding, pooling, reshape, softmax  # noqa: F401  (registers the handlers)
+from fkhls.model.layers import (  # noqa: F401  (registers the handlers)
+    activation,
+    batchnorm,
+    conv,
+    dense,
+    padding,
+    pooling,
+    reshape,
+    softmax,
+)
 from fkhls.model.layers.base import (
     Approximation,
     LayerHandler,

@@ -10,6 +10,8 @@ Writing the next handler (one module in this package, plus its tests):
    and bias: starts a block), ``elementwise`` (each output word depends on one input word),
    ``reshape`` (words unchanged, only reshaped), ``window`` (an output word depends on several
    input words, e.g. pooling: the engine runs it whole on the rows a fault changed) or ``input``.
+   A per-channel map (batch normalization) is ``window`` too: the engine's elementwise blocks
+   apply one map to a flat word list.
 3. ``blockers(layer)``: every reason this layer cannot be reproduced exactly, each with what
    to do instead (empty when supported). ``describe_model`` gathers them over the whole model
    into one error (an ``UnsupportedModelError`` raised by ``describe``, for what depends on the
@@ -31,6 +33,11 @@ Writing the next handler (one module in this package, plus its tests):
    (``hw(ptype)`` wraps a type the way the Vivado/Vitis writers print it) and
    ``hls_type_checks`` names the typedefs export must read back (the output type always is),
    ``hls_config_checks`` the config-struct members (table sizes, implementation).
+   A step with fault-target arrays puts the multiplier in ``LayerSpec.kernel`` and the addend
+   in ``.bias`` (their ``tensor`` is the name descriptors use: kernel, scale ...);
+   ``hls_weights`` names hls4ml's weight variables of those two slots (export reads them back),
+   ``hls_config`` may adjust hls4ml's config before conversion (batchnorm.py keeps a fusing
+   pass off), and ``is_keras_variable`` says whether FKeras's TF way may assign the arrays.
 7. If the step cannot equal QKeras bit for bit (a table, a non-power-of-two divide), set
    ``LayerSpec.approximate`` to the reason (the manifest records it per layer) and override
    ``approximation(step, in_type)``: an ``Approximation`` with a short cause code (``softmax_table``,
@@ -87,6 +94,10 @@ class LayerHandler:
     kinds: ClassVar[tuple[str, ...]] = ()
     role: ClassVar[str] = "elementwise"
     keras_classes: tuple[str, ...] = ()  # set by @layer_handler
+    # hls4ml's names of the step's (kernel slot, bias slot) weight variables: layer.get_weights(name)
+    hls_weights: ClassVar[tuple[str, str]] = ("weight", "bias")
+    # True when the step's arrays are computed for the hardware (a batch-norm scale), not Keras variables
+    computed_arrays: ClassVar[bool] = False
 
     def blockers(self, layer) -> list[str]:
         return []
@@ -107,11 +118,20 @@ class LayerHandler:
 
         return quantized_tensor(layer, tensor.tensor)
 
+    def is_keras_variable(self, step: LayerSpec) -> bool:
+        """Are the step's arrays the Keras variables QKeras computes with (so FKeras's TF way can assign them)?"""
+        return self.role == "weighted" and not self.computed_arrays
+
     def hls_matches(self, step: LayerSpec, hls_layer) -> bool:
         return False
 
     def folds(self, step: LayerSpec) -> bool:
         return False
+
+    def hls_config(self, step: LayerSpec, previous: LayerSpec | None, config: dict) -> None:
+        """Adjust hls4ml's config dict before conversion (``previous``: the step this one reads), e.g. to keep an
+        optimizer pass from merging the step away."""
+        return None
 
     def hides_previous(self, step: LayerSpec) -> bool:
         return False

@@ -64,7 +64,7 @@ class Conv1DHandler(_ConvHandler):
     resource_axes = (2, 0, 1)
 
 
-@layer_handler("QConv2D", "Conv2D")
+@layer_handler("QConv2D", "Conv2D", "QConv2DBatchnorm")  # the latter folded: fkhls.model.layers.folding
 class Conv2DHandler(_ConvHandler):
     kinds = ("conv2d",)
     hls_class = "Conv2D"

@@ -23,6 +23,7 @@ from fkhls.core.fixedpoint import (MAX_WIDTH, FixedPrecisionType, cast_raw, cpp_
                                   raw_bounds)
 from fkhls.model.layers.activation import activation_steps
 from fkhls.model.layers.base import Approximation, LayerHandler, Walk, layer_handler
+from fkhls.model.layers.folding import FOLDED_CLASSES, folded_blockers, folded_values, is_folded
 from fkhls.model.layers.quantizers import activation_of, quantizer_config
 from fkhls.model.steps import LayerSpec, TensorSpec
 
@@ -105,11 +106,19 @@ class WeightedHandler(LayerHandler):
         where = f"layer {layer.name!r} ({cls})"
         config = layer.get_config()
         reasons = self.check_config(layer, where)
-        for key in ("kernel", "bias") if config.get("use_bias", True) else ("kernel",):
-            try:
-                tensor_type(layer, key, where)
-            except UnsupportedModelError as exc:
-                reasons.append(str(exc))
+        k_cfg = quantizer_config(layer, "kernel")
+        if k_cfg is not None and _alpha().array_alpha_blocker(k_cfg, f"{where} kernel_quantizer"):
+            reasons += _alpha().array_alpha_blocker(k_cfg, f"{where} kernel_quantizer")
+        elif self.takes_po2_alpha(k_cfg):  # hls4ml factorizes the scale into an ApplyAlpha step (alpha.py)
+            reasons += _type_errors(_alpha().unscaled(k_cfg), f"{where} kernel_quantizer")
+        else:
+            reasons += _tensor_type_errors(layer, "kernel", where)
+        if is_folded(layer):  # QConv2DBatchnorm: a folded bias always exists and must be quantized
+            reasons += folded_blockers(layer, where)
+            b_cfg = quantizer_config(layer, "bias")
+            reasons += _type_errors(b_cfg, f"{where} bias_quantizer") if b_cfg is not None else []
+        elif config.get("use_bias", True):
+            reasons += _tensor_type_errors(layer, "bias", where)
         try:
             act = None if config.get("activation") == "softmax" else activation_of(config.get("activation"),
                                                                                   f"{where} activation")
@@ -126,10 +135,20 @@ class WeightedHandler(LayerHandler):
         where = f"layer {layer.name!r} ({cls})"
         config = layer.get_config()
         out_shape = keras_shape(layer.output_shape)
-        kernel = TensorSpec(layer.name, "kernel", tuple(int(d) for d in layer.kernel.shape),
-                            *tensor_type(layer, "kernel", where))
+        k_cfg = quantizer_config(layer, "kernel")
+        po2_alpha = self.takes_po2_alpha(k_cfg)
+        shape = tuple(int(d) for d in layer.kernel.shape)
+        if po2_alpha:  # auto_po2: the Dense keeps the alpha=1 words
+            kernel = TensorSpec(layer.name, "kernel", shape,
+                                quantizer_type(_alpha().unscaled(k_cfg), where=f"{where} kernel_quantizer"), k_cfg)
+        else:
+            kernel = TensorSpec(layer.name, "kernel", shape, *tensor_type(layer, "kernel", where))
         bias = None
-        if config.get("use_bias", True):
+        if is_folded(layer):
+            b_cfg = quantizer_config(layer, "bias")
+            bias = TensorSpec(layer.name, "bias", (kernel.shape[-1],),
+                              quantizer_type(b_cfg, where=f"{where} bias_quantizer"), b_cfg)
+        elif config.get("use_bias", True):
             bias = TensorSpec(layer.name, "bias", tuple(int(d) for d in layer.bias.shape),
                               *tensor_type(layer, "bias", where))
         n_terms = int(np.prod(kernel.shape[:-1]))
@@ -143,6 +162,11 @@ class WeightedHandler(LayerHandler):
                            input_shape=walk.shape, output_shape=out_shape, result_type=acc, accum_type=acc,
                            kernel=kernel, bias=bias, approximate=approximate, **self.step_fields(layer))]
         walk.in_type = acc
+        if po2_alpha:
+            alpha = _alpha().alpha_step(layer, steps[0], bias.ptype if bias else kernel.ptype, where)
+            if alpha is not None:
+                steps.append(alpha)
+                walk.in_type = alpha.result_type
         steps += activation_steps(f"{layer.name}_activation", layer.name, cls, config.get("activation"), walk,
                                   out_shape, f"{where} activation")
         return steps
@@ -167,6 +191,11 @@ class WeightedHandler(LayerHandler):
             f"float32 summation error bound gamma_n * sum|terms| (n = {n} rounded operations, u = 2^-24) for any "
             f"words of the layer's types, in LSBs of {cpp_type(step.accum_type)}",
             "quantize the layer (QDense/QConv with quantized_bits kernel and bias quantizers)")
+
+    def takes_po2_alpha(self, k_cfg: dict | None) -> bool:
+        """A QDense kernel with alpha='auto_po2': hls4ml 1.3.0 factorizes it into an ApplyAlpha step (alpha.py).
+        Convolutions with it stay refused (the quantizer's message says so)."""
+        return k_cfg is not None and self.kinds[0] == "dense" and _alpha().has_po2_alpha(k_cfg)
 
     def accumulate(self, step: LayerSpec, in_type: FixedPrecisionType, x: np.ndarray, weights: dict) -> Accumulated:
         """sum(x * w) aligned to the exact fractional position, plus the bias aligned to it."""
@@ -193,7 +222,24 @@ class WeightedHandler(LayerHandler):
         acc = self.accumulate(step, in_type, x, weights)
         return self.finish(step, acc.acc, acc.frac).reshape(x.shape[0], *step.output_shape)
 
+    def tensor_values(self, layer, tensor: TensorSpec) -> np.ndarray:
+        """The quantized kernel or bias QKeras computes with (the folded ones of a QConv2DBatchnorm); with an
+        auto_po2 alpha, what hls4ml keeps: the kernel divided by its scale and a zero bias (moved to ApplyAlpha)."""
+        if is_folded(layer):
+            return folded_values(layer, tensor.tensor)
+        if self.takes_po2_alpha(quantizer_config(layer, "kernel")):
+            quantized, scale = _alpha().kernel_scale(layer)
+            return quantized / scale if tensor.tensor == "kernel" else np.zeros(tensor.shape)
+        return super().tensor_values(layer, tensor)
+
+    def is_keras_variable(self, step: LayerSpec) -> bool:
+        """A folded layer's arrays are computed from its variables (and re-folded by QKeras), an auto_po2 kernel's
+        words are divided by its scale: neither is assignable to the Keras variables."""
+        return step.keras_class not in FOLDED_CLASSES and not _alpha().has_po2_alpha(step.kernel.quantizer)
+
     def hls_matches(self, step: LayerSpec, hls_layer) -> bool:
+        if step.keras_class in FOLDED_CLASSES:  # hls4ml's Conv2DBatchnorm (a Conv2D with folded weights)
+            return hls_layer.class_name == f"{self.hls_class}Batchnorm"
         return hls_layer.class_name == self.hls_class
 
     def set_hls_types(self, step: LayerSpec, hls_layer, hw: Callable) -> None:
@@ -223,6 +269,29 @@ def _undo_xnor(variable) -> None:
 
     if variable is not None and isinstance(variable.type.precision, XnorPrecisionType):
         variable.data = np.where(np.asarray(variable.data) > 0, 1.0, -1.0)
+
+
+def _alpha():
+    """fkhls.model.layers.alpha, imported late (it builds on this module)."""
+    from fkhls.model.layers import alpha
+
+    return alpha
+
+
+def _type_errors(config: dict, where: str) -> list[str]:
+    try:
+        quantizer_type(config, where=where)
+    except UnsupportedModelError as exc:
+        return [str(exc)]
+    return []
+
+
+def _tensor_type_errors(layer, key: str, where: str) -> list[str]:
+    try:
+        tensor_type(layer, key, where)
+    except UnsupportedModelError as exc:
+        return [str(exc)]
+    return []
 
 
 def _render_config_again(hls_layer) -> None:
