@@ -452,7 +452,10 @@ def test_verify_judges_every_layer(shapes):
 
     model, spec, _, x, manifest, _ = shapes
     report = verify_project(manifest, x, model)
-    assert report.passed and report.csim_equals_emulator, [(v.name, v.status) for v in report.layers]
+    # a QBatchNormalization is a different layer in hls4ml (its quantizers are ignored): no bound, verify fails it
+    unbounded = [v.name for v in report.layers if v.status == "no bound declared"]
+    assert all(spec.layer(name).keras_class == "QBatchNormalization" for name in unbounded), unbounded
+    assert report.passed == (not unbounded) and report.csim_equals_emulator, [(v.name, v.status) for v in report.layers]
     verdicts = {v.name: v for v in report.layers}
     for step in spec.layers[1:]:
         v = verdicts[step.name]
