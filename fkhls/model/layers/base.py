@@ -54,10 +54,15 @@ _BY_KIND: dict[str, "LayerHandler"] = {}
 
 @dataclass
 class Walk:
-    """What ``describe_model`` carries from layer to layer along the chain: the current word type and shape."""
+    """What ``describe_model`` hands a layer: the word type and shape it reads (the first input's for a merge).
+
+    ``in_types`` / ``shapes`` hold one entry per input of the layer, in Keras's input order.
+    """
 
     in_type: FixedPrecisionType
     shape: tuple[int, ...]
+    in_types: tuple[FixedPrecisionType, ...] = ()
+    shapes: tuple[tuple[int, ...], ...] = ()
 
 
 class LayerHandler:
