@@ -443,3 +443,33 @@ def merges_model(seed: int = 18):
 
 
 BUILDERS.update(residual=residual_model, concat=concat_model, merges=merges_model)
+
+
+def concat_axes_model(seed: int = 19):
+    """Concatenate along every axis hls4ml builds: rank 3 (axes 1, 2, 3), rank 2 (axes 1, 2) and rank 1."""
+    import tensorflow as tf
+    from qkeras import QActivation, QConv2D, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    q = quantized_bits(4, 0, alpha=1)
+    layers = tf.keras.layers
+    x_in = tf.keras.Input(shape=(2, 3, 1), name="x")
+    a = QConv2D(2, (2, 2), padding="same", name="ca", kernel_quantizer=q, bias_quantizer=q)(x_in)
+    b = QActivation(quantized_relu(4, 1), name="rb")(
+        QConv2D(2, (2, 2), padding="same", name="cb", kernel_quantizer=q, bias_quantizer=q)(x_in))
+    flat = [layers.Flatten(name=f"f3_{k}")(layers.Concatenate(axis=axis, name=f"cat3_{k}")([a, b]))
+            for k, axis in enumerate((1, 2, -1))]
+    a2, b2 = layers.Reshape((6, 2), name="a2")(a), layers.Reshape((6, 2), name="b2")(b)
+    flat += [layers.Flatten(name=f"f2_{k}")(layers.Concatenate(axis=axis, name=f"cat2_{k}")([a2, b2]))
+             for k, axis in enumerate((1, -1))]
+    h = flat[0]
+    for k, other in enumerate(flat[1:]):
+        h = layers.Concatenate(name=f"cat1_{k}")([h, other])
+    out = QDense(2, name="head", kernel_quantizer=q, bias_quantizer=q)(h)
+    model = tf.keras.Model(x_in, out, name="concat_axes_test")
+    _spread_weights(model, seed)
+    return model
+
+
+BUILDERS.update(concat_axes=concat_axes_model)

@@ -171,9 +171,10 @@ def _match_layers(spec: ModelSpec, hls_model) -> list[_Match]:
             if handler.hides_previous(step):
                 if readers[sources[i][0]] > 1:
                     raise UnsupportedModelError(
-                        f"hls4ml folds {step.name!r} ({step.kind} {step.activation or ''}) into the output of "
-                        f"{source.step.name!r}, which other layers read too: they would read the folded value; "
-                        f"fkhls refuses this graph (read {source.step.name!r} through its own activation layer)")
+                        f"hls4ml folds {step.name!r} ({step.kind} {step.activation or ''}) into the output type of "
+                        f"{source.step.name!r}, which other layers read too: hls4ml would hand them the quantized "
+                        f"value instead of {source.step.name!r}'s; quantize {source.step.name!r} before it branches "
+                        "(its own activation), or give each reader its own quantizer")
                 source.holder = None  # the exact accumulator is no longer materialized
         else:
             got = (f"{candidate.name!r} ({candidate.class_name}"

@@ -118,9 +118,10 @@ def test_unquantized_relu_is_typed_exactly():
 # GlobalAveragePooling1D over 3: approximate by nature), zeropad (ZeroPadding2D on the input and on
 # a conv accumulator), zeropad1d (ZeroPadding1D after an activation), sigmoid and tanh (hls4ml's tables),
 # softmax (QDense(activation='softmax'): hls4ml's stable softmax, exp and inverse tables; Activation('softmax') is
-# test_softmax_table_sizes_follow_a_narrow_input's).
+# test_softmax_table_sizes_follow_a_narrow_input's), residual (a residual Add whose skip tensor has two readers),
+# concat (Concatenate of two dense branches of one input), merges (Subtract, Multiply, Average, Maximum, Minimum).
 STAGE_MODELS = ["shapes", "pooling", "pooling1d", "avgpool", "avgpool1d", "zeropad", "zeropad1d", "sigmoid", "tanh",
-                "softmax"]
+                "softmax", "residual", "concat", "merges"]
 
 
 @pytest.fixture(scope="module", params=STAGE_MODELS)
@@ -248,7 +249,7 @@ def test_exhaustive_campaign_both_engines_agree(shapes):
     assert result.table.columns["tf_outputs_changed"].max() > 0
 
 
-@pytest.mark.parametrize("name", ["shapes", "pooling1d", "avgpool1d", "zeropad", "sigmoid", "tanh", "softmax"])
+@pytest.mark.parametrize("name", ["shapes", "pooling1d", "avgpool1d", "zeropad", "sigmoid", "tanh", "softmax", "residual"])
 def test_io_stream_golden_csim_equals_emulator(name, tmp_path):
     """hls4ml's io_stream implementations (nnet_pooling_stream.h ...) compute the same words."""
     from fkhls.csim.build import run_csim
