@@ -173,9 +173,9 @@ def _data_flow(program: Program, name: str) -> tuple[LayerCall, ...]:
             if var not in variables:
                 continue  # a weight array or a number
             (inputs if var in written else outputs).append(arg)
-        if not inputs or not outputs:
-            raise ProjectError(f"{name}.cpp: the call of layer {call.layer} ({call.function}) reads {inputs} and "
-                               f"writes {outputs}: fkhls expects it to read and write variables")
+        if not outputs:
+            raise ProjectError(f"{name}.cpp: the call of layer {call.layer} ({call.function}) writes no variable of "
+                               f"the top function not written before (it reads {inputs}): not a layer fkhls can trace")
         written.update(program.resolve(arg) for arg in outputs)
         calls.append(replace(call, inputs=tuple(inputs), outputs=tuple(outputs)))
     return tuple(calls)

@@ -280,3 +280,23 @@ def test_ber_campaign_on_a_graph_engines_agree(residual, tmp_path):
     assert summary["scenarios_mismatching"] == 0 and summary["outputs_compared"] == summary["bit_exact"] == 12 * 16 * 2
     assert int(result.table.columns["mismatched_words"].sum()) == 0
     assert result.table.columns["tf_outputs_changed"].max() > 0
+
+
+@pytest.mark.parametrize("name", ["residual", "merges"])
+def test_generic_engine_equals_full_forward_in_small_row_batches(name, monkeypatch):
+    """The generic path (every fault of a graph) runs the rows of many faults together, a few at a time here, and a
+    dense/conv fault from its golden accumulator: each fault's output words == the full forward's."""
+    model = models.build(name)
+    spec = describe_model(model)
+    weights = emulate.golden_weights(model, spec)
+    x_raw = emulate.input_raw(spec, _inputs(model, 50, seed=14))
+    original = emulate._generic_effects
+    monkeypatch.setattr(emulate, "_generic_effects", lambda g, index, faults, max_rows: original(g, index, faults, 37))
+    from fkhls.faults.descriptors import exhaustive_faults
+
+    faults = exhaustive_faults(spec)
+    batched = emulate.evaluate_single_bit_faults(spec, weights, x_raw, faults)
+    for k, fault in enumerate(faults):
+        expected = emulate.forward_raw(spec, emulate.apply_faults(spec, weights, [fault]), x_raw)
+        assert_array_equal(batched[k], expected, err_msg=str(fault))
+    assert np.any(batched != emulate.forward_raw(spec, weights, x_raw))
