@@ -300,3 +300,26 @@ def test_generic_engine_equals_full_forward_in_small_row_batches(name, monkeypat
         expected = emulate.forward_raw(spec, emulate.apply_faults(spec, weights, [fault]), x_raw)
         assert_array_equal(batched[k], expected, err_msg=str(fault))
     assert np.any(batched != emulate.forward_raw(spec, weights, x_raw))
+
+
+def test_a_merge_wider_than_float32_is_marked_approximate():
+    """QKeras sums and multiplies in float32: a result needing more than 24 significant bits may be rounded there
+    while the hardware is exact, so the step says so; a narrow one, and max/min/concatenate (copies), are exact."""
+    import tensorflow as tf
+    from qkeras import QDense
+    from qkeras.quantizers import quantized_bits
+
+    q = quantized_bits(8, 3, alpha=1)
+    x_in = tf.keras.Input(shape=(4,))
+    a = QDense(3, name="a", kernel_quantizer=q, bias_quantizer=q)(x_in)
+    b = QDense(3, name="b", kernel_quantizer=q, bias_quantizer=q)(x_in)
+    wide = tf.keras.layers.Multiply(name="wide")([a, b])
+    top = tf.keras.layers.Maximum(name="top")([a, b])
+    out = tf.keras.layers.Concatenate(name="cat")([wide, top])
+    spec = describe_model(tf.keras.Model(x_in, out))
+    steps = {s.name: s for s in spec.layers}
+    assert steps["a"].result_type.width > 20  # the dense accumulators: a product of two needs > 40 bits
+    assert "float32" in steps["wide"].approximate and cpp_type(steps["wide"].result_type) in steps["wide"].approximate
+    assert steps["top"].approximate == "" and steps["cat"].approximate == ""
+    narrow = describe_model(models.build("merges"))
+    assert all(not s.approximate for s in narrow.layers)

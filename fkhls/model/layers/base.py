@@ -15,7 +15,9 @@ Writing the next handler (one module in this package, plus its tests):
    into one error (an ``UnsupportedModelError`` raised by ``describe``, for what depends on the
    input type, is gathered too).
 4. ``describe(layer, walk)``: the steps (``LayerSpec``) with the exact ap_(u)fixed type of
-   every word it produces; ``walk`` holds the input type and shape.
+   every word it produces; ``walk`` holds the input type and shape (``in_types`` / ``shapes``: one
+   per input, for a layer reading several tensors, e.g. a merge). ``describe_model`` names the
+   steps the first step reads (``LayerSpec.inputs``) when they are not simply the step before it.
 5. ``forward(step, in_type, x, weights)``: the step's output words, int64, from input words
    ``x`` (N, *input_shape) -- exactly what the hls4ml C++ computes for the types described.
    A step reading several steps (``LayerSpec.inputs``, e.g. a Merge) gets tuples: ``in_type``

@@ -7,8 +7,11 @@ evaluates at full precision: ``a + b`` and ``a - b`` gain one integer bit, ``a *
 product, Average is ``(a + b) * ap_ufixed<1,0>(0.5)`` (the sum with one more fractional bit: an
 exact halving), Maximum / Minimum pick one word, Concatenate copies. fkhls types the result as
 the narrowest type holding every value the expression can take for any input words of the
-input types, so the assignment never rounds or wraps, even after a bit flip upstream; QKeras's
-float32 gives the same value whenever it is exact (at most 24 significant bits).
+input types, so the assignment never rounds or wraps, even after a bit flip upstream. (hls4ml's
+own inference, infer_precision.py, gives Average no extra fractional bit: its LSB would be
+truncated.) QKeras computes the same value in float32, exact up to 24 significant bits: a sum,
+difference, average or product whose exact result needs more is marked approximate by nature
+(QKeras may round where the hardware is exact).
 
 A model's steps keep Keras's input order (``LayerSpec.inputs``): hls4ml's ``data1`` is Keras's first
 input. hls4ml merges two tensors only, and broadcasts only in io_parallel: different input
@@ -20,11 +23,13 @@ from __future__ import annotations
 import numpy as np
 
 from fkhls.core.errors import UnsupportedModelError
-from fkhls.core.fixedpoint import MAX_WIDTH, FixedPrecisionType, cast_raw, raw_bounds
+from fkhls.core.fixedpoint import MAX_WIDTH, FixedPrecisionType, cast_raw, cpp_type, raw_bounds
 from fkhls.model.layers.base import LayerHandler, Walk, layer_handler
 from fkhls.model.steps import LayerSpec
 
 # Keras class -> (step kind, hls4ml's Merge ``op``); Concatenate is hls4ml's own class.
+_ARITHMETIC = ("add", "subtract", "average", "multiply")  # the ops whose float32 result can round in QKeras
+_FLOAT32_SIGNIFICANT = 24
 _OPS = {"Add": "add", "Subtract": "subtract", "Multiply": "multiply", "Average": "average", "Maximum": "maximum",
         "Minimum": "minimum", "Concatenate": "concatenate"}
 
@@ -140,9 +145,15 @@ class MergeHandler(LayerHandler):
                 raise UnsupportedModelError(f"{where}: axis {layer.get_config().get('axis')} is outside the "
                                             f"rank-{rank} inputs")
         result = merge_type(op, walk.in_types[0], walk.in_types[1], where)
+        approximate = ""
+        magnitude = result.width - result.signed  # float32 holds integers up to 2**24 exactly
+        if op in _ARITHMETIC and magnitude > _FLOAT32_SIGNIFICANT:
+            approximate = (f"QKeras computes the {op} in float32 ({_FLOAT32_SIGNIFICANT} significant bits); the exact "
+                           f"result needs {magnitude} ({cpp_type(result)}), so QKeras may round where the hardware "
+                           "is exact")
         return [LayerSpec(name=layer.name, keras_name=layer.name, kind="merge", keras_class=cls,
                           input_shape=tuple(walk.shapes[0]), output_shape=keras_shape(layer.output_shape),
-                          result_type=result, activation=op, axis=axis)]
+                          result_type=result, activation=op, axis=axis, approximate=approximate)]
 
     def forward(self, step: LayerSpec, in_type, x, weights: dict) -> np.ndarray:
         if not isinstance(x, tuple) or len(x) != 2:
