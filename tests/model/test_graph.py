@@ -111,7 +111,7 @@ def test_a_fold_read_by_other_layers_is_refused(tmp_path):
     from qkeras import QActivation, QDense
     from qkeras.quantizers import quantized_bits
 
-    from fkhls.project.export import ExportOptions, export_model
+    from fkhls.project.export import export_model
 
     q = quantized_bits(4, 0, alpha=1)
     x_in = tf.keras.Input(shape=(4,), name="x")
@@ -163,6 +163,7 @@ def test_concatenate_every_axis(io_type, tmp_path):
     from fkhls.csim.build import run_csim
     from fkhls.csim.trace import run_trace
     from fkhls.project.export import ExportOptions, export_model
+    from fkhls.project.program import read_program
 
     model = models.build("concat_axes")
     spec = describe_model(model)
@@ -174,6 +175,12 @@ def test_concatenate_every_axis(io_type, tmp_path):
     golden, trace = emulate.forward_raw(spec, emulate.golden_weights(model, spec), x_raw, trace=True)
     assert_array_equal(golden, to_raw(spec.output_type, emulate.qkeras_forward(model, x).astype(np.float64), "QKeras"))
     assert_array_equal(run_csim(manifest, x), golden.reshape(len(x), -1))
+    program = read_program(manifest)  # each call's read and written variables: two in for a merge, copies out of a Clone
+    concats = [call for call in program.calls if "concatenate" in call.function]
+    assert len(concats) == len(cats) and all(len(c.inputs) == 2 and len(c.outputs) == 1 for c in concats)
+    clones = [call for call in program.calls if "clone" in call.function]
+    assert (io_type == "io_stream") == bool(clones)
+    assert all(len(c.inputs) == 1 and c.outputs == c.args[1:] and len(c.outputs) >= 2 for c in clones)
     traces = run_trace(manifest, x_raw.reshape(len(x), -1))
     for record in manifest.layers:
         if record.kind == "merge":
