@@ -330,3 +330,32 @@ def test_a_merge_wider_than_float32_is_marked_approximate():
     assert steps["top"].approximate == "" and steps["cat"].approximate == ""
     narrow = describe_model(models.build("merges"))
     assert all(not s.approximate for s in narrow.layers)
+
+
+def test_faults_in_an_io_stream_graph_equal_the_emulator(tmp_path):
+    """io_stream (Clone streams for the skip tensor, padding layers): the cone harness says it falls back, and the
+    reference harness's faulty words equal the emulator's for faults in every array."""
+    from fkhls.csim import cone
+    from fkhls.csim.build import input_words
+    from fkhls.csim.harness import run_fault_harness
+    from fkhls.faults.addressing import map_faults
+    from fkhls.faults.descriptors import BitFault
+    from fkhls.project.export import ExportOptions, export_model
+
+    model = models.build("residual")
+    spec = describe_model(model)
+    manifest = export_model(model, tmp_path / "prj", ExportOptions(io_type="io_stream"))
+    supported, reason = cone.cone_support(manifest)
+    assert not supported and "reference harness" in reason
+    rng = np.random.default_rng(1)
+    scenarios = [[BitFault(t.layer, t.tensor, int(lbi), t.width)] for t in spec.tensors()
+                 for lbi in rng.choice(t.n_bits, size=min(8, t.n_bits), replace=False)]
+    x = _inputs(model, 20, seed=3)
+    encoded = [[(b.array, b.element, b.array_bit) for b in map_faults(manifest, s)] for s in scenarios]
+    hw = run_fault_harness(manifest, input_words(manifest, x), encoded)
+    weights = emulate.golden_weights(model, spec)
+    x_raw = emulate.input_raw(spec, x)
+    for k, scenario in enumerate(scenarios):
+        expected = emulate.forward_raw(spec, emulate.apply_faults(spec, weights, scenario), x_raw)
+        assert_array_equal(hw[k], expected.reshape(len(x), -1), err_msg=str(scenario))
+    assert np.any(hw != emulate.forward_raw(spec, weights, x_raw).reshape(len(x), -1))
