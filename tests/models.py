@@ -604,3 +604,97 @@ def alpha_model(seed: int = 18):
 
 
 BUILDERS.update(alpha=alpha_model)
+
+
+def residual_model(seed: int = 16):
+    """A residual CNN: conv -> relu -> [conv -> relu -> conv] + skip -> relu -> dense; the skip tensor has two readers."""
+    import tensorflow as tf
+    from qkeras import QActivation, QConv2D, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    q = quantized_bits(5, 0, alpha=1)
+    x_in = tf.keras.Input(shape=(5, 5, 1), name="x")
+    skip = QActivation(quantized_relu(5, 2), name="r0")(QConv2D(2, (2, 2), name="c0", kernel_quantizer=q, bias_quantizer=q)(x_in))
+    h = QConv2D(2, (3, 3), padding="same", name="c1", kernel_quantizer=q, bias_quantizer=q)(skip)
+    h = QActivation(quantized_relu(5, 2), name="r1")(h)
+    h = QConv2D(2, (3, 3), padding="same", name="c2", kernel_quantizer=q, bias_quantizer=q)(h)
+    h = tf.keras.layers.Add(name="add")([h, skip])
+    h = QActivation(quantized_relu(6, 3), name="r2")(h)
+    out = QDense(2, name="head", kernel_quantizer=q, bias_quantizer=q)(tf.keras.layers.Flatten(name="flat")(h))
+    model = tf.keras.Model(x_in, out, name="residual_test")
+    _spread_weights(model, seed)
+    return model
+
+
+def concat_model(seed: int = 17):
+    """Two dense branches of one input joined by Concatenate, then a dense head."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    q = quantized_bits(5, 0, alpha=1)
+    x_in = tf.keras.Input(shape=(5,), name="x")
+    a = QActivation(quantized_relu(5, 2), name="ra")(QDense(3, name="da", kernel_quantizer=q, bias_quantizer=q)(x_in))
+    b = QDense(2, name="db", kernel_quantizer=q, bias_quantizer=q, activation=quantized_relu(4, 1))(x_in)
+    h = tf.keras.layers.Concatenate(name="cat")([a, b])
+    out = QDense(3, name="head", kernel_quantizer=q, bias_quantizer=q)(h)
+    model = tf.keras.Model(x_in, out, name="concat_test")
+    _spread_weights(model, seed)
+    return model
+
+
+def merges_model(seed: int = 18):
+    """Subtract, Multiply, Average, Maximum and Minimum of two quantized dense branches (each read several times)."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    q = quantized_bits(4, 0, alpha=1)
+    x_in = tf.keras.Input(shape=(4,), name="x")
+    a = QActivation(quantized_relu(4, 1), name="ra")(QDense(3, name="da", kernel_quantizer=q, bias_quantizer=q)(x_in))
+    b = QActivation(quantized_bits(4, 1, alpha=1), name="qb")(QDense(3, name="db", kernel_quantizer=q, bias_quantizer=q)(x_in))
+    s = tf.keras.layers.Subtract(name="sub")([a, b])
+    m = tf.keras.layers.Multiply(name="mul")([a, b])
+    v = tf.keras.layers.Average(name="avg")([s, m])
+    h = tf.keras.layers.Maximum(name="max")([v, a])
+    h = tf.keras.layers.Minimum(name="min")([h, b])
+    out = QDense(2, name="head", kernel_quantizer=q, bias_quantizer=q)(h)
+    model = tf.keras.Model(x_in, out, name="merges_test")
+    _spread_weights(model, seed)
+    return model
+
+
+BUILDERS.update(residual=residual_model, concat=concat_model, merges=merges_model)
+
+
+def concat_axes_model(seed: int = 19):
+    """Concatenate along every axis hls4ml builds: rank 3 (axes 1, 2, 3), rank 2 (axes 1, 2) and rank 1."""
+    import tensorflow as tf
+    from qkeras import QActivation, QConv2D, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    q = quantized_bits(4, 0, alpha=1)
+    layers = tf.keras.layers
+    x_in = tf.keras.Input(shape=(2, 3, 1), name="x")
+    a = QConv2D(2, (2, 2), padding="same", name="ca", kernel_quantizer=q, bias_quantizer=q)(x_in)
+    b = QActivation(quantized_relu(4, 1), name="rb")(
+        QConv2D(2, (2, 2), padding="same", name="cb", kernel_quantizer=q, bias_quantizer=q)(x_in))
+    flat = [layers.Flatten(name=f"f3_{k}")(layers.Concatenate(axis=axis, name=f"cat3_{k}")([a, b]))
+            for k, axis in enumerate((1, 2, -1))]
+    a2, b2 = layers.Reshape((6, 2), name="a2")(a), layers.Reshape((6, 2), name="b2")(b)
+    flat += [layers.Flatten(name=f"f2_{k}")(layers.Concatenate(axis=axis, name=f"cat2_{k}")([a2, b2]))
+             for k, axis in enumerate((1, -1))]
+    h = flat[0]
+    for k, other in enumerate(flat[1:]):
+        h = layers.Concatenate(name=f"cat1_{k}")([h, other])
+    out = QDense(2, name="head", kernel_quantizer=q, bias_quantizer=q)(h)
+    model = tf.keras.Model(x_in, out, name="concat_axes_test")
+    _spread_weights(model, seed)
+    return model
+
+
+BUILDERS.update(concat_axes=concat_axes_model)

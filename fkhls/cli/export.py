@@ -39,14 +39,17 @@ def export(model, output_dir, backend, io_type, strategy, reuse_factor, input_ty
                               reuse_factor=reuse_factor, input_type=input_type, force=force,
                               weights=weights, softmax_implementation=softmax_implementation).manifest
     rows = []
-    for layer in manifest.layers:
+    # A graph (a layer reading anything but the layer before it) gets a column of what each layer reads.
+    graph = any(layer.inputs and layer.inputs != (manifest.layers[i - 1].name,)
+                for i, layer in enumerate(manifest.layers) if i)
+    for i, layer in enumerate(manifest.layers):
         rows.append([layer.name, layer.hls_name or "(folded)", layer.kind,
                      cpp_type(layer.result_ptype),
                      cpp_type(layer.accum_ptype) if layer.accum_type else "",
                      layer.kernel.type["cpp"] if layer.kernel else "", layer.kernel.array if layer.kernel else "",
-                     layer.reuse_factor or "", layer.strategy or ""])
+                     layer.reuse_factor or "", layer.strategy or ""] + ([", ".join(layer.inputs)] if graph else []))
     click.echo(tabulate(rows, headers=["layer", "hls4ml", "kind", "result", "accum", "weight", "array", "RF",
-                                       "strategy"]))
+                                       "strategy"] + (["reads"] if graph else [])))
     for name, reuse in manifest.requested.get("changed_reuse_factor", {}).items():
         click.secho(f"note: hls4ml used reuse factor {reuse} for {name} (asked {reuse_factor}): recorded as built",
                     fg="yellow")

@@ -834,13 +834,33 @@ def _downstream_steps(spec: ModelSpec, index: int) -> list[int]:
     return out
 
 
-def _generic_effects(g: _Golden, index: int, faults: Sequence[BitFault]) -> _Effects:
+def _channel_fault(layer: LayerSpec, in_type: FixedPrecisionType, acc: Accumulated, golden: np.ndarray,
+                   tspec, flat: int, delta: int) -> np.ndarray:
+    """A dense/conv step's output words with one kernel or bias word moved by ``delta`` (raw), from its golden
+    accumulator: the sum is linear in each weight, and only the weight's output channel changes."""
+    channels = layer.kernel.shape[-1]
+    if tspec == layer.kernel:
+        term, channel = divmod(flat, channels)
+        shift = acc.frac - in_type.fractional - layer.kernel.ptype.fractional
+        column = acc.acc[:, :, channel] + (delta << shift) * acc.patches[:, :, term]
+    else:
+        channel = flat
+        column = acc.acc[:, :, channel] + (delta << (acc.frac - layer.bias.ptype.fractional))
+    out = golden.reshape(golden.shape[0], -1, channels).copy()
+    out[:, :, channel] = _finish(layer, column, acc.frac)
+    return out.reshape(golden.shape)
+
+
+def _generic_effects(g: _Golden, index: int, faults: Sequence[BitFault], max_rows: int = 1 << 14) -> _Effects:
     """Effects of single-bit faults in any tensor of step ``index``, for any graph: exact, slower.
 
-    Per fault, the step is recomputed whole with the flipped word; only the samples whose step
-    output changed go on, through the steps downstream of it, each fed the faulty rows where it
-    reads a changed step and golden rows elsewhere. Used where the fast path's block algebra does
-    not apply (graphs, steps other than dense/conv kernels).
+    Per fault, the step is recomputed with the flipped word (a dense/conv step: only the weight's
+    output channel, from the golden accumulator, ``_channel_fault``); the (fault, sample) rows whose
+    step output changed are gathered over all the faults, then run together (``max_rows`` at a
+    time) through the steps downstream of it, each fed the faulty rows where it reads a changed
+    step and the sample's golden rows elsewhere (every step computes each sample on its own).
+    Used where the fast path's block algebra does not apply (graphs, steps other than dense/conv
+    kernels).
     """
     spec = g.spec
     sources = spec.sources()
@@ -851,38 +871,44 @@ def _generic_effects(g: _Golden, index: int, faults: Sequence[BitFault]) -> _Eff
     last = len(spec.layers) - 1
     golden = g.outs[index].astype(np.int64)
     n = golden.shape[0]
-    fpos, pair_samples, rows = [], [], []
+    acc = _accumulate(layer, in_type, x_in, g.weights) if _fast(layer) else None
+    fpos, pair_samples, changed = [], [], []
     for k, fault in enumerate(faults):
         key = (fault.layer, fault.tensor)
         tspec = spec.tensor(*key)
         words = np.array(g.weights[key], dtype=np.int64, copy=True)
         flat, bit = lb_index_to_wb_index(np.array([fault.lbi], dtype=np.int64), tspec.width)
         words.reshape(-1)[flat] = flip_bits(tspec.ptype, words.reshape(-1)[flat], np.left_shift(np.int64(1), bit))
-        out = _step(layer, in_type, x_in, {**g.weights, key: words})
+        if acc is not None:
+            delta = int(words.reshape(-1)[flat][0]) - int(g.weights[key].reshape(-1)[flat][0])
+            out = _channel_fault(layer, in_type, acc, golden, tspec, int(flat[0]), delta)
+        else:
+            out = _step(layer, in_type, x_in, {**g.weights, key: words})
         samples = np.flatnonzero((out != golden).reshape(n, -1).any(axis=1))
-        if not len(samples):
-            continue
-        faulty = {index: out[samples]}
+        if len(samples):
+            fpos.append(np.full(len(samples), k))
+            pair_samples.append(samples)
+            changed.append(out[samples])
+    out_shape = g.final.shape[1:]
+    empty = np.empty(0, dtype=np.int64)
+    if not changed or (index != last and last not in later):
+        return _Effects(empty, empty, empty, np.empty((0, *out_shape), dtype=g.final.dtype), empty)
+    fpos, samples, changed = np.concatenate(fpos), np.concatenate(pair_samples), np.concatenate(changed)
+    finals = []
+    for lo in range(0, len(samples), max_rows):
+        rows = samples[lo:lo + max_rows]
+        faulty = {index: changed[lo:lo + max_rows]}
         for j in later:
             if not any(src in faulty for src in sources[j]):
                 continue
-            ins = [faulty[src] if src in faulty else g.outs[src][samples].astype(np.int64) for src in sources[j]]
+            ins = [faulty[src] if src in faulty else g.outs[src][rows].astype(np.int64) for src in sources[j]]
             types = tuple(spec.layers[src].result_type for src in sources[j])
             faulty[j] = _step(spec.layers[j], types[0] if len(ins) == 1 else types,
                               ins[0] if len(ins) == 1 else tuple(ins), g.weights)
-        if last not in faulty:
-            continue
-        final = faulty[last]
-        differs = (final != g.final[samples]).reshape(len(samples), -1).any(axis=1)
-        fpos.append(np.full(int(differs.sum()), k))
-        pair_samples.append(samples[differs])
-        rows.append(final[differs])
-    out_shape = g.final.shape[1:]
-    if not rows:
-        empty = np.empty(0, dtype=np.int64)
-        return _Effects(empty, empty, empty, np.empty((0, *out_shape), dtype=g.final.dtype), empty)
-    samples = np.concatenate(pair_samples)
-    return _Effects(np.concatenate(fpos), samples, np.arange(len(samples)), np.concatenate(rows), samples)
+        finals.append(faulty[last])
+    final = np.concatenate(finals)
+    differs = np.flatnonzero((final != g.final[samples]).reshape(len(samples), -1).any(axis=1))
+    return _Effects(fpos[differs], samples[differs], np.arange(len(differs)), final[differs], samples[differs])
 
 
 def _check_faults(spec: ModelSpec, faults: Sequence[BitFault]) -> dict[tuple[str, str], list[int]]:
@@ -922,7 +948,7 @@ def _iter_effects(spec: ModelSpec, weights: Weights, x_raw, faults: Sequence[Bit
             step = max(1, min(64, chunk_elements // max(n * int(np.prod(layer.output_shape)), 1)))
             for lo in range(0, len(members), step):
                 chunk = members[lo:lo + step]
-                yield chunk, _generic_effects(g, index, [faults[i] for i in chunk])
+                yield chunk, _generic_effects(g, index, [faults[i] for i in chunk], max_rows)
             continue
         channel = np.array([faults[i].flat_index for i in members]) % layer.kernel.shape[-1]
         members = members[np.argsort(channel, kind="stable")]

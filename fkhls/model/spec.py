@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -278,35 +279,73 @@ def describe_model(model, input_type: str | FixedPrecisionType = DEFAULT_INPUT_T
         )
     input_shape = keras_shape(model.inputs[0].shape)
     first = model.layers[0]
-    walk = Walk(in_type, input_shape, softmax_implementation)
     steps: list[LayerSpec] = [LayerSpec(
         name=first.name if first.__class__.__name__ == "InputLayer" else "input", keras_name="input", kind="input",
         keras_class="InputLayer", input_shape=input_shape, output_shape=input_shape, result_type=in_type)]
+    # Keras layer name -> the step holding its output; Keras lists a model's layers in a topological order.
+    produced: dict[str, LayerSpec] = {}
     blockers: list[str] = []
     for layer in model.layers:
         cls = layer.__class__.__name__
         where = f"layer {layer.name!r} ({cls})"
         if cls == "InputLayer":
+            produced[layer.name] = steps[0]
             continue
         handler = handler_for_class(cls)
-        if isinstance(layer.input, (list, tuple)) or len(layer._inbound_nodes) != 1:
-            reasons = [f"{where}: only sequential (single-input chain) models are supported"]
+        if len(layer._inbound_nodes) != 1:
+            reasons = [f"{where}: it is applied {len(layer._inbound_nodes)} times (a shared layer); fkhls needs every "
+                       "layer applied once (give each use its own layer)"]
         elif handler is None:
             reasons = [f"{where}: layer type {cls} is not supported (supported: {SUPPORTED_LAYERS})"]
         else:
             reasons = handler.blockers(layer)
         if not reasons and not blockers:
             try:
-                steps += handler.describe(layer, walk)
+                steps += _describe_layer(layer, handler, produced, steps, softmax_implementation)
             except UnsupportedModelError as exc:
                 reasons = [str(exc) if str(exc).startswith("layer ") else f"{where}: {exc}"]
         blockers += reasons
-        walk.shape = keras_shape(layer.output_shape)
     if blockers:
         raise _blocked(model, blockers)
     if not any(s.kernel is not None for s in steps):
         raise UnsupportedModelError("the model has no QDense/QConv layer: nothing to fault")
+    output_layer = model.outputs[0]._keras_history.layer
+    if produced.get(output_layer.name) is not steps[-1]:
+        raise UnsupportedModelError(f"model {model.name!r}: its output (layer {output_layer.name!r}) is not the last "
+                                    "step of Keras's layer order; fkhls needs the output computed last")
     return ModelSpec(name=model.name, input_type=in_type, input_shape=input_shape, layers=tuple(steps))
+
+
+def _inbound_layers(layer) -> list:
+    inbound = layer._inbound_nodes[0].inbound_layers
+    return list(inbound) if isinstance(inbound, (list, tuple)) else [inbound]
+
+
+def _describe_layer(layer, handler, produced: dict[str, LayerSpec], steps: list[LayerSpec],
+                    softmax_implementation: str = "stable") -> list[LayerSpec]:
+    """The steps of one layer of a graph: the handler's, the first reading the steps that hold the layer's inputs.
+
+    A step reading the step just before it keeps ``inputs`` empty (a chain stays a chain); any other source is named.
+    """
+    sources = []
+    for inbound in _inbound_layers(layer):
+        if inbound.__class__.__name__ == "InputLayer":
+            sources.append(steps[0])
+        elif inbound.name in produced:
+            sources.append(produced[inbound.name])
+        else:
+            raise UnsupportedModelError(f"it reads layer {inbound.name!r}, which Keras lists after it")
+    walk = Walk(sources[0].result_type, sources[0].output_shape, tuple(s.result_type for s in sources),
+                tuple(s.output_shape for s in sources), softmax_implementation)
+    described = handler.describe(layer, walk)
+    if not described:
+        produced[layer.name] = sources[0]
+        return []
+    names = tuple(s.name for s in sources)
+    if len(names) > 1 or names[0] != steps[-1].name:
+        described[0] = replace(described[0], inputs=names)
+    produced[layer.name] = described[-1]
+    return described
 
 
 def quantized_tensor(layer, tensor: str) -> np.ndarray:

@@ -63,6 +63,7 @@ class LayerSpec:
     padding: str = "valid"
     pool_size: tuple[int, ...] = ()  # pooling window (pooling kinds)
     pads: tuple[int, ...] = ()  # zero padding: (before, after) per spatial axis, flattened
+    axis: int | None = None  # the axis a concatenation joins (batch axis not counted)
     approximate: str = ""  # why the step cannot equal QKeras bit for bit ("" = exact by nature)
     inputs: tuple[str, ...] = ()  # names of the steps it reads, in order; () = the step before it (a chain)
 

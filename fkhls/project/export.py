@@ -146,16 +146,25 @@ class _Match:
 def _match_layers(spec: ModelSpec, hls_model) -> list[_Match]:
     """Pair every fkhls step with the hls4ml layer that computes it (each kind's handler says which).
 
-    hls4ml folds some steps away (``handler.folds``): Flatten/Dropout/linear (the value is
-    unchanged) and a quantized_bits activation (its type becomes the previous layer's output
-    type, which is the same cast of the exact accumulator). The folded step's value then lives
-    in the previous layer's output. Pass-through layers hls4ml inserts itself are skipped.
+    hls4ml lists its layers in Keras's order, as ``spec.layers`` is, with layers of its own
+    inserted (Clone for a stream read twice, padding for io_stream 'same' convs ...), which are
+    skipped. hls4ml folds some steps away (``handler.folds``): Flatten/Dropout/linear (the value is
+    unchanged) and a quantized_bits activation (its type becomes the output type of the layer
+    before it, which is the same cast of the exact accumulator). The folded step's value then
+    lives in the output of the layer computing the step it reads. Then the graph is checked:
+    every matched layer must read the layers holding the values its step reads, in order
+    (``_check_graph``), so a graph hls4ml wired differently is refused, not mis-mapped.
     """
     hls_layers = list(hls_model.get_layers())
     skippable = _PASS_THROUGH - {"Reshape"}  # layers hls4ml inserts itself (padding for io_stream 'same' convs ...)
+    sources = spec.sources()
+    readers = [0] * len(spec.layers)
+    for srcs in sources:
+        for j in srcs:
+            readers[j] += 1
     matches: list[_Match] = []
     position = 0
-    for step in spec.layers:
+    for i, step in enumerate(spec.layers):
         handler = handler_for_kind(step.kind)
         while (position < len(hls_layers) and hls_layers[position].class_name in skippable
                and not handler.hls_matches(step, hls_layers[position])):
@@ -164,11 +173,17 @@ def _match_layers(spec: ModelSpec, hls_model) -> list[_Match]:
         if candidate is not None and handler.hls_matches(step, candidate):
             matches.append(_Match(step, candidate, candidate))
             position += 1
-        elif handler.folds(step) and matches:
-            previous = matches[-1]
-            matches.append(_Match(step, None, previous.holder))
+        elif handler.folds(step) and len(sources[i]) == 1:
+            source = matches[sources[i][0]]
+            matches.append(_Match(step, None, source.holder))
             if handler.hides_previous(step):
-                previous.holder = None  # the exact accumulator is no longer materialized
+                if readers[sources[i][0]] > 1:
+                    raise UnsupportedModelError(
+                        f"hls4ml folds {step.name!r} ({step.kind} {step.activation or ''}) into the output type of "
+                        f"{source.step.name!r}, which other layers read too: hls4ml would hand them the quantized "
+                        f"value instead of {source.step.name!r}'s; quantize {source.step.name!r} before it branches "
+                        "(its own activation), or give each reader its own quantizer")
+                source.holder = None  # the exact accumulator is no longer materialized
         else:
             got = (f"{candidate.name!r} ({candidate.class_name}"
                    f"{', ' + str(candidate.get_attr('activation')) if candidate.class_name == 'Activation' else ''})"
@@ -180,7 +195,44 @@ def _match_layers(spec: ModelSpec, hls_model) -> list[_Match]:
     extra = [f"{layer.name} ({layer.class_name})" for layer in hls_layers[position:] if layer.class_name not in skippable]
     if extra:
         raise UnsupportedModelError(f"hls4ml built layers fkhls cannot account for: {extra}")
+    _check_graph(spec, matches, hls_layers, skippable)
     return matches
+
+
+def _carriers(spec: ModelSpec, matches: list[_Match]) -> list:
+    """Per step, the hls4ml layer whose output carries its value (a folded step's is that of the step it reads)."""
+    sources = spec.sources()
+    carriers: list = []
+    for i, match in enumerate(matches):
+        carriers.append(match.layer if match.layer is not None else carriers[sources[i][0]])
+    return carriers
+
+
+def _check_graph(spec: ModelSpec, matches: list[_Match], hls_layers: list, skippable: set) -> None:
+    """Every matched hls4ml layer reads, in order, the layers carrying its step's inputs (through inserted layers)."""
+    producer = {name: layer for layer in hls_layers for name in layer.outputs}
+    carriers = _carriers(spec, matches)
+    sources = spec.sources()
+
+    def origin(name: str):
+        layer = producer.get(name)
+        while layer is not None and layer.class_name in skippable and layer not in carriers:
+            layer = producer.get(layer.inputs[0])
+        return layer
+
+    for i, match in enumerate(matches):
+        if match.layer is None or not sources[i]:
+            continue
+        expected = [carriers[j] for j in sources[i]]
+        actual = [origin(name) for name in match.layer.inputs]
+        if actual != expected:
+            def names(layers):
+                return [layer.name if layer is not None else None for layer in layers]
+            raise UnsupportedModelError(
+                f"hls4ml's graph differs from the model at {match.step.name!r}: its layer {match.layer.name!r} reads "
+                f"{names(actual)}, the model's step reads {names(expected)} (the values of "
+                f"{[spec.layers[j].name for j in sources[i]]}); refusing a project whose layers fkhls cannot map"
+            )
 
 
 def _output_types(matches: list[_Match]) -> dict[str, FixedPrecisionType]:
@@ -221,6 +273,8 @@ def _apply_types(spec: ModelSpec, matches: list[_Match], hls_model) -> None:
             source = layer.get_input_variable().type.precision
             if isinstance(source, FixedPrecisionType):
                 _set_output_type(layer, source)
+                for name in layer.outputs[1:]:  # a Clone's other copies
+                    layer.get_output_variable(name).type.precision = _hw(source)
 
 
 def _same(a: FixedPrecisionType, b: FixedPrecisionType) -> bool:
@@ -275,8 +329,10 @@ def _read_back(model, spec: ModelSpec, options: ExportOptions, matches, hls_mode
     parameters = _read_parameters(project)
     records: list[LayerRecord] = []
     changed_rf: dict[str, int] = {}
-    for match in matches:
+    sources = spec.sources()
+    for index, match in enumerate(matches):
         step, layer, holder = match.step, match.layer, match.holder
+        inputs = tuple(spec.layers[j].name for j in sources[index])
         # The C variable that holds this step's value (None when hls4ml no longer materializes it).
         out_var = holder.get_output_variable() if holder is not None else None
         if out_var is not None:
@@ -284,7 +340,8 @@ def _read_back(model, spec: ModelSpec, options: ExportOptions, matches, hls_mode
         if layer is None:
             records.append(LayerRecord(name=step.name, keras_name=step.keras_name, kind=step.kind, hls_name=None,
                                        hls_index=None, hls_class=None, output_var=out_var.name if out_var else None,
-                                       result_type=type_to_dict(step.result_type), exactness=_exactness(step)))
+                                       result_type=type_to_dict(step.result_type), exactness=_exactness(step),
+                                       inputs=inputs))
             continue
         for type_name, expected, what in handler_for_kind(step.kind).hls_type_checks(step, layer):
             _check_type(typedefs, type_name, expected, what)
@@ -297,7 +354,7 @@ def _read_back(model, spec: ModelSpec, options: ExportOptions, matches, hls_mode
         fields = dict(name=step.name, keras_name=step.keras_name, kind=step.kind, hls_name=layer.name,
                       hls_index=int(layer.index), hls_class=layer.class_name,
                       output_var=out_var.name if out_var else None, result_type=type_to_dict(step.result_type),
-                      exactness=_exactness(step))
+                      exactness=_exactness(step), inputs=inputs)
         if step.accum_type is not None:
             fields["accum_type"] = type_to_dict(step.accum_type)
         if step.kernel is not None:

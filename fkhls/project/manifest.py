@@ -69,6 +69,7 @@ class LayerRecord:
     bias: ArrayRecord | None = None
     # "exact", or "approximate by nature: <reason>" when the step cannot equal QKeras bit for bit (verify reports it)
     exactness: str = "exact"
+    inputs: tuple[str, ...] = ()  # names of the layers (steps) it reads, in order: the model's graph
 
     def arrays(self) -> tuple[ArrayRecord, ...]:
         return tuple(a for a in (self.kernel, self.bias) if a is not None)
@@ -270,6 +271,11 @@ class _Checker:
             self.optional(self.integer, value.get(key), f"{where}.{key}", 1)
         for key in ("kernel", "bias"):
             self.array(value.get(key), f"{where}.{key}")
+        inputs = value.get("inputs", [])
+        if not isinstance(inputs, list):
+            self.fail(f"{where}.inputs", inputs, "a list of layer names")
+        for i, name in enumerate(inputs):
+            self.text(name, f"{where}.inputs[{i}]")
 
     def manifest(self, data) -> None:
         if not isinstance(data, dict):
@@ -296,10 +302,15 @@ class _Checker:
         layers = self.field(data, "layers", "")
         if not isinstance(layers, list) or not layers:
             self.fail("layers", layers, "a non-empty list of layer objects")
+        seen: set[str] = set()
         for i, layer in enumerate(layers):
             if not isinstance(layer, dict):
                 self.fail(f"layers[{i}]", layer, "a layer object")
             self.layer(layer, f"layers[{i}]")
+            for k, name in enumerate(layer.get("inputs", [])):
+                if name not in seen:
+                    self.fail(f"layers[{i}].inputs[{k}]", name, f"the name of an earlier layer (one of {sorted(seen)})")
+            seen.add(layer["name"])
 
 
 def _array(data: dict | None) -> ArrayRecord | None:
@@ -323,7 +334,8 @@ def load_manifest(project_dir: str | Path) -> Manifest:
             raise ProjectError(f"{path}: manifest schema {schema!r}, this fkhls reads {SCHEMA_VERSION}")
         _Checker(path).manifest(data)
         layers = tuple(
-            LayerRecord(**{**layer, "kernel": _array(layer.get("kernel")), "bias": _array(layer.get("bias"))})
+            LayerRecord(**{**layer, "kernel": _array(layer.get("kernel")), "bias": _array(layer.get("bias")),
+                           "inputs": tuple(layer.get("inputs", ()))})
             for layer in data.pop("layers")
         )
         manifest = Manifest(

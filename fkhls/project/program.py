@@ -9,7 +9,7 @@ not understood is refused rather than skipped.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fkhls.core.errors import ProjectError
@@ -39,15 +39,20 @@ class LayerCall:
     layer: str  # hls4ml layer name from the trailing comment
     function: str  # the call up to its argument list, verbatim
     args: tuple[str, ...]
+    # Variables it reads and writes, in argument order: a merge reads two, a Clone writes several. Weight arrays
+    # (globals) are neither. Defaults (set by read_program from the order of the calls): args[0] -> args[1].
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
 
     @property
     def output(self) -> str:
-        """The first variable after the input: a literal parameter (leaky_relu's alpha) comes before its output."""
-        return next(arg for arg in self.args[1:] if not NUMBER_RE.match(arg))
+        """The variable it writes; without data flow, the first after the input that is not a literal parameter
+        (leaky_relu's alpha comes before its output)."""
+        return self.outputs[0] if self.outputs else next(arg for arg in self.args[1:] if not NUMBER_RE.match(arg))
 
     @property
     def input(self) -> str:
-        return self.args[0]
+        return self.inputs[0] if self.inputs else self.args[0]
 
 
 @dataclass(frozen=True)
@@ -155,4 +160,26 @@ def read_program(manifest: Manifest) -> Program:
             raise ProjectError(f"{name}.cpp: statement not understood in the layer section: {line!r}")
     if not calls:
         raise ProjectError(f"{name}.cpp calls no nnet:: layer")
-    return Program(params=params, locals=tuple(local_vars), aliases=aliases, calls=tuple(calls))
+    program = Program(params=params, locals=tuple(local_vars), aliases=aliases, calls=tuple(calls))
+    return replace(program, calls=_data_flow(program, name))
+
+
+def _data_flow(program: Program, name: str) -> tuple[LayerCall, ...]:
+    """Each call's read and written variables: a variable is written by the first call naming it (the calls are
+    in a topological order of the layer graph), read by the later ones; the top function's input is written first."""
+    variables = {v.name for v in (*program.params, *program.locals)}
+    written = {program.params[0].name}
+    calls = []
+    for call in program.calls:
+        inputs, outputs = [], []
+        for arg in call.args:
+            var = program.resolve(arg)
+            if var not in variables:
+                continue  # a weight array or a number
+            (inputs if var in written else outputs).append(arg)
+        if not outputs:
+            raise ProjectError(f"{name}.cpp: the call of layer {call.layer} ({call.function}) writes no variable of "
+                               f"the top function not written before (it reads {inputs}): not a layer fkhls can trace")
+        written.update(program.resolve(arg) for arg in outputs)
+        calls.append(replace(call, inputs=tuple(inputs), outputs=tuple(outputs)))
+    return tuple(calls)

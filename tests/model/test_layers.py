@@ -123,13 +123,14 @@ def test_unquantized_relu_is_typed_exactly():
 # relu_upper_bound under is_quantized_clip=True; a saturating quantized_relu), binary (binary and ternary kernels and
 # biases as ap_fixed<2,2> words, in a QConv1D and QDense layers), hard (quantized_tanh, symmetric too, and
 # quantized_sigmoid: hls4ml's HardActivation), plain_dense and plain_conv (a plain Keras Dense / Conv2D whose float
-# weights fkhls types).
+# weights fkhls types), residual (a residual Add whose skip tensor has two readers),
+# concat (Concatenate of two dense branches of one input), merges (Subtract, Multiply, Average, Maximum, Minimum),
 # batchnorm (BatchNormalization after a QConv2D and
 # QBatchNormalization after a QDense: scale/bias arrays, approximate by nature), convbn (QConv2DBatchnorm: the folded
 # quantized kernel and bias, exact), alpha (QDense with alpha='auto_po2': hls4ml's ApplyAlpha steps, exact).
 STAGE_MODELS = ["shapes", "pooling", "pooling1d", "avgpool", "avgpool1d", "zeropad", "zeropad1d", "sigmoid", "tanh",
                 "softmax", "leaky", "binary", "hard", "plain_dense", "plain_conv",
-                "batchnorm", "convbn", "alpha"]
+                "batchnorm", "convbn", "alpha", "residual", "concat", "merges"]
 
 
 @pytest.fixture(scope="module", params=STAGE_MODELS)
@@ -262,7 +263,7 @@ def test_exhaustive_campaign_both_engines_agree(shapes):
 
 
 @pytest.mark.parametrize("name", ["shapes", "pooling1d", "avgpool1d", "zeropad", "sigmoid", "tanh", "softmax", "leaky",
-                                  "binary", "hard", "batchnorm", "alpha"])
+                                  "binary", "hard", "batchnorm", "alpha", "residual"])
 def test_io_stream_golden_csim_equals_emulator(name, tmp_path):
     """hls4ml's io_stream implementations (nnet_pooling_stream.h ...) compute the same words."""
     from fkhls.csim.build import run_csim

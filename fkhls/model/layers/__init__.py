@@ -5,6 +5,7 @@ from fkhls.model.layers import (  # noqa: F401  (registers the handlers)
     batchnorm,
     conv,
     dense,
+    merge,
     padding,
     pooling,
     reshape,

@@ -17,7 +17,9 @@ Writing the next handler (one module in this package, plus its tests):
    into one error (an ``UnsupportedModelError`` raised by ``describe``, for what depends on the
    input type, is gathered too).
 4. ``describe(layer, walk)``: the steps (``LayerSpec``) with the exact ap_(u)fixed type of
-   every word it produces; ``walk`` holds the input type and shape.
+   every word it produces; ``walk`` holds the input type and shape (``in_types`` / ``shapes``: one
+   per input, for a layer reading several tensors, e.g. a merge). ``describe_model`` names the
+   steps the first step reads (``LayerSpec.inputs``) when they are not simply the step before it.
 5. ``forward(step, in_type, x, weights)``: the step's output words, int64, from input words
    ``x`` (N, *input_shape) -- exactly what the hls4ml C++ computes for the types described.
    A step reading several steps (``LayerSpec.inputs``, e.g. a Merge) gets tuples: ``in_type``
@@ -67,13 +69,16 @@ _BY_KIND: dict[str, "LayerHandler"] = {}
 
 @dataclass
 class Walk:
-    """What ``describe_model`` carries from layer to layer along the chain: the current word type and shape.
+    """What ``describe_model`` hands a layer: the word type and shape it reads (the first input's for a merge).
 
+    ``in_types`` / ``shapes`` hold one entry per input of the layer, in Keras's input order.
     ``softmax_implementation`` is the export option (hls4ml's Softmax ``implementation``) the softmax steps take.
     """
 
     in_type: FixedPrecisionType
     shape: tuple[int, ...]
+    in_types: tuple[FixedPrecisionType, ...] = ()
+    shapes: tuple[tuple[int, ...], ...] = ()
     softmax_implementation: str = "stable"
 
 
