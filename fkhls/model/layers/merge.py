@@ -24,7 +24,7 @@ import numpy as np
 
 from fkhls.core.errors import UnsupportedModelError
 from fkhls.core.fixedpoint import MAX_WIDTH, FixedPrecisionType, cast_raw, cpp_type, raw_bounds
-from fkhls.model.layers.base import LayerHandler, Walk, layer_handler
+from fkhls.model.layers.base import Approximation, LayerHandler, Walk, layer_handler
 from fkhls.model.steps import LayerSpec
 
 # Keras class -> (step kind, hls4ml's Merge ``op``); Concatenate is hls4ml's own class.
@@ -161,6 +161,18 @@ class MergeHandler(LayerHandler):
         a, b = (np.asarray(v, dtype=np.int64) for v in x)
         value, frac = merge_raw(step.activation, tuple(in_type), a, b, 1 + step.axis if step.axis is not None else -1)
         return cast_raw(value, frac, step.result_type).reshape(a.shape[0], *step.output_shape)
+
+    def approximation(self, step: LayerSpec, in_type) -> Approximation | None:
+        if not step.approximate:
+            return None
+        # One float32 operation on exact inputs rounds to nearest: |error| <= half an ulp of the largest
+        # result, 2**(e - 24) with 2**e > max|result|; in LSBs of the exact result type.
+        lo, hi = raw_bounds(step.result_type)
+        bound = float(2.0 ** (max(-lo, hi).bit_length() - _FLOAT32_SIGNIFICANT))
+        return Approximation(
+            "float32_merge", step.approximate, bound,
+            f"one float32 rounding (half an ulp) of the largest {cpp_type(step.result_type)} result, in its LSBs",
+            "narrow the inputs' quantizers so the exact result needs at most 24 significant bits")
 
     def hls_matches(self, step: LayerSpec, hls_layer) -> bool:
         if step.activation == "concatenate":
