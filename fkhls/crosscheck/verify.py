@@ -115,8 +115,9 @@ def _keras_references(model, steps, x: np.ndarray) -> dict[int, np.ndarray]:
             continue
         if last_of[step.keras_name] == i:
             wanted[i] = (step.keras_name, "output")
-        elif step.kernel is not None:
+        elif steps[i + 1].name == f"{step.keras_name}_activation":  # the value just before the inline activation
             wanted[i] = (step.keras_name, "pre-activation")
+        # any other inner step (a Dense before its ApplyAlpha step ...) has no QKeras tensor
     if not wanted:
         return {}
     tensors = [model.get_layer(name).output if what == "output" else model.get_layer(name).input
@@ -150,34 +151,40 @@ def _has_tensor(model, name: str) -> bool:
 
 
 def layer_verdicts(model, spec, weights, x: np.ndarray, x_raw: np.ndarray) -> tuple[LayerVerdict, ...]:
-    """Every step of ``spec`` (a chain) judged against QKeras's output of its layer, fed QKeras's input of it."""
+    """Every step of ``spec`` (a chain or a graph) judged against QKeras's output of its layer, fed QKeras's input."""
     from fkhls.model.layers import handler_for_kind
 
     steps = spec.layers
+    sources = spec.sources()
     reference = _keras_references(model, steps, x)
     n = len(x_raw)
     local = {0: np.asarray(x_raw, dtype=np.int64)}  # step index -> the words it computed (fed as judged)
     taint: dict[int, str | None] = {0: None}
     verdicts: dict[int, LayerVerdict] = {}
     for i in range(1, len(steps)):
-        step, prev = steps[i], steps[i - 1]
-        in_type = prev.result_type
-        fed, upstream = "QKeras", None
-        if i - 1 == 0:
-            in_words = local[0]
-        else:
-            ref_in = reference.get(i - 1)
-            words, usable = _words_of(ref_in, in_type) if ref_in is not None else (None, False)
-            if usable:
-                in_words = words.reshape(n, *prev.output_shape)
+        step = steps[i]
+        fed, upstream, feeds, types = "QKeras", None, [], []
+        for j in sources[i]:
+            prev = steps[j]
+            types.append(prev.result_type)
+            ref_in = reference.get(j) if j else None
+            words, usable = _words_of(ref_in, prev.result_type) if ref_in is not None else (None, False)
+            if j == 0:
+                feeds.append(local[0])
+            elif usable:
+                feeds.append(words.reshape(n, *prev.output_shape))
             else:
-                in_words, fed = local[i - 1], "emulator"
-                before = verdicts[i - 1]
-                upstream = taint[i - 1] or (prev.name if (before.exactness == "approximate" or not before.ok)
-                                            else None)
+                feeds.append(local[j])
+                fed = "emulator"
+                before = verdicts[j]
+                upstream = upstream or taint[j] or (prev.name if (before.exactness == "approximate" or not before.ok)
+                                                    else None)
+        in_type = types[0] if len(types) == 1 else tuple(types)
+        in_words = (np.asarray(feeds[0], dtype=np.int64) if len(feeds) == 1
+                    else tuple(np.asarray(f, dtype=np.int64) for f in feeds))
         taint[i] = upstream
         handler = handler_for_kind(step.kind)
-        out = handler.forward(step, in_type, np.asarray(in_words, dtype=np.int64), weights)
+        out = handler.forward(step, in_type, in_words, weights)
         local[i] = out
         approx = handler.approximation(step, in_type)
         ref = reference.get(i)

@@ -463,7 +463,7 @@ def test_verify_judges_every_layer(shapes):
         assert (v.exactness == "approximate") == bool(step.approximate), step.name
         if v.exactness == "exact" and v.fed == "QKeras" and v.compared:
             assert v.status == "bit-exact" and v.bit_exact == v.compared, step.name
-        if v.exactness == "approximate" and v.attributed_to is None and v.compared:
+        if v.exactness == "approximate" and v.attributed_to is None and v.compared and v.name not in unbounded:
             assert v.status in ("bit-exact", "within bound") and v.max_lsb <= v.bound_lsb, step.name
     if manifest.model_name == "sigmoid_test":  # head reads the table's words: its differences are the table's
         assert verdicts["sig"].status == "within bound" and verdicts["sig"].cause == "sigmoid_table"
