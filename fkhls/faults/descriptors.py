@@ -70,7 +70,7 @@ __all__ = [
     "TENSORS",
 ]
 
-TENSORS = ("kernel", "bias")
+TENSORS = ("kernel", "bias", "depthwise_kernel", "pointwise_kernel")  # the fault-target arrays the layer handlers name
 _TOP_KEYS = {"seed", "faults", "description"}
 _ENTRY_KEYS = {"name", "layer", "tensor", "regions", "bits", "model_bits", "description"}
 

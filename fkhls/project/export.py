@@ -35,7 +35,6 @@ from fkhls.model.spec import (
     describe_model,
     load_keras_model,
     model_hash,
-    quantized_tensor,
     quiet_tensorflow,
 )
 
@@ -228,11 +227,12 @@ def _check_type(typedefs: dict, type_name: str, expected: FixedPrecisionType, wh
         )
 
 
-def _array_record(step: LayerSpec, tensor: str, layer, values: np.ndarray, project: Path,
+def _array_record(step: LayerSpec, slot: str, layer, values: np.ndarray, project: Path,
                   typedefs: dict) -> ArrayRecord:
-    """Find how hls4ml ordered the tensor by reading its .txt back, and check every word."""
-    spec = step.kernel if tensor == "kernel" else step.bias
-    variable = layer.get_weights("weight" if tensor == "kernel" else "bias")
+    """Find how hls4ml ordered the tensor in ``slot`` (kernel or bias) by reading its .txt back, and check every word."""
+    spec = step.kernel if slot == "kernel" else step.bias
+    tensor = spec.tensor  # the array's name for fault descriptors: kernel, depthwise_kernel, bias ...
+    variable = layer.get_weights("weight" if slot == "kernel" else "bias")
     _check_type(typedefs, variable.type.name, spec.ptype, f"{step.name} {tensor}")
     written = read_txt_values(project / "firmware" / "weights" / f"{variable.name}.txt")
     header = (project / "firmware" / "weights" / f"{variable.name}.h").read_text()
@@ -243,7 +243,7 @@ def _array_record(step: LayerSpec, tensor: str, layer, values: np.ndarray, proje
     identity = tuple(range(values.ndim))
     resource = bool(layer.get_attr("_weights_transposed", False))
     axes = handler_for_kind(step.kind).resource_axes
-    candidates = [axes, identity] if (resource and tensor == "kernel") else [identity]
+    candidates = [axes, identity] if (resource and slot == "kernel") else [identity]
     for axes in candidates:
         if raw_written.size == values.size and np.array_equal(raw_written, expected_raw.transpose(axes).ravel()):
             order = "keras" if axes == identity else "transposed"
@@ -293,10 +293,11 @@ def _read_back(model, spec: ModelSpec, options: ExportOptions, matches, hls_mode
             struct = _config_struct(parameters, layer)
             accum_name = struct.get("accum_t", layer.types["accum_t"].name)
             _check_type(typedefs, accum_name, step.accum_type, f"the accumulator of {step.name}")
-            keras_layer = model.get_layer(step.keras_name)
-            kernel = _array_record(step, "kernel", layer, quantized_tensor(keras_layer, "kernel"), project, typedefs)
-            bias = (_array_record(step, "bias", layer, quantized_tensor(keras_layer, "bias"), project, typedefs)
-                    if step.bias is not None else None)
+            handler = handler_for_kind(step.kind)
+            kernel = _array_record(step, "kernel", layer, handler.tensor_values(model.get_layer(step.kernel.layer),
+                                                                                step.kernel), project, typedefs)
+            bias = (_array_record(step, "bias", layer, handler.tensor_values(model.get_layer(step.bias.layer), step.bias),
+                                  project, typedefs) if step.bias is not None else None)
             strategy_text = struct.get("strategy", "")
             strategy = "Resource" if "resource" in strategy_text else "Latency" if "latency" in strategy_text else (
                 str(layer.get_attr("strategy")).capitalize())

@@ -118,9 +118,10 @@ def test_unquantized_relu_is_typed_exactly():
 # GlobalAveragePooling1D over 3: approximate by nature), zeropad (ZeroPadding2D on the input and on
 # a conv accumulator), zeropad1d (ZeroPadding1D after an activation), sigmoid and tanh (hls4ml's tables),
 # softmax (QDense(activation='softmax'): hls4ml's stable softmax, exp and inverse tables; Activation('softmax') is
-# test_softmax_table_sizes_follow_a_narrow_input's).
+# test_softmax_table_sizes_follow_a_narrow_input's), depthwise (QDepthwiseConv2D 'same' + inline relu, strided without
+# bias), separable / separable1d (QSeparableConv2D/1D: hls4ml's depthwise + pointwise layers, three fault-target arrays).
 STAGE_MODELS = ["shapes", "pooling", "pooling1d", "avgpool", "avgpool1d", "zeropad", "zeropad1d", "sigmoid", "tanh",
-                "softmax"]
+                "softmax", "depthwise", "separable", "separable1d"]
 
 
 @pytest.fixture(scope="module", params=STAGE_MODELS)
@@ -248,7 +249,8 @@ def test_exhaustive_campaign_both_engines_agree(shapes):
     assert result.table.columns["tf_outputs_changed"].max() > 0
 
 
-@pytest.mark.parametrize("name", ["shapes", "pooling1d", "avgpool1d", "zeropad", "sigmoid", "tanh", "softmax"])
+@pytest.mark.parametrize("name", ["shapes", "pooling1d", "avgpool1d", "zeropad", "sigmoid", "tanh", "softmax",
+                                  "depthwise", "separable", "separable1d"])
 def test_io_stream_golden_csim_equals_emulator(name, tmp_path):
     """hls4ml's io_stream implementations (nnet_pooling_stream.h ...) compute the same words."""
     from fkhls.csim.build import run_csim
@@ -334,3 +336,66 @@ def test_softmax_forms_and_refusals():
     out = tf.keras.layers.Activation("softmax", name="sm2")(QDense(3, name="d", kernel_quantizer=q, bias_quantizer=q)(x_in))
     with pytest.raises(UnsupportedModelError, match="'sm2'.*1-D input only.*flatten"):
         describe_model(tf.keras.Model(x_in, out))
+
+
+# ----------------------------------------------------------------------------- depthwise and separable convolutions
+
+
+@pytest.mark.parametrize("shapes", ["separable"], indirect=True)
+def test_separable_arrays_are_addressable_fault_targets(shapes):
+    """The Keras layer's three arrays map to the two hls4ml layers' arrays; a fault in each changes its own step only."""
+    from fkhls.faults.addressing import map_lbi
+    from fkhls.faults.descriptors import BitFault
+
+    model, spec, weights, x, manifest, _ = shapes
+    records = {r.name: r for r in manifest.layers}
+    dw, pw = records["sep_depthwise"], records["sep_pointwise"]
+    assert (dw.hls_class, pw.hls_class) == ("DepthwiseConv2D", "PointwiseConv2D")
+    assert (dw.kernel.tensor, dw.bias, pw.kernel.tensor, pw.bias.tensor) == ("depthwise_kernel", None,
+                                                                             "pointwise_kernel", "bias")
+    for tensor, array in (("depthwise_kernel", dw.kernel.array), ("pointwise_kernel", pw.kernel.array),
+                          ("bias", pw.bias.array)):
+        tspec = spec.tensor("sep", tensor)
+        last = tspec.n_bits - 1
+        hb = map_lbi(manifest, "sep", tensor, last)  # the LSB of the last word
+        assert (hb.layer, hb.tensor, hb.array, hb.element, hb.array_bit) == ("sep", tensor, array, tspec.size - 1, 0)
+    # The word between the two steps is the depthwise sum, exact: a depthwise fault changes it, a pointwise one does not.
+    x_raw = emulate.input_raw(spec, x)
+    _, golden = emulate.forward_raw(spec, weights, x_raw, trace=True)
+    for tensor, changes_mid in (("depthwise_kernel", True), ("pointwise_kernel", False)):
+        fault = BitFault("sep", tensor, 0, spec.tensor("sep", tensor).width)
+        _, faulty = emulate.forward_raw(spec, emulate.apply_faults(spec, weights, [fault]), x_raw, trace=True)
+        assert np.array_equal(faulty["sep_depthwise"], golden["sep_depthwise"]) != changes_mid, tensor
+        assert not np.array_equal(faulty["sep_pointwise"], golden["sep_pointwise"]), tensor
+
+
+def test_depthwise_refusals_say_what_hls4ml_builds():
+    """depth_multiplier > 1 (hls4ml's kernels assert n_filt == n_chan) and dilation (hls4ml ignores it) are refused."""
+    import tensorflow as tf
+    from qkeras import QConv1D, QDepthwiseConv2D, QSeparableConv2D
+    from qkeras.quantizers import quantized_bits
+
+    q = quantized_bits(5, 0, alpha=1)
+    x_in = tf.keras.Input(shape=(6, 6, 2))
+    h = QDepthwiseConv2D((2, 2), depth_multiplier=2, name="dm", depthwise_quantizer=q, bias_quantizer=q)(x_in)
+    h = QSeparableConv2D(2, (2, 2), dilation_rate=2, name="dil", depthwise_quantizer=q, pointwise_quantizer=q,
+                         bias_quantizer=q)(h)
+    h = tf.keras.layers.Reshape((-1, 2))(h)
+    out = QConv1D(2, 2, dilation_rate=2, name="dil1", kernel_quantizer=q, bias_quantizer=q)(h)
+    with pytest.raises(UnsupportedModelError) as info:
+        describe_model(tf.keras.Model(x_in, out))
+    message = str(info.value)
+    assert "3 problems" in message, message
+    assert re.search(r"'dm'.*depth_multiplier=2.*hls4ml 1\.3\.0.*depth_multiplier=1", message)
+    for name in ("dil", "dil1"):
+        assert re.search(rf"'{name}'.*dilation_rate=.*hls4ml 1\.3\.0 does not build dilated convolutions.*"
+                         r"use dilation_rate=1", message), name
+
+
+def test_depthwise_resource_io_parallel_is_refused(tmp_path):
+    """hls4ml's io_parallel depthwise_conv_2d_cl asserts under the Resource strategy: export says so, writes nothing."""
+    from fkhls.project.export import ExportOptions, export_model
+
+    with pytest.raises(UnsupportedModelError, match=r"'dw1'.*no Resource strategy for depthwise.*Latency, or io_stream"):
+        export_model(models.build("depthwise"), tmp_path / "prj", ExportOptions(strategy="Resource"))
+    assert not (tmp_path / "prj").exists()

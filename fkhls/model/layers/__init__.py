@@ -1,6 +1,6 @@
 """One handler per layer kind (see ``base`` for how to write the next one); importing registers them all."""
 
-from fkhls.model.layers import activation, conv, dense, padding, pooling, reshape, softmax  # noqa: F401  (registers the handlers)
+from fkhls.model.layers import activation, conv, dense, depthwise, padding, pooling, reshape, softmax  # noqa: F401  (registers)
 from fkhls.model.layers.base import (
     LayerHandler,
     Walk,

@@ -35,17 +35,25 @@ def conv_patches(step: LayerSpec, x: np.ndarray) -> np.ndarray:
     return win.reshape(x.shape[0], -1, int(np.prod(step.kernel.shape[:-1])))
 
 
+def conv_refusals(layer, where: str) -> list[str]:
+    """What no convolution handler reproduces: channels_first, dilation (hls4ml 1.3.0 ignores it), other paddings."""
+    config = layer.get_config()
+    reasons = []
+    if config.get("data_format", "channels_last") != "channels_last":
+        reasons.append(f"{where}: only data_format='channels_last' is supported")
+    if any(d != 1 for d in np.atleast_1d(config.get("dilation_rate", 1))):
+        # hls4ml's Keras convolution parsers never read dilation_rate: the project would compute an undilated conv.
+        reasons.append(f"{where}: dilation_rate={config.get('dilation_rate')} is not supported: hls4ml 1.3.0 does not "
+                       "build dilated convolutions (its converter ignores dilation_rate and builds an undilated one); "
+                       "use dilation_rate=1 with a larger kernel, or strides/pooling to widen the receptive field")
+    if config.get("padding") not in ("valid", "same"):
+        reasons.append(f"{where}: padding {config.get('padding')!r} is not supported (valid, same)")
+    return reasons
+
+
 class _ConvHandler(WeightedHandler):
     def check_config(self, layer, where: str) -> list[str]:
-        config = layer.get_config()
-        reasons = []
-        if config.get("data_format", "channels_last") != "channels_last":
-            reasons.append(f"{where}: only data_format='channels_last' is supported")
-        if any(d != 1 for d in np.atleast_1d(config.get("dilation_rate", 1))):
-            reasons.append(f"{where}: dilation_rate != 1 is not supported")
-        if config.get("padding") not in ("valid", "same"):
-            reasons.append(f"{where}: padding {config.get('padding')!r} is not supported (valid, same)")
-        return reasons
+        return conv_refusals(layer, where)
 
     def step_fields(self, layer) -> dict:
         config = layer.get_config()
