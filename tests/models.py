@@ -459,3 +459,67 @@ def separable1d_model(seed: int = 18):
 
 
 BUILDERS.update(separable=separable_model, separable1d=separable1d_model)
+
+
+def upsampling_model(seed: int = 19):
+    """UpSampling2D (2, 3) (hls4ml Resize, nearest) between two QConv2D, then QDense."""
+    import tensorflow as tf
+    from qkeras import QConv2D, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(3, 3, 2), name="img")
+    h = QConv2D(2, (2, 2), name="c1", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                bias_quantizer=quantized_bits(4, 0, alpha=1), activation=quantized_relu(6, 2))(x_in)
+    h = tf.keras.layers.UpSampling2D((2, 3), name="up")(h)
+    h = QConv2D(2, (2, 2), strides=(2, 2), name="c2", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                bias_quantizer=quantized_bits(4, 0, alpha=1))(h)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    out = QDense(2, name="head", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="upsampling_test")
+    _spread_weights(model, seed)
+    return model
+
+
+def upsampling1d_model(seed: int = 20):
+    """UpSampling1D(2) on a conv accumulator, Permute((2, 1)) (hls4ml Transpose), QConv1D, QDense."""
+    import tensorflow as tf
+    from qkeras import QConv1D, QDense
+    from qkeras.quantizers import quantized_bits
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(4, 2), name="seq")
+    h = QConv1D(3, 2, name="k1", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                bias_quantizer=quantized_bits(4, 0, alpha=1))(x_in)
+    h = tf.keras.layers.UpSampling1D(2, name="up")(h)
+    h = tf.keras.layers.Permute((2, 1), name="swap")(h)
+    h = QConv1D(2, 2, name="k2", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                bias_quantizer=quantized_bits(4, 0, alpha=1))(h)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    out = QDense(2, name="head", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="upsampling1d_test")
+    _spread_weights(model, seed)
+    return model
+
+
+def permute_model(seed: int = 21):
+    """Permute((3, 1, 2)) of a QConv2D's output (hls4ml Transpose of three axes), another QConv2D, then QDense."""
+    import tensorflow as tf
+    from qkeras import QConv2D, QDense
+    from qkeras.quantizers import quantized_bits
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(3, 4, 2), name="img")
+    h = QConv2D(3, (2, 2), name="c1", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                bias_quantizer=quantized_bits(4, 0, alpha=1))(x_in)
+    h = tf.keras.layers.Permute((3, 1, 2), name="chw")(h)
+    h = QConv2D(2, (2, 2), name="c2", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                bias_quantizer=quantized_bits(4, 0, alpha=1))(h)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    out = QDense(2, name="head", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="permute_test")
+    _spread_weights(model, seed)
+    return model
+
+
+BUILDERS.update(upsampling=upsampling_model, upsampling1d=upsampling1d_model, permute=permute_model)

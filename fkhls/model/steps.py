@@ -62,6 +62,7 @@ class LayerSpec:
     pads: tuple[int, ...] = ()  # zero padding: (before, after) per spatial axis, flattened
     approximate: str = ""  # why the step cannot equal QKeras bit for bit ("" = exact by nature)
     inputs: tuple[str, ...] = ()  # names of the steps it reads, in order; () = the step before it (a chain)
+    perm: tuple[int, ...] = ()  # axis permutation of the non-batch axes, 0-based as hls4ml's Transpose (permute)
 
     @property
     def n_terms(self) -> int:

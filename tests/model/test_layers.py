@@ -119,9 +119,10 @@ def test_unquantized_relu_is_typed_exactly():
 # a conv accumulator), zeropad1d (ZeroPadding1D after an activation), sigmoid and tanh (hls4ml's tables),
 # softmax (QDense(activation='softmax'): hls4ml's stable softmax, exp and inverse tables; Activation('softmax') is
 # test_softmax_table_sizes_follow_a_narrow_input's), depthwise (QDepthwiseConv2D 'same' + inline relu, strided without
-# bias), separable / separable1d (QSeparableConv2D/1D: hls4ml's depthwise + pointwise layers, three fault-target arrays).
+# bias), separable / separable1d (QSeparableConv2D/1D: hls4ml's depthwise + pointwise layers, three fault-target arrays),
+# upsampling (UpSampling2D (2, 3): hls4ml Resize), upsampling1d (UpSampling1D, Permute((2, 1))), permute (Permute of 3 axes).
 STAGE_MODELS = ["shapes", "pooling", "pooling1d", "avgpool", "avgpool1d", "zeropad", "zeropad1d", "sigmoid", "tanh",
-                "softmax", "depthwise", "separable", "separable1d"]
+                "softmax", "depthwise", "separable", "separable1d", "upsampling", "upsampling1d", "permute"]
 
 
 @pytest.fixture(scope="module", params=STAGE_MODELS)
@@ -250,7 +251,7 @@ def test_exhaustive_campaign_both_engines_agree(shapes):
 
 
 @pytest.mark.parametrize("name", ["shapes", "pooling1d", "avgpool1d", "zeropad", "sigmoid", "tanh", "softmax",
-                                  "depthwise", "separable", "separable1d"])
+                                  "depthwise", "separable", "separable1d", "upsampling", "upsampling1d", "permute"])
 def test_io_stream_golden_csim_equals_emulator(name, tmp_path):
     """hls4ml's io_stream implementations (nnet_pooling_stream.h ...) compute the same words."""
     from fkhls.csim.build import run_csim
@@ -399,3 +400,42 @@ def test_depthwise_resource_io_parallel_is_refused(tmp_path):
     with pytest.raises(UnsupportedModelError, match=r"'dw1'.*no Resource strategy for depthwise.*Latency, or io_stream"):
         export_model(models.build("depthwise"), tmp_path / "prj", ExportOptions(strategy="Resource"))
     assert not (tmp_path / "prj").exists()
+
+
+# ----------------------------------------------------------------------------- upsampling and permute
+
+
+def test_nearest_index_map_is_keras_repeat_until_hls4ml_ratio_is_too_coarse():
+    """hls4ml's io_parallel (i * ratio) >> 16 map repeats each row `factor` times for these sizes, not for huge ones."""
+    from fkhls.model.layers.upsampling import nearest_rows
+
+    for size in range(1, 40):
+        for factor in (1, 2, 3, 5, 8):
+            assert_array_equal(nearest_rows(size, size * factor), np.arange(size * factor) // factor, err_msg=(size, factor))
+    assert not np.array_equal(nearest_rows(11000, 33000), np.arange(33000) // 3)
+
+
+def test_upsampling_and_permute_refusals():
+    """bilinear (no hls4ml kernel), a size hls4ml's ratio cannot repeat, and Permute -> Flatten -> Dense (hls4ml deletes
+    the Permute and reorders the Dense weights) are refused, each saying what to do."""
+    import tensorflow as tf
+    from qkeras import QConv1D, QConv2D, QDense
+    from qkeras.quantizers import quantized_bits
+
+    q = quantized_bits(5, 0, alpha=1)
+    x_in = tf.keras.Input(shape=(3, 3, 1))
+    h = QConv2D(2, (2, 2), name="c", kernel_quantizer=q, bias_quantizer=q)(x_in)
+    h = tf.keras.layers.UpSampling2D(2, interpolation="bilinear", name="bil")(h)
+    h = tf.keras.layers.Permute((3, 1, 2), name="perm")(h)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    out = QDense(2, name="d", kernel_quantizer=q, bias_quantizer=q)(h)
+    with pytest.raises(UnsupportedModelError) as info:
+        describe_model(tf.keras.Model(x_in, out))
+    message = str(info.value)
+    assert "2 problems" in message, message
+    assert re.search(r"'bil'.*interpolation='bilinear'.*hls4ml 1\.3\.0.*use interpolation='nearest'", message)
+    assert re.search(r"'perm'.*RemoveTransposeBeforeFlatten.*put a layer between", message)
+    x_in = tf.keras.Input(shape=(11000, 1))
+    h = tf.keras.layers.UpSampling1D(3, name="long")(QConv1D(1, 1, name="k", kernel_quantizer=q, bias_quantizer=q)(x_in))
+    with pytest.raises(UnsupportedModelError, match=r"'long'.*would not repeat axis 0 \(size 11000, factor 3\)"):
+        describe_model(tf.keras.Model(x_in, h))

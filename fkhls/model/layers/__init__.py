@@ -1,6 +1,7 @@
 """One handler per layer kind (see ``base`` for how to write the next one); importing registers them all."""
 
-from fkhls.model.layers import activation, conv, dense, depthwise, padding, pooling, reshape, softmax  # noqa: F401  (registers)
+from fkhls.model.layers import (  # noqa: F401  (importing registers the handlers)
+    activation, conv, dense, depthwise, padding, pooling, reshape, softmax, upsampling)
 from fkhls.model.layers.base import (
     LayerHandler,
     Walk,
