@@ -523,3 +523,26 @@ def permute_model(seed: int = 21):
 
 
 BUILDERS.update(upsampling=upsampling_model, upsampling1d=upsampling1d_model, permute=permute_model)
+
+
+def pointwise_model(seed: int = 22):
+    """1x1 QConv2D with strides 2 and a 1x1 QConv1D (hls4ml turns both into PointwiseConv2D/1D), then QDense."""
+    import tensorflow as tf
+    from qkeras import QConv1D, QConv2D, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(4, 4, 2), name="img")
+    h = QConv2D(3, (1, 1), strides=(2, 2), name="p2", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                bias_quantizer=quantized_bits(4, 0, alpha=1), activation=quantized_relu(6, 2))(x_in)
+    h = tf.keras.layers.Reshape((4, 3), name="rows")(h)
+    h = QConv1D(2, 1, name="p1", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                bias_quantizer=quantized_bits(4, 0, alpha=1))(h)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    out = QDense(2, name="head", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="pointwise_test")
+    _spread_weights(model, seed)
+    return model
+
+
+BUILDERS.update(pointwise=pointwise_model)

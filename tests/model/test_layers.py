@@ -120,9 +120,10 @@ def test_unquantized_relu_is_typed_exactly():
 # softmax (QDense(activation='softmax'): hls4ml's stable softmax, exp and inverse tables; Activation('softmax') is
 # test_softmax_table_sizes_follow_a_narrow_input's), depthwise (QDepthwiseConv2D 'same' + inline relu, strided without
 # bias), separable / separable1d (QSeparableConv2D/1D: hls4ml's depthwise + pointwise layers, three fault-target arrays),
-# upsampling (UpSampling2D (2, 3): hls4ml Resize), upsampling1d (UpSampling1D, Permute((2, 1))), permute (Permute of 3 axes).
+# upsampling (UpSampling2D (2, 3): hls4ml Resize), upsampling1d (UpSampling1D, Permute((2, 1))), permute (Permute of 3 axes),
+# pointwise (1x1 QConv2D strided and QConv1D: hls4ml's PointwiseConv2D/1D).
 STAGE_MODELS = ["shapes", "pooling", "pooling1d", "avgpool", "avgpool1d", "zeropad", "zeropad1d", "sigmoid", "tanh",
-                "softmax", "depthwise", "separable", "separable1d", "upsampling", "upsampling1d", "permute"]
+                "softmax", "depthwise", "separable", "separable1d", "upsampling", "upsampling1d", "permute", "pointwise"]
 
 
 @pytest.fixture(scope="module", params=STAGE_MODELS)
@@ -251,7 +252,8 @@ def test_exhaustive_campaign_both_engines_agree(shapes):
 
 
 @pytest.mark.parametrize("name", ["shapes", "pooling1d", "avgpool1d", "zeropad", "sigmoid", "tanh", "softmax",
-                                  "depthwise", "separable", "separable1d", "upsampling", "upsampling1d", "permute"])
+                                  "depthwise", "separable", "separable1d", "upsampling", "upsampling1d", "permute",
+                                  "pointwise"])
 def test_io_stream_golden_csim_equals_emulator(name, tmp_path):
     """hls4ml's io_stream implementations (nnet_pooling_stream.h ...) compute the same words."""
     from fkhls.csim.build import run_csim
@@ -391,6 +393,22 @@ def test_depthwise_refusals_say_what_hls4ml_builds():
     for name in ("dil", "dil1"):
         assert re.search(rf"'{name}'.*dilation_rate=.*hls4ml 1\.3\.0 does not build dilated convolutions.*"
                          r"use dilation_rate=1", message), name
+
+
+def test_transposed_convolutions_are_refused_with_what_to_build_instead():
+    """hls4ml 1.3.0 has no converter for Conv2DTranspose: refused (not listed as supported), pointing to UpSampling + conv."""
+    import tensorflow as tf
+    from qkeras import QConv2D
+    from qkeras.quantizers import quantized_bits
+
+    q = quantized_bits(5, 0, alpha=1)
+    x_in = tf.keras.Input(shape=(3, 3, 1))
+    h = QConv2D(2, (2, 2), name="c", kernel_quantizer=q, bias_quantizer=q)(x_in)
+    out = tf.keras.layers.Conv2DTranspose(2, (2, 2), strides=2, name="deconv")(h)
+    with pytest.raises(UnsupportedModelError, match=r"'deconv' \(Conv2DTranspose\): transposed convolutions are not "
+                                                    r"supported: hls4ml 1\.3\.0 does not build them.*UpSampling2D"):
+        describe_model(tf.keras.Model(x_in, out))
+    assert "Conv2DTranspose" not in SUPPORTED_LAYERS and layers.handler_for_class("QConv2DTranspose") is not None
 
 
 def test_depthwise_resource_io_parallel_is_refused(tmp_path):

@@ -65,6 +65,7 @@ class LayerHandler:
 
     kinds: ClassVar[tuple[str, ...]] = ()
     role: ClassVar[str] = "elementwise"
+    supported: ClassVar[bool] = True  # False: a known class refused whole (its blockers say why and what instead)
     keras_classes: tuple[str, ...] = ()  # set by @layer_handler
 
     def blockers(self, layer) -> list[str]:
@@ -149,4 +150,4 @@ def role_of(kind: str) -> str:
 
 
 def supported_classes() -> tuple[str, ...]:
-    return tuple(sorted(name for name in _BY_CLASS if name != "InputLayer"))
+    return tuple(sorted(name for name, handler in _BY_CLASS.items() if name != "InputLayer" and handler.supported))
