@@ -372,6 +372,24 @@ def test_separable_arrays_are_addressable_fault_targets(shapes):
         assert not np.array_equal(faulty["sep_pointwise"], golden["sep_pointwise"]), tensor
 
 
+@pytest.mark.parametrize("shapes", ["separable", "depthwise"], indirect=True)
+def test_depthwise_faults_the_fkeras_way_equal_the_exact_engine(shapes):
+    """The new arrays are Keras variables: written faulty into QKeras (FKeras's way), the outputs are the exact words."""
+    from fkhls.faults.descriptors import BitFault
+
+    model, spec, _, x, _, _ = shapes
+    layer = spec.layers[1].keras_name
+    for tensor in spec.tensors():
+        if tensor.layer != layer:
+            continue
+        for lbi in (0, tensor.n_bits // 2, tensor.n_bits - 1):  # a sign bit, a middle bit, an LSB
+            fault = BitFault(layer, tensor.tensor, lbi, tensor.width)
+            exact = emulate.faulty_model_outputs(model, fault, x, spec=spec, method="exact")
+            tf_way = emulate.faulty_model_outputs(model, fault, x, spec=spec, method="tf")
+            assert_array_equal(to_raw(spec.output_type, tf_way.astype(np.float64), what="tf"),
+                               to_raw(spec.output_type, exact, what="exact"), err_msg=str(fault))
+
+
 def test_depthwise_refusals_say_what_hls4ml_builds():
     """depth_multiplier > 1 (hls4ml's kernels assert n_filt == n_chan) and dilation (hls4ml ignores it) are refused."""
     import tensorflow as tf

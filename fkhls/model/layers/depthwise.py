@@ -8,8 +8,9 @@ step per hls4ml layer, the fault targets ``depthwise_kernel``, ``pointwise_kerne
 under the Keras layer's name. The word between them is the depthwise step's exact accumulator:
 export sets it as the depthwise layer's ``result_t`` and reads it back, so nothing is rounded there.
 
-Refused, with what to do: ``depth_multiplier`` != 1 (hls4ml's depthwise kernels assert
-``n_filt == n_chan``, nnet_sepconv2d_latency.h / nnet_sepconv_stream.h) and, in io_parallel, the
+Refused, with what to do: ``depth_multiplier`` != 1 (hls4ml converts it, but its depthwise kernels
+assert ``n_filt == n_chan``, nnet_sepconv2d_latency.h / nnet_sepconv_stream.h: measured, the C-sim
+aborts) and, in io_parallel, the
 Resource strategy (``depthwise_conv_2d_cl`` asserts "Resource strategy for DepthwiseConv2D is not
 supported").
 """
