@@ -10,9 +10,9 @@ export sets it as the depthwise layer's ``result_t`` and reads it back, so nothi
 
 Refused, with what to do: ``depth_multiplier`` != 1 (hls4ml converts it, but its depthwise kernels
 assert ``n_filt == n_chan``, nnet_sepconv2d_latency.h / nnet_sepconv_stream.h: measured, the C-sim
-aborts) and, in io_parallel, the
-Resource strategy (``depthwise_conv_2d_cl`` asserts "Resource strategy for DepthwiseConv2D is not
-supported").
+aborts) and, in io_parallel, the Resource strategy (``depthwise_conv_2d_cl`` asserts "Resource
+strategy for DepthwiseConv2D is not supported"). Under Resource in io_stream the arrays are exact and
+addressable by element; their weight-memory layout is not mapped (``fkhls.faults.addressing``).
 """
 
 from __future__ import annotations
