@@ -504,3 +504,29 @@ def test_separable_resource_io_stream_campaign_and_addresses(tmp_path):
     summary = json.loads((tmp_path / "campaign" / "summary.json").read_text())
     assert summary["faults"] == sum(t.n_bits for t in spec.tensors() if t.layer == "sep")
     assert summary["scenarios_mismatching"] == 0 and summary["bit_exact"] == summary["outputs_compared"] > 0
+
+
+@pytest.mark.parametrize("shapes", ["separable"], indirect=True)
+def test_separable_through_crosscheck_rank_and_harden(shapes):
+    """The commands a user runs after export take the separable arrays by their names: crosscheck (bit-exact
+    on faults in each array), rank, harden and harden-verify."""
+    from tests.entry import run_fkhls
+
+    model, spec, _, x, manifest, base = shapes
+    np.save(base / "xs.npy", x[:20])
+    faults = {"seed": 1, "faults": [{"layer": "sep", "tensor": t.tensor, "regions": [[k, k, 1.0]]}
+                                    for t in spec.tensors() if t.layer == "sep" for k in (0, t.n_bits - 1)]}
+    (base / "faults.json").write_text(json.dumps(faults))
+    project = manifest.project_dir
+    proc = run_fkhls("crosscheck", project, "--faults", base / "faults.json", "--inputs", base / "xs.npy",
+                     "--report", base / "cc")
+    assert proc.returncode == 0 and "bit-exact: every scenario, every output word" in proc.stdout, proc.stderr
+    assert run_fkhls("rank", project, "--method", "msb", "-o", base / "rank.csv").returncode == 0
+    ranked = (base / "rank.csv").read_text()
+    assert ",sep,depthwise_kernel," in ranked and ",sep,pointwise_kernel," in ranked
+    proc = run_fkhls("harden", project, "--ranking", base / "rank.csv", "--budget", 40, "-o", base / "hard")
+    assert proc.returncode == 0, proc.stderr
+    protected = {a["tensor"] for a in json.loads((base / "hard" / "fkhls.json").read_text())["hardening"]["arrays"]}
+    assert {"depthwise_kernel", "pointwise_kernel"} <= protected, protected
+    proc = run_fkhls("harden-verify", base / "hard", "--inputs", base / "xs.npy")
+    assert proc.returncode == 0 and "0 output words changed" in proc.stdout, proc.stdout + proc.stderr
