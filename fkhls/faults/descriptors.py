@@ -70,7 +70,9 @@ __all__ = [
     "TENSORS",
 ]
 
-TENSORS = ("kernel", "bias", "depthwise_kernel", "pointwise_kernel")  # the fault-target arrays the layer handlers name
+# FKeras's tensor names; in a selection they also name a step's slot: "kernel" the multiplier array (kernel,
+# depthwise_kernel, pointwise_kernel ...), "bias" the addend, so the default selection covers every array.
+TENSORS = ("kernel", "bias")
 _TOP_KEYS = {"seed", "faults", "description"}
 _ENTRY_KEYS = {"name", "layer", "tensor", "regions", "bits", "model_bits", "description"}
 
@@ -200,8 +202,9 @@ class FaultSet:
 
 def _tensor_spec(spec: ModelSpec, layer: str, tensor: str) -> TensorSpec:
     """The TensorSpec of (layer, tensor), or a FaultSpecError that lists what exists."""
-    if tensor not in TENSORS:
-        raise FaultSpecError(f"tensor {tensor!r} of layer {layer!r} is not valid; valid tensors: {list(TENSORS)}")
+    if tensor not in TENSORS and not any(t.tensor == tensor for t in spec.tensors()):
+        raise FaultSpecError(f"tensor {tensor!r} of layer {layer!r} is not valid; valid tensors: "
+                             f"{sorted(set(TENSORS) | {t.tensor for t in spec.tensors()})}")
     faultable = [t.layer for t in spec.tensors()]
     for tspec in spec.tensors():
         if tspec.layer == layer and tspec.tensor == tensor:
@@ -389,15 +392,18 @@ def fault_set_to_dict(fault_set: FaultSet, spec: ModelSpec) -> dict:
 
 
 def _selected(spec: ModelSpec, layers: Iterable[str] | None, tensors: Sequence[str]) -> list[TensorSpec]:
+    """The tensors named (by array name, or by slot: "kernel"/"bias") in the chosen layers, in model-bit order."""
+    names = {t.tensor for t in spec.tensors()}
     for tensor in tensors:
-        if tensor not in TENSORS:
-            raise FaultSpecError(f"tensor {tensor!r} is not valid; valid tensors: {list(TENSORS)}")
+        if tensor not in TENSORS and tensor not in names:
+            raise FaultSpecError(f"tensor {tensor!r} is not valid; valid tensors: {sorted(set(TENSORS) | names)}")
     if layers is not None:
         layers = list(layers)
         for layer in layers:
             if not any(t.layer == layer for t in spec.tensors()):
                 _tensor_spec(spec, layer, "kernel")
-    return [t for t in spec.tensors() if (layers is None or t.layer in layers) and t.tensor in tensors]
+    return [t for step in spec.weighted_layers for slot, t in (("kernel", step.kernel), ("bias", step.bias))
+            if t is not None and (layers is None or t.layer in layers) and (t.tensor in tensors or slot in tensors)]
 
 
 def exhaustive_faults(
