@@ -698,3 +698,170 @@ def concat_axes_model(seed: int = 19):
 
 
 BUILDERS.update(concat_axes=concat_axes_model)
+
+
+def _spread_named(model, seed: int) -> None:
+    """``_spread_weights`` for layers whose variables have their own quantizers (depthwise_kernel -> depthwise_quantizer)."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        new = []
+        for var, value in zip(layer.weights, layer.get_weights()):
+            name = var.name.split("/")[-1].split(":")[0]
+            key = {"depthwise_kernel": "depthwise", "pointwise_kernel": "pointwise"}.get(name, name)
+            quantizer = getattr(layer, f"{key}_quantizer_internal", None)
+            if quantizer is None:
+                new.append(value)
+                continue
+            cfg = quantizer.get_config()
+            top = 2.0 ** cfg.get("integer", 0)
+            low = -top if cfg.get("keep_negative", 1) else 0.0
+            new.append(rng.uniform(low * 1.05, top * 1.05, size=value.shape).astype(np.float32))
+        if new:
+            layer.set_weights(new)
+
+
+def depthwise_model(seed: int = 16):
+    """QDepthwiseConv2D 'same' with an inline quantized_relu, then a strided one without bias, then QDense."""
+    import tensorflow as tf
+    from qkeras import QDense, QDepthwiseConv2D
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(5, 5, 2), name="img")
+    h = QDepthwiseConv2D((3, 3), padding="same", name="dw1", depthwise_quantizer=quantized_bits(5, 0, alpha=1),
+                         bias_quantizer=quantized_bits(5, 1, alpha=1), activation=quantized_relu(6, 2))(x_in)
+    h = QDepthwiseConv2D((2, 2), strides=(2, 2), use_bias=False, name="dw2",
+                         depthwise_quantizer=quantized_bits(4, 0, alpha=1))(h)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    out = QDense(3, name="head", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="depthwise_test")
+    _spread_named(model, seed)
+    return model
+
+
+BUILDERS.update(depthwise=depthwise_model)
+
+
+def separable_model(seed: int = 17):
+    """QSeparableConv2D (hls4ml: DepthwiseConv2D + PointwiseConv2D) 'same' with strides, inline relu, then QDense."""
+    import tensorflow as tf
+    from qkeras import QDense, QSeparableConv2D
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(5, 5, 2), name="img")
+    h = QSeparableConv2D(3, (2, 2), strides=(2, 2), padding="same", name="sep",
+                         depthwise_quantizer=quantized_bits(4, 0, alpha=1), pointwise_quantizer=quantized_bits(4, 0, alpha=1),
+                         bias_quantizer=quantized_bits(5, 1, alpha=1), activation=quantized_relu(6, 2))(x_in)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    out = QDense(2, name="head", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="separable_test")
+    _spread_named(model, seed)
+    return model
+
+
+def separable1d_model(seed: int = 18):
+    """QSeparableConv1D valid without bias (hls4ml: DepthwiseConv1D + PointwiseConv1D), then QDense."""
+    import tensorflow as tf
+    from qkeras import QDense, QSeparableConv1D
+    from qkeras.quantizers import quantized_bits
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(7, 2), name="seq")
+    h = QSeparableConv1D(3, 3, name="sep1", use_bias=False, depthwise_quantizer=quantized_bits(5, 0, alpha=1),
+                         pointwise_quantizer=quantized_bits(4, 0, alpha=1))(x_in)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    out = QDense(2, name="head", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="separable1d_test")
+    _spread_named(model, seed)
+    return model
+
+
+BUILDERS.update(separable=separable_model, separable1d=separable1d_model)
+
+
+def upsampling_model(seed: int = 19):
+    """UpSampling2D (2, 3) (hls4ml Resize, nearest) between two QConv2D, then QDense."""
+    import tensorflow as tf
+    from qkeras import QConv2D, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(3, 3, 2), name="img")
+    h = QConv2D(2, (2, 2), name="c1", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                bias_quantizer=quantized_bits(4, 0, alpha=1), activation=quantized_relu(6, 2))(x_in)
+    h = tf.keras.layers.UpSampling2D((2, 3), name="up")(h)
+    h = QConv2D(2, (2, 2), strides=(2, 2), name="c2", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                bias_quantizer=quantized_bits(4, 0, alpha=1))(h)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    out = QDense(2, name="head", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="upsampling_test")
+    _spread_weights(model, seed)
+    return model
+
+
+def upsampling1d_model(seed: int = 20):
+    """UpSampling1D(2) on a conv accumulator, Permute((2, 1)) (hls4ml Transpose), QConv1D, QDense."""
+    import tensorflow as tf
+    from qkeras import QConv1D, QDense
+    from qkeras.quantizers import quantized_bits
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(4, 2), name="seq")
+    h = QConv1D(3, 2, name="k1", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                bias_quantizer=quantized_bits(4, 0, alpha=1))(x_in)
+    h = tf.keras.layers.UpSampling1D(2, name="up")(h)
+    h = tf.keras.layers.Permute((2, 1), name="swap")(h)
+    h = QConv1D(2, 2, name="k2", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                bias_quantizer=quantized_bits(4, 0, alpha=1))(h)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    out = QDense(2, name="head", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="upsampling1d_test")
+    _spread_weights(model, seed)
+    return model
+
+
+def permute_model(seed: int = 21):
+    """Permute((3, 1, 2)) of a QConv2D's output (hls4ml Transpose of three axes), another QConv2D, then QDense."""
+    import tensorflow as tf
+    from qkeras import QConv2D, QDense
+    from qkeras.quantizers import quantized_bits
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(3, 4, 2), name="img")
+    h = QConv2D(3, (2, 2), name="c1", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                bias_quantizer=quantized_bits(4, 0, alpha=1))(x_in)
+    h = tf.keras.layers.Permute((3, 1, 2), name="chw")(h)
+    h = QConv2D(2, (2, 2), name="c2", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                bias_quantizer=quantized_bits(4, 0, alpha=1))(h)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    out = QDense(2, name="head", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="permute_test")
+    _spread_weights(model, seed)
+    return model
+
+
+BUILDERS.update(upsampling=upsampling_model, upsampling1d=upsampling1d_model, permute=permute_model)
+
+
+def pointwise_model(seed: int = 22):
+    """1x1 QConv2D with strides 2 and a 1x1 QConv1D (hls4ml turns both into PointwiseConv2D/1D), then QDense."""
+    import tensorflow as tf
+    from qkeras import QConv1D, QConv2D, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(4, 4, 2), name="img")
+    h = QConv2D(3, (1, 1), strides=(2, 2), name="p2", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                bias_quantizer=quantized_bits(4, 0, alpha=1), activation=quantized_relu(6, 2))(x_in)
+    h = tf.keras.layers.Reshape((4, 3), name="rows")(h)
+    h = QConv1D(2, 1, name="p1", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                bias_quantizer=quantized_bits(4, 0, alpha=1))(h)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    out = QDense(2, name="head", kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="pointwise_test")
+    _spread_weights(model, seed)
+    return model
+
+
+BUILDERS.update(pointwise=pointwise_model)

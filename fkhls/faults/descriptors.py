@@ -78,7 +78,9 @@ __all__ = [
     "tensor_names",
 ]
 
-TENSORS = ("kernel", "bias")  # FKeras's tensor names; a model may hold others (tensor_names)
+# FKeras's tensor names. A model may hold others (tensor_names); in a selection "kernel"/"bias" also name a step's
+# slot: "kernel" its multiplier array (kernel, depthwise_kernel, pointwise_kernel, a BN scale), "bias" its addend.
+TENSORS = ("kernel", "bias")
 _TOP_KEYS = {"seed", "faults", "description"}
 _ENTRY_KEYS = {"name", "layer", "tensor", "array", "regions", "bits", "model_bits", "description"}
 
@@ -420,8 +422,9 @@ def fault_set_to_dict(fault_set: FaultSet, spec: ModelSpec) -> dict:
 
 
 def _selected(spec: ModelSpec, layers: Iterable[str] | None, tensors: Sequence[str] | None) -> list[TensorSpec]:
-    """The fault-target tensors of ``layers`` (None: every layer) named in ``tensors`` (None: every tensor)."""
-    valid = tensor_names(spec)
+    """The fault-target tensors of ``layers`` (None: every layer) named in ``tensors`` (None: every tensor), by
+    array name or by slot ("kernel": each step's multiplier array, "bias": its addend), in model-bit order."""
+    valid = tuple(dict.fromkeys([*TENSORS, *tensor_names(spec)]))
     if tensors is not None:
         if isinstance(tensors, str):
             tensors = (tensors,)
@@ -433,8 +436,9 @@ def _selected(spec: ModelSpec, layers: Iterable[str] | None, tensors: Sequence[s
         for layer in layers:
             if not any(t.layer == layer for t in spec.tensors()):
                 _tensor_spec(spec, layer, "kernel")
-    return [t for t in spec.tensors()
-            if (layers is None or t.layer in layers) and (tensors is None or t.tensor in tensors)]
+    return [t for step in spec.weighted_layers for slot, t in (("kernel", step.kernel), ("bias", step.bias))
+            if t is not None and (layers is None or t.layer in layers)
+            and (tensors is None or t.tensor in tensors or slot in tensors)]
 
 
 def exhaustive_faults(

@@ -41,7 +41,8 @@ def layer_costs(manifest: Manifest, selection: WordSelection) -> list[LayerCost]
     """Per weighted layer: storage the replicas add and the vote's estimated LUTs."""
     costs = []
     for layer in manifest.weighted_layers:
-        mine = [w for w in selection.words if w.layer == layer.name]
+        arrays = {a.array for a in layer.arrays()}
+        mine = [w for w in selection.words if w.array in arrays]
         costs.append(LayerCost(layer.name, sum(a.size * a.ptype.width for a in layer.arrays()), len(mine),
                                sum(2 * w.width for w in mine), sum(w.width for w in mine)))
     return costs

@@ -66,6 +66,7 @@ class LayerSpec:
     axis: int | None = None  # the axis a concatenation joins (batch axis not counted)
     approximate: str = ""  # why the step cannot equal QKeras bit for bit ("" = exact by nature)
     inputs: tuple[str, ...] = ()  # names of the steps it reads, in order; () = the step before it (a chain)
+    perm: tuple[int, ...] = ()  # axis permutation of the non-batch axes, 0-based as hls4ml's Transpose (permute)
 
     @property
     def n_terms(self) -> int:

@@ -241,7 +241,7 @@ class _Checker:
     def array(self, value, where: str) -> None:
         if value is None:
             return
-        self.text(self.field(value, "tensor", where), f"{where}.tensor", identifier=True)  # kernel, bias, scale ...
+        self.text(self.field(value, "tensor", where), f"{where}.tensor", identifier=True)  # kernel, bias, scale, depthwise_kernel ...
         self.text(self.field(value, "array", where), f"{where}.array", identifier=True)
         self.text(self.field(value, "type_name", where), f"{where}.type_name", identifier=True)
         self.fixed_type(self.field(value, "type", where), f"{where}.type")

@@ -5,11 +5,13 @@ from fkhls.model.layers import (  # noqa: F401  (registers the handlers)
     batchnorm,
     conv,
     dense,
+    depthwise,
     merge,
     padding,
     pooling,
     reshape,
     softmax,
+    upsampling,
 )
 from fkhls.model.layers.base import (
     Approximation,

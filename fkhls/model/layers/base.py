@@ -98,6 +98,7 @@ class LayerHandler:
 
     kinds: ClassVar[tuple[str, ...]] = ()
     role: ClassVar[str] = "elementwise"
+    supported: ClassVar[bool] = True  # False: a known class refused whole (its blockers say why and what instead)
     keras_classes: tuple[str, ...] = ()  # set by @layer_handler
     # hls4ml's names of the step's (kernel slot, bias slot) weight variables: layer.get_weights(name)
     hls_weights: ClassVar[tuple[str, str]] = ("weight", "bias")
@@ -202,4 +203,4 @@ def role_of(kind: str) -> str:
 
 
 def supported_classes() -> tuple[str, ...]:
-    return tuple(sorted(name for name in _BY_CLASS if name != "InputLayer"))
+    return tuple(sorted(name for name, handler in _BY_CLASS.items() if name != "InputLayer" and handler.supported))
