@@ -63,6 +63,7 @@ __all__ = [
     "CampaignMismatchError",
     "MODES",
     "SampleDesign",
+    "campaign_confidence",
     "sample_design",
     "csim_sample_rows",
     "campaign_scenarios",
@@ -79,10 +80,6 @@ __all__ = [
 
 ENGINES = ("tf", "csim", "both")
 MODES = ("exhaustive", "ber", "sampled", "ordered")
-# Confidence of the --csim-sample bound when the campaign names none (a sampled campaign uses its own).
-CSIM_BOUND_CONFIDENCE = 0.99
-# Confidence of the intervals of a random-BER campaign's rates over its trials.
-BER_CONFIDENCE = 0.99
 SCHEMA = 2  # 2: shards are Parquet (fkhls.campaign.results_store); schema 1 directories are read, not resumed
 # Default shard: the most scenarios (a power of two, at most 4096) whose faulty output words stay
 # under ~16 M per engine (~128 MB of int64), so a worker's memory is bounded for any model, and
@@ -136,9 +133,12 @@ class Selection:
             raise FkhlsError("--ber is for BER campaigns; an exhaustive or sampled campaign flips one bit at a time")
         if self.mode == "ber" and self.bits is not None:
             raise FkhlsError("--bits selects bit positions of a sampled or exhaustive campaign only")
-        if self.mode != "sampled" and any(v is not None for v in (self.confidence, self.margin, self.per,
-                                                                    self.prior)):
-            raise FkhlsError("--confidence, --margin, --per and --prior describe a sampled campaign only")
+        if self.mode != "sampled" and any(v is not None for v in (self.margin, self.per, self.prior)):
+            raise FkhlsError("--margin, --per and --prior describe a sampled campaign only")
+        if self.mode != "sampled" and self.confidence is not None:  # the BER intervals, the --csim-sample bound
+            from fkhls.campaign.statistics import check_confidence
+
+            check_confidence(self.confidence, "confidence")
         if self.mode == "sampled":
             from fkhls.campaign.statistics import check_confidence
             from fkhls.faults.sampling import PER
@@ -199,6 +199,13 @@ class CampaignResult:
 
 
 # ----------------------------------------------------------------------------- what the campaign is
+
+
+def campaign_confidence(selection: Selection) -> float:
+    """The confidence of every interval and bound the campaign reports: ``--confidence``, else the default."""
+    from fkhls.campaign.statistics import DEFAULT_CONFIDENCE
+
+    return DEFAULT_CONFIDENCE if selection.confidence is None else float(selection.confidence)
 
 
 
@@ -864,7 +871,7 @@ def load_results(results_dir: str | Path) -> FaultTable:
         notes["design"] = design.notes(selection)
     elif selection.mode == "ber":  # independent trials from an unbounded population of fault patterns
         columns["stratum"] = np.zeros(len(scenarios), dtype=np.int64)
-        notes["design"] = {"mode": "ber", "per": None, "confidence": BER_CONFIDENCE, "margin": None, "prior": None,
+        notes["design"] = {"mode": "ber", "per": None, "confidence": campaign_confidence(selection), "margin": None, "prior": None,
                            "seed": selection.seed, "population": None, "sample": len(scenarios),
                            "strata": [{"label": "trials", "population": None, "sample": len(scenarios)}],
                            "cell_population": {}}
@@ -876,7 +883,7 @@ def load_results(results_dir: str | Path) -> FaultTable:
                 columns[key] = np.where(checked, columns[key], np.nan)
         notes["csim_sample"] = {"faults": int(checked.sum()), "of": len(scenarios),
                                 "seed": identity["seeds"].get("csim_sample"),
-                                "confidence": selection.confidence or CSIM_BOUND_CONFIDENCE}
+                                "confidence": campaign_confidence(selection)}
     return FaultTable(columns, engines, n, int(np.prod(manifest.output_shape)), lsb(out_type), has_labels, notes)
 
 
