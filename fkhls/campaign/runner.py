@@ -30,6 +30,7 @@ kept, missing ones are computed.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import multiprocessing
@@ -358,11 +359,12 @@ def fault_metrics(golden: np.ndarray, outputs: np.ndarray, labels: np.ndarray | 
     Counts are over all samples; top-1 is numpy's argmax (first maximum) of the raw words;
     ``correct`` (with labels) is the number of samples whose top-1 equals the label.
     """
+    words = int(np.prod(outputs.shape[1:]))  # explicit: a shard where --csim-sample drew no fault has F = 0
     diff = outputs != golden[None]
-    err = np.abs(outputs - golden[None]).reshape(len(outputs), -1)
+    err = np.abs(outputs - golden[None]).reshape(len(outputs), words)
     top1 = outputs.argmax(axis=2)
     out = {
-        "outputs_changed": diff.reshape(len(outputs), -1).sum(axis=1).astype(np.int64),
+        "outputs_changed": diff.reshape(len(outputs), words).sum(axis=1).astype(np.int64),
         "samples_changed": diff.any(axis=2).sum(axis=1).astype(np.int64),
         "max_abs_error_lsb": err.max(axis=1, initial=0).astype(np.int64),
         "top1_changed": (top1 != golden.argmax(axis=1)[None]).sum(axis=1).astype(np.int64),
@@ -375,12 +377,13 @@ def fault_metrics(golden: np.ndarray, outputs: np.ndarray, labels: np.ndarray | 
 def engine_agreement(a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
     """Per scenario: output words where two engines differ (0 = bit-exact), the largest difference in
     LSBs, and the first sample with a difference (-1 when none)."""
+    words = int(np.prod(a.shape[1:]))
     differs = a != b
     per_sample = differs.any(axis=2)
     first = np.where(per_sample.any(axis=1), per_sample.argmax(axis=1), -1)
     return {
-        "mismatched_words": differs.reshape(len(a), -1).sum(axis=1).astype(np.int64),
-        "max_lsb_diff": np.abs(a - b).reshape(len(a), -1).max(axis=1, initial=0).astype(np.int64),
+        "mismatched_words": differs.reshape(len(a), words).sum(axis=1).astype(np.int64),
+        "max_lsb_diff": np.abs(a - b).reshape(len(a), words).max(axis=1, initial=0).astype(np.int64),
         "first_mismatch_sample": first.astype(np.int64),
     }
 
@@ -396,23 +399,43 @@ def csim_engine(manifest: Manifest) -> tuple[Any, str]:
 
 @dataclass
 class _State:
-    """What a worker needs, sent once per worker process (picklable; no TensorFlow objects)."""
+    """What a worker needs, sent once per worker process (picklable; no TensorFlow objects, no fault list:
+    each shard's scenarios travel with its ``ShardTask``, so a worker's memory does not grow with the campaign)."""
 
     project_dir: Path
     engines: tuple[str, ...]
-    scenarios: list
-    shard_size: int
     shard_dir: Path
     x_raw: np.ndarray  # (N, n_in)
     labels: np.ndarray | None
     golden: dict  # engine -> (N, O) raw words
     spec: Any = None  # ModelSpec (tf engine)
     weights: Any = None  # golden raw weights (tf engine)
-    hw: list | None = None  # per scenario: tuple of (array, element, array_bit)
     manifest: Manifest | None = None
     csim_binary: Any = None  # CsimBinary of the C-sim engine, compiled once by run_campaign
     csim_cone: bool = False  # that binary is the cone harness (else the reference harness)
-    csim_rows: np.ndarray | None = None  # --csim-sample: sorted scenario indices the C-sim engine runs
+    address_map: Any = None  # fkhls.faults.addressing.AddressMap, made by the worker on its first C-sim shard
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """One shard as sent to a worker: its index, first scenario and its own scenarios (not the whole list)."""
+
+    index: int
+    lo: int
+    scenarios: tuple[FaultScenario, ...]
+    csim_rows: np.ndarray | None = None  # --csim-sample: offsets in this shard the C-sim engine runs (None: all)
+
+
+def shard_tasks(scenarios: Sequence[FaultScenario], pending: Sequence[int], shard_size: int,
+                csim_rows: np.ndarray | None = None):
+    """Yield the ``ShardTask`` of each pending shard, made only when the executor asks for it."""
+    for index in pending:
+        lo = index * shard_size
+        hi = min(lo + shard_size, len(scenarios))
+        rows = None
+        if csim_rows is not None:
+            rows = csim_rows[(csim_rows >= lo) & (csim_rows < hi)] - lo
+        yield ShardTask(index, lo, tuple(scenarios[lo:hi]), rows)
 
 
 _WORKER: _State | None = None
@@ -440,14 +463,18 @@ def _tf_outputs(state: _State, scenarios: Sequence[FaultScenario]) -> np.ndarray
     return out.reshape(len(scenarios), n, -1)
 
 
-def _csim_outputs(state: _State, lo: int, hi: int, rows: np.ndarray | None = None) -> np.ndarray:
-    """C-sim output words of scenarios ``lo..hi-1`` (only those at shard offsets ``rows`` when given)."""
+def _csim_outputs(state: _State, scenarios: Sequence[FaultScenario], rows: np.ndarray | None = None) -> np.ndarray:
+    """C-sim output words of ``scenarios`` (only those at offsets ``rows`` when given)."""
     from fkhls.csim.cone import run_cone_harness
     from fkhls.csim.harness import run_fault_harness
+    from fkhls.faults.addressing import address_map
 
     if state.manifest is None:
         state.manifest = load_manifest(state.project_dir)
-    hw = state.hw[lo:hi] if rows is None else [state.hw[lo + int(r)] for r in rows]
+    if state.address_map is None:
+        state.address_map = address_map(state.manifest)
+    chosen = scenarios if rows is None else [scenarios[int(r)] for r in rows]
+    hw = _hardware_bits(state.address_map, chosen) if chosen else []
     if not hw:
         return np.zeros((0, state.x_raw.shape[0], state.golden["csim"].shape[1]), dtype=np.int64)
     run = run_cone_harness if state.csim_cone else run_fault_harness
@@ -478,22 +505,20 @@ def shard_path(shard_dir: Path, index: int) -> Path:
     return shard_file(shard_dir, index)
 
 
-def _run_shard(index: int, state: _State | None = None) -> tuple[int, int, int, dict]:
-    """Compute shard ``index`` and write it atomically; returns (index, scenarios, mismatching, seconds)."""
+def _run_shard(task: ShardTask, state: _State | None = None) -> tuple[int, int, int, dict]:
+    """Compute the shard of ``task`` and write it atomically; returns (index, scenarios, mismatching, seconds)."""
     state = state or _WORKER
-    lo = index * state.shard_size
-    hi = min(lo + state.shard_size, len(state.scenarios))
-    scenarios = state.scenarios[lo:hi]
+    index, lo, scenarios = task.index, task.lo, task.scenarios
+    hi = lo + len(scenarios)
     columns: dict[str, np.ndarray] = {"scenario": np.arange(lo, hi, dtype=np.int64)}
     outputs, seconds = {}, {}
     # --csim-sample: the C-sim engine runs only the sampled scenarios of this shard (offsets ``rows``).
-    rows = None
-    if state.csim_rows is not None:
-        rows = state.csim_rows[(state.csim_rows >= lo) & (state.csim_rows < hi)] - lo
+    rows = task.csim_rows
+    if rows is not None:
         columns["csim_checked"] = np.isin(np.arange(hi - lo), rows)
     for engine in state.engines:
         start = time.perf_counter()
-        outputs[engine] = _tf_outputs(state, scenarios) if engine == "tf" else _csim_outputs(state, lo, hi, rows)
+        outputs[engine] = _tf_outputs(state, scenarios) if engine == "tf" else _csim_outputs(state, scenarios, rows)
         seconds[engine] = time.perf_counter() - start
         for key, value in fault_metrics(state.golden[engine], outputs[engine], state.labels).items():
             columns[f"{engine}_{key}"] = value if engine == "tf" or rows is None else _scatter(value, rows, hi - lo)
@@ -555,11 +580,8 @@ def _prepare_dir(results_dir: Path, identity: dict, force: bool) -> None:
     atomic_write_text(header, json.dumps(identity, indent=2) + "\n")
 
 
-def _hardware_bits(manifest: Manifest, scenarios: Sequence[FaultScenario]) -> list[tuple]:
-    """Per scenario, the (array, element, array_bit) of each of its bits (``addressing.map_faults``)."""
-    from fkhls.faults.addressing import address_map
-
-    amap = address_map(manifest)
+def _hardware_bits(amap, scenarios: Sequence[FaultScenario]) -> list[tuple]:
+    """Per scenario, the (array, element, array_bit) of each of its bits (``AddressMap.map_faults``)."""
     flat = [f for s in scenarios for f in s.faults]
     mapped = amap.map_faults(flat)
     out, k = [], 0
@@ -571,6 +593,23 @@ def _hardware_bits(manifest: Manifest, scenarios: Sequence[FaultScenario]) -> li
             raise FkhlsError(f"scenario {s.name!r}: {missing[0].note}")
         out.append(tuple((b.array, b.element, b.array_bit) for b in bits))
     return out
+
+
+def _check_hardware_bits(manifest: Manifest, scenarios: Sequence[FaultScenario]) -> None:
+    """Refuse, before anything runs, a fault bit without a hardware bit (whether it has one depends only on its
+    tensor and bit position, so one bit of each distinct (layer, tensor, bit) is mapped, not every fault)."""
+    from fkhls.faults.addressing import address_map
+    from fkhls.faults.descriptors import BitFault
+
+    amap = address_map(manifest)
+    first: dict[tuple, FaultScenario] = {}
+    for scenario in scenarios:
+        for f in scenario.faults:
+            first.setdefault((f.layer, f.tensor, f.bit, f.width), scenario)
+    for (layer, tensor, bit, width), scenario in first.items():
+        mapped = amap.map_faults([BitFault(layer, tensor, width - 1 - bit, width)])[0]
+        if mapped.array_bit is None:
+            raise FkhlsError(f"scenario {scenario.name!r}: {mapped.note}")
 
 
 def _tf_model(manifest: Manifest):
@@ -685,15 +724,12 @@ def _run_locked(config: CampaignConfig, results_dir: Path, *, workers: int | Non
                                        for i in pending)
 
     timings: dict[str, float] = {}
-    state = _State(Path(config.project_dir).resolve(), config.engines, scenarios, config.shard_size, shard_dir,
-                   x_raw, labels, {})
+    state = _State(Path(config.project_dir).resolve(), config.engines, shard_dir, x_raw, labels, {})
     t0 = time.perf_counter()
     if "tf" in config.engines:
         state.spec, state.weights = _tf_model(manifest)
-    if config.csim_sample is not None:
-        state.csim_rows = csim_rows
     if "csim" in config.engines:
-        state.hw = _hardware_bits(manifest, scenarios)
+        _check_hardware_bits(manifest, scenarios)
         plan, engine_name = csim_engine(manifest)
         timings["csim_engine"] = engine_name
         state.csim_cone = plan.supported
@@ -707,7 +743,8 @@ def _run_locked(config: CampaignConfig, results_dir: Path, *, workers: int | Non
     workers = max(1, int(workers or os.cpu_count() or 1))
     t0 = time.perf_counter()
     with _progress(len(scenarios), done_before, quiet) as bar:
-        for _, count, mismatching, _ in _executor(scheduler)(state, pending, workers):
+        tasks = shard_tasks(scenarios, pending, config.shard_size, csim_rows if config.csim_sample else None)
+        for _, count, mismatching, _ in _executor(scheduler)(state, tasks, len(pending), workers):
             bar.update(count)
             if mismatching:
                 bar.set_postfix(mismatching=mismatching, refresh=False)
@@ -754,22 +791,31 @@ def _executor(scheduler: str | None) -> Callable:
     return dask_executor(scheduler)
 
 
-def _execute(state: _State, pending: list[int], workers: int):
-    """Yield each shard's (index, scenarios, mismatching, seconds) as it finishes; in-process for one worker."""
-    if not pending:
+# Shards submitted ahead per worker: enough to keep it busy, few enough that the queue's tasks (each
+# carrying its scenarios) stay a small, constant amount of memory.
+AHEAD = 2
+
+
+def _execute(state: _State, tasks, n_tasks: int, workers: int):
+    """Yield each shard's (index, scenarios, mismatching, seconds) as it finishes; in-process for one worker.
+
+    ``tasks`` is an iterator of ``ShardTask`` (``n_tasks`` of them), consumed as workers free up."""
+    if not n_tasks:
         return
-    if workers == 1 or len(pending) == 1:
-        for index in pending:
-            yield _run_shard(index, state)
+    if workers == 1 or n_tasks == 1:
+        for task in tasks:
+            yield _run_shard(task, state)
         return
     context = multiprocessing.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
-    executor = ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=context,
-                                   initializer=_init_worker,
+    workers = min(workers, n_tasks)
+    executor = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
                                    initargs=(replace(state, manifest=None), os.getpid()))
     try:
-        futures = {executor.submit(_run_shard, index) for index in pending}
+        tasks = iter(tasks)
+        futures = {executor.submit(_run_shard, task) for task in itertools.islice(tasks, AHEAD * workers)}
         while futures:
             finished, futures = wait(futures, return_when=FIRST_COMPLETED)
+            futures |= {executor.submit(_run_shard, task) for task in itertools.islice(tasks, len(finished))}
             for future in finished:
                 yield future.result()
     finally:

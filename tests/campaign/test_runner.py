@@ -102,6 +102,16 @@ def test_engine_agreement_and_metrics_see_one_lsb_of_a_wide_word():
     assert_array_equal(m["max_abs_error_lsb"], [1])
 
 
+def test_metrics_of_no_scenario_are_empty_columns():
+    """A shard where --csim-sample drew no fault hands the C-sim engine zero scenarios."""
+    golden = np.zeros((4, 3), dtype=np.int64)
+    none = np.zeros((0, 4, 3), dtype=np.int64)
+    m = fault_metrics(golden, none, labels=np.zeros(4, dtype=np.int64))
+    assert all(v.shape == (0,) and v.dtype == np.int64 for v in m.values()), m
+    agree = engine_agreement(none, none)
+    assert all(v.shape == (0,) for v in agree.values()), agree
+
+
 def test_selection_is_validated():
     with pytest.raises(FkhlsError, match="--ber RATE, --trials N and --seed S"):
         Selection("ber", ber=0.01)
