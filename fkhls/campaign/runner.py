@@ -827,41 +827,59 @@ def _execute(state: _State, tasks, n_tasks: int, workers: int):
 
 
 def _meta_columns(manifest: Manifest, scenarios: Sequence[FaultScenario]) -> dict[str, np.ndarray]:
-    """Where each scenario is: FKeras coordinates and hardware array/element/bit (single-bit rows)."""
+    """Where each scenario is: FKeras coordinates and hardware array/element/bit (single-bit rows).
+
+    Vectorized per tensor (``AddressMap.element_bits``): one pass over the scenarios collects two
+    integers per row, so a table of a million faults costs its numpy columns, not Python objects."""
     from fkhls.faults.addressing import address_map, spec_from_manifest
+    from fkhls.faults.descriptors import lb_index_to_wb_index
 
     spec = spec_from_manifest(manifest)
     amap = address_map(manifest)
+    tensors = spec.tensors()
+    code = {(t.layer, t.tensor): i for i, t in enumerate(tensors)}
+    widths = np.array([t.width for t in tensors], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum([t.n_bits for t in tensors])[:-1]]).astype(np.int64)
     n = len(scenarios)
-    single = [s.faults[0] if len(s.faults) == 1 else None for s in scenarios]
-    mapped = dict(zip([i for i, f in enumerate(single) if f is not None],
-                      amap.map_faults([f for f in single if f is not None])))
-    cols: dict[str, list] = {k: [] for k in ("layer", "tensor", "lbi", "bit", "flat_index", "model_bit", "array",
-                                             "element", "array_bit")}
+    tcode = np.full(n, -1, dtype=np.int64)
+    lbi = np.full(n, -1, dtype=np.int64)
+    n_bits = np.empty(n, dtype=np.int64)
+    multi: dict[int, FaultScenario] = {}
     for i, scenario in enumerate(scenarios):
-        fault = single[i]
-        if fault is None:
-            cols["layer"].append("+".join(dict.fromkeys(f.layer for f in scenario.faults)))
-            cols["tensor"].append("+".join(dict.fromkeys(f.tensor for f in scenario.faults)))
-            for key in ("lbi", "bit", "flat_index", "model_bit", "element", "array_bit"):
-                cols[key].append(-1)
-            cols["array"].append("")
-            continue
-        hbit = mapped[i]
-        cols["layer"].append(fault.layer)
-        cols["tensor"].append(fault.tensor)
-        cols["lbi"].append(fault.lbi)
-        cols["bit"].append(fault.bit)
-        cols["flat_index"].append(fault.flat_index)
-        cols["model_bit"].append(model_bit_of(spec, fault))
-        cols["array"].append(hbit.array)
-        cols["element"].append(hbit.element)
-        cols["array_bit"].append(-1 if hbit.array_bit is None else hbit.array_bit)
-    out = {"scenario": np.arange(n, dtype=np.int64), "name": np.array([s.name for s in scenarios]),
-           "n_bits": np.array([len(s.faults) for s in scenarios], dtype=np.int64)}
-    for key, values in cols.items():
-        out[key] = np.array(values) if key in ("layer", "tensor", "array") else np.array(values, dtype=np.int64)
-    return out
+        n_bits[i] = len(scenario.faults)
+        if len(scenario.faults) == 1:
+            fault = scenario.faults[0]
+            tcode[i], lbi[i] = code[(fault.layer, fault.tensor)], fault.lbi
+        else:
+            multi[i] = scenario
+    single = tcode >= 0
+    flat, bit = np.full(n, -1, dtype=np.int64), np.full(n, -1, dtype=np.int64)
+    flat[single], bit[single] = lb_index_to_wb_index(lbi[single], widths[tcode[single]])
+    element, array_bit = np.full(n, -1, dtype=np.int64), np.full(n, -1, dtype=np.int64)
+    arrays = []
+    for k, t in enumerate(tensors):
+        rows = np.flatnonzero(tcode == k)
+        array, element[rows], array_bit[rows] = amap.element_bits(t.layer, t.tensor, lbi[rows])
+        arrays.append(array)
+    pick = np.where(single, tcode, 0)
+
+    def text(names: list[str], joined) -> np.ndarray:
+        column = np.array(names + [""])[np.where(single, pick, len(names))]
+        if multi:
+            column = column.astype(object)
+            for i, scenario in multi.items():
+                column[i] = joined(scenario)
+            column = column.astype(str)
+        return column
+
+    return {
+        "scenario": np.arange(n, dtype=np.int64), "name": np.array([s.name for s in scenarios]), "n_bits": n_bits,
+        "layer": text([t.layer for t in tensors], lambda s: "+".join(dict.fromkeys(f.layer for f in s.faults))),
+        "tensor": text([t.tensor for t in tensors], lambda s: "+".join(dict.fromkeys(f.tensor for f in s.faults))),
+        "lbi": lbi, "bit": bit, "flat_index": flat,
+        "model_bit": np.where(single, offsets[pick] + lbi, -1),
+        "array": text(arrays, lambda s: ""), "element": element, "array_bit": array_bit,
+    }
 
 
 def load_results(results_dir: str | Path) -> FaultTable:
