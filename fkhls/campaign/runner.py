@@ -47,7 +47,7 @@ import numpy as np
 
 from fkhls import __version__
 from fkhls.core.errors import FkhlsError, ProjectError
-from fkhls.faults.descriptors import TENSORS, FaultScenario, exhaustive_faults, model_bit_of, random_ber_scenarios
+from fkhls.faults.descriptors import TENSORS, FaultScenario, exhaustive_fault_list, random_ber_scenarios
 from fkhls.core.files import (CAMPAIGN, atomic_save_npy, atomic_savez, atomic_write_text, classify_output_dir,
                               directory_lock, load_array, sha256_file)
 from fkhls.faults.descriptors import fault_from_model_bit  # ordered campaigns (a ranking's top bits)
@@ -275,6 +275,32 @@ def default_shard_size(n_samples: int, n_outputs: int) -> int:
     return int(min(4096, 1 << (fits.bit_length() - 1)))
 
 
+class ScenarioList(Sequence):
+    """Single-bit scenarios of the population faults ``chosen`` (all by default), made only when read.
+
+    A campaign's scenario list is never whole in memory: the driver keeps this (8 to 16 bytes per
+    fault), a worker receives only its shard's scenarios (``ShardTask``)."""
+
+    def __init__(self, population: Sequence, chosen: np.ndarray | None = None):
+        self.population = population
+        self.chosen = chosen
+
+    def __len__(self) -> int:
+        return len(self.population) if self.chosen is None else len(self.chosen)
+
+    def _scenario(self, i: int) -> FaultScenario:
+        f = self.population[i if self.chosen is None else int(self.chosen[i])]
+        return FaultScenario(f"{f.layer}.{f.tensor}[lbi={f.lbi}]", (f,))
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self._scenario(i) for i in range(*index.indices(len(self)))]
+        index = int(index)
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"scenario {index} of {len(self)}")
+        return self._scenario(index % len(self))
+
+
 @dataclass(frozen=True)
 class SampleDesign:
     """A single-bit campaign as a sample of its population (``exhaustive_faults`` of the selection).
@@ -284,16 +310,15 @@ class SampleDesign:
     stratum has 2, so every stratum has a variance).
     """
 
-    population: tuple  # BitFaults in model-bit order
+    population: Sequence  # BitFaults in model-bit order (a compact descriptors.FaultList)
     strata: tuple  # fkhls.faults.sampling.Stratum per stratum
     owner: np.ndarray  # stratum index of each population fault
     sizes: tuple[int, ...]
     chosen: np.ndarray  # population indices measured, sorted
 
-    def scenarios(self) -> list[FaultScenario]:
-        """The measured faults as single-bit scenarios, in population (model-bit) order."""
-        return [FaultScenario(f"{f.layer}.{f.tensor}[lbi={f.lbi}]", (f,))
-                for f in (self.population[i] for i in self.chosen)]
+    def scenarios(self) -> "ScenarioList":
+        """The measured faults as single-bit scenarios, in population (model-bit) order (made when read)."""
+        return ScenarioList(self.population, self.chosen)
 
     def notes(self, selection: Selection) -> dict:
         """What ``fkhls.campaign.report`` needs: the design's parameters, strata and cell populations."""
@@ -322,7 +347,7 @@ def sample_design(spec, selection: Selection) -> SampleDesign:
     from fkhls.campaign.statistics import sample_size
     from fkhls.faults.sampling import stratified_draw, strata_of
 
-    faults = tuple(exhaustive_faults(spec, selection.layers, selection.tensors, selection.bits))
+    faults = exhaustive_fault_list(spec, selection.layers, selection.tensors, selection.bits)
     if selection.mode == "exhaustive":
         strata, owner = strata_of(faults, "model")
         return SampleDesign(faults, strata, owner, (len(faults),), np.arange(len(faults), dtype=np.int64))
@@ -342,8 +367,7 @@ def campaign_scenarios(spec, selection: Selection) -> list[FaultScenario]:
         faults = [fault_from_model_bit(spec, int(b)) for b in selection.model_bits]
         return [FaultScenario(f"{f.layer}.{f.tensor}[lbi={f.lbi}]", (f,)) for f in faults]
     if selection.mode == "exhaustive":
-        faults = exhaustive_faults(spec, selection.layers, selection.tensors, selection.bits)
-        return [FaultScenario(f"{f.layer}.{f.tensor}[lbi={f.lbi}]", (f,)) for f in faults]
+        return ScenarioList(exhaustive_fault_list(spec, selection.layers, selection.tensors, selection.bits))
     if selection.mode == "sampled":
         return sample_design(spec, selection).scenarios()
     return random_ber_scenarios(spec, float(selection.ber), int(selection.trials), int(selection.seed),
