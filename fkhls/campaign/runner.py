@@ -1004,8 +1004,8 @@ def report_campaign(results_dir: str | Path, table: FaultTable | None = None, ti
         "golden_accuracy": {e: c / table.n_samples for e, c in table.notes.get("golden_correct", {}).items()},
         "timings": {**{k: v for k, v in (timings or {}).items()},
                     **{f"{e}_engine_seconds": s for e, s in per_engine.items()},
-                    **{f"{e}_fault_samples_per_second": len(table) * table.n_samples / s
-                       for e, s in per_engine.items() if s > 0}},
+                    **{f"{e}_fault_samples_per_second": int(table.ran(e).sum()) * table.n_samples / s
+                       for e, s in per_engine.items() if s > 0}},  # --csim-sample: the faults C-sim ran
     }
     title = f"{Path(identity['project']).name}, {identity['selection']['mode']}, engine {identity['engine']}"
     paths = write_report(results_dir, table, info, title, csv=False)

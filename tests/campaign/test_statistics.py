@@ -373,6 +373,8 @@ def test_csim_sample_cross_checks_a_seeded_subset_and_states_the_bound(demo, tmp
     assert json.loads((tmp_path / "c" / "campaign.json").read_text())["seeds"]["csim_sample"] == 3
     assert "0 of 40 sampled faults disagree: at 99% confidence" in (tmp_path / "c" / "report.md").read_text()
     assert summary["confidence"] == 0.99
+    timings = summary["timings"]  # the C-sim rate counts the faults it ran, not the TF engine's
+    assert timings["csim_fault_samples_per_second"] == pytest.approx(40 * N_INPUTS / timings["csim_engine_seconds"])
     # --confidence reaches the bound of an exhaustive campaign's C-sim sample
     run_campaign(replace(config, selection=replace(selection, confidence=0.95)), tmp_path / "c95", workers=1,
                  quiet=True)
