@@ -112,6 +112,33 @@ def test_metrics_of_no_scenario_are_empty_columns():
     assert all(v.shape == (0,) for v in agree.values()), agree
 
 
+def test_workers_get_only_their_shards_scenarios(project):
+    """Each ShardTask carries scenarios lo..hi-1 of the campaign's list and its --csim-sample offsets; the
+    state sent once per worker has no per-fault field."""
+    import dataclasses
+
+    from fkhls.campaign.runner import ScenarioList, _State, campaign_scenarios, shard_tasks
+    from fkhls.faults.addressing import spec_from_manifest
+    from fkhls.faults.descriptors import FaultScenario, exhaustive_faults
+
+    from fkhls.project.manifest import load_manifest
+
+    spec = spec_from_manifest(load_manifest(project[0]))
+    scenarios = campaign_scenarios(spec, Selection("exhaustive"))
+    assert isinstance(scenarios, ScenarioList)
+    full = exhaustive_faults(spec)
+    assert [s.faults[0] for s in scenarios] == full
+    assert scenarios[7] == FaultScenario(f"{full[7].layer}.{full[7].tensor}[lbi={full[7].lbi}]", (full[7],))
+    rows = np.array([0, 3, 99, 100, 101, len(full) - 1])
+    tasks = list(shard_tasks(scenarios, [0, 1, (len(full) - 1) // 100], 100, rows))
+    assert [(t.index, t.lo, len(t.scenarios)) for t in tasks[:2]] == [(0, 0, 100), (1, 100, 100)]
+    assert list(tasks[1].scenarios) == scenarios[100:200]
+    assert_array_equal(tasks[0].csim_rows, [0, 3, 99])
+    assert_array_equal(tasks[1].csim_rows, [0, 1])
+    assert tasks[2].lo + len(tasks[2].scenarios) == len(full) and tasks[2].csim_rows[-1] == len(tasks[2].scenarios) - 1
+    assert not {"scenarios", "hw", "csim_rows"} & {f.name for f in dataclasses.fields(_State)}
+
+
 def test_selection_is_validated():
     with pytest.raises(FkhlsError, match="--ber RATE, --trials N and --seed S"):
         Selection("ber", ber=0.01)
