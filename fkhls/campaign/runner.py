@@ -269,10 +269,22 @@ def _differences(old: dict, new: dict) -> list[str]:
             if old.get(key) != new.get(key)]
 
 
-def default_shard_size(n_samples: int, n_outputs: int) -> int:
-    """Scenarios per shard when none is given: a function of the data only, so resuming finds the same shards."""
+# A default shard size also leaves at least MIN_SHARDS shards, so that workers share a small campaign evenly
+# (7 shards on 2 workers would idle one for a seventh of the run), but never goes below MIN_SHARD_SIZE faults,
+# which keeps a shard's fixed costs (a C-sim harness start and its golden pass) small beside its work.
+MIN_SHARDS = 16
+MIN_SHARD_SIZE = 256
+
+
+def default_shard_size(n_samples: int, n_outputs: int, n_scenarios: int | None = None) -> int:
+    """Scenarios per shard when none is given: a function of the data and the fault list only (a power of two),
+    and a resumed campaign keeps the size its ``campaign.json`` recorded."""
     fits = max(1, SHARD_WORDS // max(1, n_samples * n_outputs))
-    return int(min(4096, 1 << (fits.bit_length() - 1)))
+    size = min(4096, 1 << (fits.bit_length() - 1))
+    if n_scenarios is not None:
+        even = max(1, -(-int(n_scenarios) // MIN_SHARDS))
+        size = min(size, max(MIN_SHARD_SIZE, 1 << (even.bit_length() - 1)))
+    return int(size)
 
 
 class ScenarioList(Sequence):
@@ -576,6 +588,14 @@ def load_labels(path: str | Path, n: int) -> np.ndarray:
     return labels.astype(np.int64)
 
 
+def _recorded_shard_size(results_dir: Path) -> int | None:
+    """The shard size of the campaign already in ``results_dir`` (resuming keeps its shards), or None."""
+    try:
+        return int(json.loads((results_dir / CAMPAIGN_JSON).read_text())["shard_size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _prepare_dir(results_dir: Path, identity: dict, force: bool) -> None:
     """Create or check the results directory; ``force`` removes only the files a campaign writes."""
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -735,7 +755,9 @@ def _run_locked(config: CampaignConfig, results_dir: Path, *, workers: int | Non
     if config.csim_sample is not None:  # checked before anything is written
         csim_rows = csim_sample_rows(len(scenarios), config.csim_sample, config.csim_seed)
     if config.shard_size is None:
-        config = replace(config, shard_size=default_shard_size(x_raw.shape[0], int(np.prod(manifest.output_shape))))
+        recorded = None if force else _recorded_shard_size(results_dir)
+        config = replace(config, shard_size=recorded or default_shard_size(
+            x_raw.shape[0], int(np.prod(manifest.output_shape)), len(scenarios)))
     identity = campaign_identity(config, manifest, x_raw.shape[0], len(scenarios))
     if design is not None:  # recorded, not compared: the selection (with its seed) already determines it
         identity["strata"] = [{"label": st.label, "population": st.population, "sample": int(n)}

@@ -68,7 +68,8 @@ def _ranked_bits(project: str, order: str, budget: int | None) -> tuple[int, ...
               help="Results directory (kept outside the project: the golden project is only read).")
 @click.option("--shard-size", type=click.IntRange(min=1),
               help="Faults per shard (unit of work, storage and resume) [default: up to 4096, sized so a shard's "
-                   "output words stay under 16 M].")
+                   "output words stay under 16 M and, from 256 up, so there are at least 16 shards; a resumed "
+                   "campaign keeps its own].")
 @click.option("--workers", type=click.IntRange(min=1),
               help="Worker processes of the local pool or local Dask cluster [default: all cores].")
 @click.option("--dask", "use_dask", is_flag=True,

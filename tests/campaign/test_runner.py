@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from fkhls.campaign.runner import (
     CampaignConfig,
     CampaignMismatchError,
     Selection,
+    default_shard_size,
     engine_agreement,
     fault_metrics,
     load_results,
@@ -216,6 +218,16 @@ def test_resume_runs_only_missing_shards(project, tmp_path):
     _assert_same_shards(tmp_path / "r", tmp_path / "w")
     again = run_campaign(config, tmp_path / "w", workers=1, quiet=True)  # finished: nothing to do
     assert again.shards_run == 0 and len(again.table) == len(whole.table)
+    # without --shard-size, a resumed campaign keeps the size it recorded (not today's default)
+    default = run_campaign(replace(config, shard_size=None), tmp_path / "w", workers=1, quiet=True)
+    assert default.shards_run == 0 and default.identity["shard_size"] == 100
+
+
+def test_default_shard_size_bounds_memory_and_leaves_shards_for_every_worker():
+    assert default_shard_size(1000, 5) == 2048  # 16 M words / 5,000 per fault, as a power of two
+    assert default_shard_size(1000, 5, 26334) == 1024  # the demo: 26 shards, not 13
+    assert default_shard_size(1000, 5, 1000) == 256  # never below 256 faults per shard
+    assert default_shard_size(1000, 5, 10**7) == 2048 and default_shard_size(10**6, 100, 10**7) == 1  # the memory cap wins
 
 
 def test_another_campaign_in_the_directory_is_refused_unless_forced(project, tmp_path):
