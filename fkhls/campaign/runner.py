@@ -9,7 +9,9 @@ it through the engines asked for (``tf``: the exact integer emulator of ``fkhls.
 numpy; ``csim``: the C-sim fault harness -- the cone harness when the project supports it),
 compares the engines' raw output words in memory (with ``csim_sample``: only on a seeded sample of
 the scenarios, the TF engine running all), reduces them to per-scenario rows and writes
-``shards/shard-NNNNN.npz`` atomically. Shard boundaries do not depend on the number of
+``shards/shard-NNNNN.parquet`` atomically. A worker receives only its shard's scenarios (``ShardTask``);
+the driver keeps the list compact (``ScenarioList`` over a ``descriptors.FaultList``: a few bytes per
+fault), so neither grows by hundreds of bytes per fault. Shard boundaries do not depend on the number of
 workers, and a shard's rows depend only on its scenarios, so results are identical for any
 worker count and any interruption pattern.
 
@@ -373,8 +375,9 @@ def sample_design(spec, selection: Selection) -> SampleDesign:
     return SampleDesign(faults, strata, owner, sizes, chosen)
 
 
-def campaign_scenarios(spec, selection: Selection) -> list[FaultScenario]:
-    """The campaign's ordered scenario list (deterministic: model-bit order, or trials 0..N-1 of the seed)."""
+def campaign_scenarios(spec, selection: Selection) -> Sequence[FaultScenario]:
+    """The campaign's ordered scenario list (deterministic: model-bit order, or trials 0..N-1 of the seed);
+    single-bit selections come as a compact ``ScenarioList``."""
     if selection.mode == "ordered":  # a ranking's top bits, one at a time, in its order
         faults = [fault_from_model_bit(spec, int(b)) for b in selection.model_bits]
         return [FaultScenario(f"{f.layer}.{f.tensor}[lbi={f.lbi}]", (f,)) for f in faults]
