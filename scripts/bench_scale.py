@@ -172,9 +172,11 @@ def naive_rows(manifest, run: Run, x: np.ndarray, n_tf: int, n_csim: int, tmp: P
 def print_part(title: str, run: Run, n_samples: int, naive: list[tuple], extra: list[str]) -> None:
     me, child = peak_rss()
     print(f"\n== {title}")
-    print(f"campaign wall {run.wall:.1f} s (set-up {run.summary.get('timings', {}).get('setup_seconds', 0):.1f} s, "
-          f"shards {run.summary.get('timings', {}).get('shards_seconds', 0):.1f} s); peak RSS: campaign process "
-          f"{me:.0f} MiB, largest child {child:.0f} MiB")
+    timings = run.summary.get("timings", {})
+    setup, shards = timings.get("setup_seconds", 0.0), timings.get("shards_seconds", 0.0)
+    print(f"campaign wall {run.wall:.1f} s (set-up {setup:.1f} s, shards {shards:.1f} s, report and the rest "
+          f"{run.wall - setup - shards:.1f} s); peak RSS: campaign process {me:.0f} MiB, largest child {child:.0f} MiB "
+          "(a child forked from the campaign process counts its pages: an upper bound)")
     print(f"{'':44s} {'faults':>10s} {'seconds':>9s} {'per fault':>11s} {'fault x samples/s':>18s}")
     per_fault = {}
     for engine, seconds in run.engine_seconds.items():
