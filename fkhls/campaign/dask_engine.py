@@ -93,6 +93,11 @@ def _dask_shard(task, token: str) -> tuple:
     return _run_shard(task, state)
 
 
+def task_key(token: str, task) -> str:
+    """The Dask key of a shard task: campaign token and shard index."""
+    return f"{token}-{task.index:05d}"
+
+
 def _token(state) -> str:
     """Names this campaign's plugin and tasks on the cluster (results do not depend on it)."""
     return hashlib.sha256(f"{state.shard_dir}\0{os.getpid()}\0{id(state)}".encode()).hexdigest()[:16]
@@ -138,20 +143,26 @@ def dask_executor(scheduler: str) -> Callable[..., Iterator[tuple]]:
             tasks = iter(tasks)
             ahead = AHEAD * max(1, workers if cluster is not None else len(client.scheduler_info()["workers"]))
 
+            live = set()  # submitted, not yet finished
+
             def submit(batch):
-                return [client.submit(_dask_shard, task, token=token, key=f"fkhls-shard-{token}-{task.index:05d}",
-                                      pure=False) for task in batch]
+                new = [client.submit(_dask_shard, task, token=token, key=f"fkhls-shard-{task_key(token, task)}",
+                                     pure=False) for task in batch]
+                live.update(new)
+                return new
 
             futures = as_completed(submit(islice(tasks, ahead)))
             try:
                 for future in futures:
                     result = future.result()
+                    live.discard(future)
                     for new in submit(islice(tasks, 1)):
                         futures.add(new)
                     future.release()
                     yield result
             finally:
-                futures.clear()  # on an error or Ctrl-C: drop queued shards (released); finished files stay
+                futures.clear()
+                client.cancel(list(live))  # on an error or Ctrl-C: drop queued shards; finished files stay
                 if cluster is None:
                     try:
                         client.unregister_worker_plugin(plugin.name)
