@@ -6,10 +6,10 @@
 Parts (each runs in its own process, so its peak memory is its own):
 
 * ``dense`` (a): a generated QKeras MLP 16-200-200-200-200-200-5, 8-bit weights and biases
-  (165,605 parameters, 1,324,840 single-bit faults): the TF engine runs every fault, the C-sim
+  (165,205 parameters, 1,321,640 single-bit faults): the TF engine runs every fault, the C-sim
   engine cross-checks a seeded sample (``--csim-sample``, default 10,000).
 * ``cnn`` (b): a generated io_stream QKeras CNN (16x16x3 -> conv 16 -> conv 32 stride 2 -> dense 48
-  -> dense 10, 61,498 parameters): a statistical campaign at 99 % confidence / ``--margin`` per
+  -> dense 10, 60,922 parameters): a statistical campaign at 99 % confidence / ``--margin`` per
   layer, every sampled fault through both engines.
 * ``demo`` (c): the demo's exhaustive campaign (26,334 faults), both engines, cross-checked.
 * ``dask`` (d): the demo's exhaustive TF campaign on a Dask LocalCluster of 1 and of 2 workers:
