@@ -13,7 +13,7 @@ Parts (each runs in its own process, so its peak memory is its own):
   layer, every sampled fault through both engines.
 * ``demo`` (c): the demo's exhaustive campaign (26,334 faults), both engines, cross-checked.
 * ``dask`` (d): the demo's exhaustive TF campaign on a Dask LocalCluster of 1 and of 2 workers:
-  scaling efficiency ``T1 / (2 T2)`` on the shards' wall time (cluster start-up reported apart).
+  scaling efficiency ``T1 / (2 T2)`` on the campaigns' wall time (set-up and cluster start included).
 
 Per part it prints wall time, faults x samples per second per engine (one-core seconds summed
 over shards), peak RSS of the campaign process and of its largest child (``ru_maxrss``), and the
@@ -281,7 +281,7 @@ def part_dask(args, tmp: Path) -> None:
         run = campaign(config, tmp / f"dask{workers}", workers, scheduler="dask-local", report=False)
         shards[workers] = run
     one, two = shards[1], shards[2]
-    # shards_seconds includes starting the LocalCluster; the engine's own time is summed over shards.
+    # Wall time includes set-up and starting the LocalCluster; the engine's own time is summed over shards.
     print(f"\n== (d) Dask LocalCluster, demo exhaustive TF campaign, {args.samples:,} samples, shard "
           f"{args.dask_shard}: 1 vs 2 workers")
     me, child = peak_rss()
