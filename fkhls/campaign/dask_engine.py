@@ -83,14 +83,19 @@ def _drop_state(token: str) -> None:
     _STATES.pop(token, None)
 
 
-def _dask_shard(index: int, token: str) -> tuple:
-    """The task: compute and write shard ``index`` with this worker's copy of the campaign state."""
+def _dask_shard(task, token: str) -> tuple:
+    """The task: compute and write the shard of ``task`` (a ``runner.ShardTask``) with this worker's campaign state."""
     from fkhls.campaign.runner import _run_shard
 
     state = _STATES.get(token)
     if state is None:
         raise FkhlsError(f"Dask worker {os.getpid()} has no state for campaign {token} (plugin not applied)")
-    return _run_shard(index, state)
+    return _run_shard(task, state)
+
+
+def task_key(token: str, task) -> str:
+    """The Dask key of a shard task: campaign token and shard index."""
+    return f"{token}-{task.index:05d}"
 
 
 def _token(state) -> str:
@@ -99,12 +104,18 @@ def _token(state) -> str:
 
 
 def dask_executor(scheduler: str) -> Callable[..., Iterator[tuple]]:
-    """An executor with the signature of ``runner._execute``: (state, pending, workers) -> shard results."""
+    """An executor with the signature of ``runner._execute``: (state, tasks, n_tasks, workers) -> shard results.
+
+    Tasks are submitted a few per worker ahead (``runner.AHEAD``), so the scheduler never holds the whole
+    campaign's scenarios; a task lost with a killed worker is rerun by Dask from the copy it keeps."""
     check_scheduler(scheduler)
 
-    def execute(state, pending: list[int], workers: int) -> Iterator[tuple]:
-        if not pending:
+    def execute(state, tasks, n_tasks: int, workers: int) -> Iterator[tuple]:
+        if not n_tasks:
             return
+        from itertools import islice
+
+        from fkhls.campaign.runner import AHEAD
         from distributed import Client, LocalCluster, as_completed
 
         cluster = client = None
@@ -115,7 +126,7 @@ def dask_executor(scheduler: str) -> Callable[..., Iterator[tuple]]:
         dask_log.setLevel(logging.WARNING)
         try:
             if scheduler == DASK_LOCAL:
-                cluster = LocalCluster(n_workers=max(1, min(workers, len(pending))), threads_per_worker=1,
+                cluster = LocalCluster(n_workers=max(1, min(workers, n_tasks)), threads_per_worker=1,
                                        processes=True, host="127.0.0.1", dashboard_address=None,
                                        memory_limit=0,  # shards bound a worker's memory; never pause or kill it
                                        silence_logs=logging.ERROR)
@@ -129,13 +140,29 @@ def dask_executor(scheduler: str) -> Callable[..., Iterator[tuple]]:
                 campaign_pid = None  # the site's workers are not ours to stop
             plugin = _plugin_class()(replace(state, manifest=None), token, campaign_pid)
             client.register_plugin(plugin)
-            keys = [f"fkhls-shard-{token}-{index:05d}" for index in pending]
-            futures = client.map(_dask_shard, pending, token=token, key=keys, pure=False)
+            tasks = iter(tasks)
+            ahead = AHEAD * max(1, workers if cluster is not None else len(client.scheduler_info()["workers"]))
+
+            live = set()  # submitted, not yet finished
+
+            def submit(batch):
+                new = [client.submit(_dask_shard, task, token=token, key=f"fkhls-shard-{task_key(token, task)}",
+                                     pure=False) for task in batch]
+                live.update(new)
+                return new
+
+            futures = as_completed(submit(islice(tasks, ahead)))
             try:
-                for future in as_completed(futures):
-                    yield future.result()
+                for future in futures:
+                    result = future.result()
+                    live.discard(future)
+                    for new in submit(islice(tasks, 1)):
+                        futures.add(new)
+                    future.release()
+                    yield result
             finally:
-                client.cancel(futures)  # on an error or Ctrl-C: drop queued shards; finished files stay
+                futures.clear()
+                client.cancel(list(live))  # on an error or Ctrl-C: drop queued shards; finished files stay
                 if cluster is None:
                     try:
                         client.unregister_worker_plugin(plugin.name)

@@ -54,6 +54,7 @@ __all__ = [
     "statistics_summary",
     "sensitivity_intervals",
     "csim_sample_bound",
+    "reported_confidence",
 ]
 
 # Metric columns per engine (prefix "<engine>_"): see FaultTable.
@@ -336,7 +337,9 @@ def _cell_population(design: Mapping[str, Any]) -> dict[tuple[str, int], int]:
 
 def _confidence(design: Mapping[str, Any]) -> float:
     # An exhaustive design has no confidence: every domain is measured whole and its interval has width zero.
-    return float(design.get("confidence") or 0.99)
+    from fkhls.campaign.statistics import DEFAULT_CONFIDENCE
+
+    return float(design.get("confidence") or DEFAULT_CONFIDENCE)
 
 
 def domain_estimates(table: FaultTable, rate: str, by: str, engine: str | None = None,
@@ -435,11 +438,11 @@ def sensitivity_intervals(table: FaultTable, sens: Sensitivity, engine: str | No
 
 def csim_sample_bound(table: FaultTable) -> dict:
     """What ``--csim-sample`` proves: k disagreements in n cross-checked faults bound the rate over all faults."""
-    from fkhls.campaign.statistics import disagreement_bound
+    from fkhls.campaign.statistics import DEFAULT_CONFIDENCE, disagreement_bound
 
     checked = table.ran("csim")
     info = dict(table.notes.get("csim_sample", {}))
-    confidence = float(info.get("confidence") or 0.99)
+    confidence = float(info.get("confidence") or DEFAULT_CONFIDENCE)
     n = int(checked.sum())
     k = int(np.count_nonzero(np.asarray(table.columns["mismatched_words"])[checked] > 0)) if n else 0
     bound = disagreement_bound(k, n, confidence) if n else 1.0
@@ -452,6 +455,16 @@ def csim_sample_bound(table: FaultTable) -> dict:
                      f"less than {bound:.3g} of the {len(table):,} faults (about {bound * len(table):,.0f} faults; "
                      f"{method}, binomial, conservative for a draw without replacement)",
     }
+
+
+def reported_confidence(table: FaultTable) -> float | None:
+    """The confidence of the campaign's intervals and of its --csim-sample bound (None: every number is exact)."""
+    design = _design(table)
+    if design is not None and design["mode"] != "exhaustive":
+        return _confidence(design)
+    if table.csim_sampled:
+        return csim_sample_bound(table)["confidence"]
+    return None
 
 
 def build_summary(table: FaultTable, info: Mapping[str, Any], worst: int = 20) -> dict:
@@ -481,6 +494,7 @@ def build_summary(table: FaultTable, info: Mapping[str, Any], worst: int = 20) -
             bounds = sensitivity_intervals(table, sensitivity(table, metric))
             if bounds is not None:
                 entry["low"], entry["high"] = to_jsonable(bounds[0]), to_jsonable(bounds[1])
+    summary["confidence"] = reported_confidence(table)
     summary["worst_faults"] = worst_faults(table, worst)
     summary.update({key: to_jsonable(value) for key, value in info.items()})
     return to_jsonable(summary)

@@ -9,7 +9,9 @@ it through the engines asked for (``tf``: the exact integer emulator of ``fkhls.
 numpy; ``csim``: the C-sim fault harness -- the cone harness when the project supports it),
 compares the engines' raw output words in memory (with ``csim_sample``: only on a seeded sample of
 the scenarios, the TF engine running all), reduces them to per-scenario rows and writes
-``shards/shard-NNNNN.npz`` atomically. Shard boundaries do not depend on the number of
+``shards/shard-NNNNN.parquet`` atomically. A worker receives only its shard's scenarios (``ShardTask``);
+the driver keeps the list compact (``ScenarioList`` over a ``descriptors.FaultList``: a few bytes per
+fault), so neither grows by hundreds of bytes per fault. Shard boundaries do not depend on the number of
 workers, and a shard's rows depend only on its scenarios, so results are identical for any
 worker count and any interruption pattern.
 
@@ -30,6 +32,7 @@ kept, missing ones are computed.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import multiprocessing
@@ -49,8 +52,7 @@ from fkhls.core.errors import FkhlsError, ProjectError
 from fkhls.faults.descriptors import (
     TENSORS,
     FaultScenario,
-    exhaustive_faults,
-    model_bit_of,
+    exhaustive_fault_list,
     random_ber_scenarios,
     tensor_names,
 )
@@ -70,6 +72,7 @@ __all__ = [
     "CampaignMismatchError",
     "MODES",
     "SampleDesign",
+    "campaign_confidence",
     "sample_design",
     "csim_sample_rows",
     "campaign_scenarios",
@@ -86,10 +89,6 @@ __all__ = [
 
 ENGINES = ("tf", "csim", "both")
 MODES = ("exhaustive", "ber", "sampled", "ordered")
-# Confidence of the --csim-sample bound when the campaign names none (a sampled campaign uses its own).
-CSIM_BOUND_CONFIDENCE = 0.99
-# Confidence of the intervals of a random-BER campaign's rates over its trials.
-BER_CONFIDENCE = 0.99
 SCHEMA = 2  # 2: shards are Parquet (fkhls.campaign.results_store); schema 1 directories are read, not resumed
 # Default shard: the most scenarios (a power of two, at most 4096) whose faulty output words stay
 # under ~16 M per engine (~128 MB of int64), so a worker's memory is bounded for any model, and
@@ -143,9 +142,12 @@ class Selection:
             raise FkhlsError("--ber is for BER campaigns; an exhaustive or sampled campaign flips one bit at a time")
         if self.mode == "ber" and self.bits is not None:
             raise FkhlsError("--bits selects bit positions of a sampled or exhaustive campaign only")
-        if self.mode != "sampled" and any(v is not None for v in (self.confidence, self.margin, self.per,
-                                                                    self.prior)):
-            raise FkhlsError("--confidence, --margin, --per and --prior describe a sampled campaign only")
+        if self.mode != "sampled" and any(v is not None for v in (self.margin, self.per, self.prior)):
+            raise FkhlsError("--margin, --per and --prior describe a sampled campaign only")
+        if self.mode != "sampled" and self.confidence is not None:  # the BER intervals, the --csim-sample bound
+            from fkhls.campaign.statistics import check_confidence
+
+            check_confidence(self.confidence, "confidence")
         if self.mode == "sampled":
             from fkhls.campaign.statistics import check_confidence
             from fkhls.faults.sampling import PER
@@ -206,6 +208,13 @@ class CampaignResult:
 
 
 # ----------------------------------------------------------------------------- what the campaign is
+
+
+def campaign_confidence(selection: Selection) -> float:
+    """The confidence of every interval and bound the campaign reports: ``--confidence``, else the default."""
+    from fkhls.campaign.statistics import DEFAULT_CONFIDENCE
+
+    return DEFAULT_CONFIDENCE if selection.confidence is None else float(selection.confidence)
 
 
 
@@ -273,10 +282,48 @@ def _differences(old: dict, new: dict) -> list[str]:
             if old.get(key) != new.get(key)]
 
 
-def default_shard_size(n_samples: int, n_outputs: int) -> int:
-    """Scenarios per shard when none is given: a function of the data only, so resuming finds the same shards."""
+# A default shard size also leaves at least MIN_SHARDS shards, so that workers share a small campaign evenly
+# (7 shards on 2 workers would idle one for a seventh of the run), but never goes below MIN_SHARD_SIZE faults,
+# which keeps a shard's fixed costs (a C-sim harness start and its golden pass) small beside its work.
+MIN_SHARDS = 16
+MIN_SHARD_SIZE = 256
+
+
+def default_shard_size(n_samples: int, n_outputs: int, n_scenarios: int | None = None) -> int:
+    """Scenarios per shard when none is given: a function of the data and the fault list only (a power of two),
+    and a resumed campaign keeps the size its ``campaign.json`` recorded."""
     fits = max(1, SHARD_WORDS // max(1, n_samples * n_outputs))
-    return int(min(4096, 1 << (fits.bit_length() - 1)))
+    size = min(4096, 1 << (fits.bit_length() - 1))
+    if n_scenarios is not None:
+        even = max(1, -(-int(n_scenarios) // MIN_SHARDS))
+        size = min(size, max(MIN_SHARD_SIZE, 1 << (even.bit_length() - 1)))
+    return int(size)
+
+
+class ScenarioList(Sequence):
+    """Single-bit scenarios of the population faults ``chosen`` (all by default), made only when read.
+
+    A campaign's scenario list is never whole in memory: the driver keeps this (8 to 16 bytes per
+    fault), a worker receives only its shard's scenarios (``ShardTask``)."""
+
+    def __init__(self, population: Sequence, chosen: np.ndarray | None = None):
+        self.population = population
+        self.chosen = chosen
+
+    def __len__(self) -> int:
+        return len(self.population) if self.chosen is None else len(self.chosen)
+
+    def _scenario(self, i: int) -> FaultScenario:
+        f = self.population[i if self.chosen is None else int(self.chosen[i])]
+        return FaultScenario(f"{f.layer}.{f.tensor}[lbi={f.lbi}]", (f,))
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self._scenario(i) for i in range(*index.indices(len(self)))]
+        index = int(index)
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"scenario {index} of {len(self)}")
+        return self._scenario(index % len(self))
 
 
 @dataclass(frozen=True)
@@ -288,16 +335,15 @@ class SampleDesign:
     stratum has 2, so every stratum has a variance).
     """
 
-    population: tuple  # BitFaults in model-bit order
+    population: Sequence  # BitFaults in model-bit order (a compact descriptors.FaultList)
     strata: tuple  # fkhls.faults.sampling.Stratum per stratum
     owner: np.ndarray  # stratum index of each population fault
     sizes: tuple[int, ...]
     chosen: np.ndarray  # population indices measured, sorted
 
-    def scenarios(self) -> list[FaultScenario]:
-        """The measured faults as single-bit scenarios, in population (model-bit) order."""
-        return [FaultScenario(f"{f.layer}.{f.tensor}[lbi={f.lbi}]", (f,))
-                for f in (self.population[i] for i in self.chosen)]
+    def scenarios(self) -> "ScenarioList":
+        """The measured faults as single-bit scenarios, in population (model-bit) order (made when read)."""
+        return ScenarioList(self.population, self.chosen)
 
     def notes(self, selection: Selection) -> dict:
         """What ``fkhls.campaign.report`` needs: the design's parameters, strata and cell populations."""
@@ -326,7 +372,7 @@ def sample_design(spec, selection: Selection) -> SampleDesign:
     from fkhls.campaign.statistics import sample_size
     from fkhls.faults.sampling import stratified_draw, strata_of
 
-    faults = tuple(exhaustive_faults(spec, selection.layers, selection.tensors, selection.bits))
+    faults = exhaustive_fault_list(spec, selection.layers, selection.tensors, selection.bits)
     if selection.mode == "exhaustive":
         strata, owner = strata_of(faults, "model")
         return SampleDesign(faults, strata, owner, (len(faults),), np.arange(len(faults), dtype=np.int64))
@@ -340,14 +386,14 @@ def sample_design(spec, selection: Selection) -> SampleDesign:
     return SampleDesign(faults, strata, owner, sizes, chosen)
 
 
-def campaign_scenarios(spec, selection: Selection) -> list[FaultScenario]:
-    """The campaign's ordered scenario list (deterministic: model-bit order, or trials 0..N-1 of the seed)."""
+def campaign_scenarios(spec, selection: Selection) -> Sequence[FaultScenario]:
+    """The campaign's ordered scenario list (deterministic: model-bit order, or trials 0..N-1 of the seed);
+    single-bit selections come as a compact ``ScenarioList``."""
     if selection.mode == "ordered":  # a ranking's top bits, one at a time, in its order
         faults = [fault_from_model_bit(spec, int(b)) for b in selection.model_bits]
         return [FaultScenario(f"{f.layer}.{f.tensor}[lbi={f.lbi}]", (f,)) for f in faults]
     if selection.mode == "exhaustive":
-        faults = exhaustive_faults(spec, selection.layers, selection.tensors, selection.bits)
-        return [FaultScenario(f"{f.layer}.{f.tensor}[lbi={f.lbi}]", (f,)) for f in faults]
+        return ScenarioList(exhaustive_fault_list(spec, selection.layers, selection.tensors, selection.bits))
     if selection.mode == "sampled":
         return sample_design(spec, selection).scenarios()
     return random_ber_scenarios(spec, float(selection.ber), int(selection.trials), int(selection.seed),
@@ -363,11 +409,12 @@ def fault_metrics(golden: np.ndarray, outputs: np.ndarray, labels: np.ndarray | 
     Counts are over all samples; top-1 is numpy's argmax (first maximum) of the raw words;
     ``correct`` (with labels) is the number of samples whose top-1 equals the label.
     """
+    words = int(np.prod(outputs.shape[1:]))  # explicit: a shard where --csim-sample drew no fault has F = 0
     diff = outputs != golden[None]
-    err = np.abs(outputs - golden[None]).reshape(len(outputs), -1)
+    err = np.abs(outputs - golden[None]).reshape(len(outputs), words)
     top1 = outputs.argmax(axis=2)
     out = {
-        "outputs_changed": diff.reshape(len(outputs), -1).sum(axis=1).astype(np.int64),
+        "outputs_changed": diff.reshape(len(outputs), words).sum(axis=1).astype(np.int64),
         "samples_changed": diff.any(axis=2).sum(axis=1).astype(np.int64),
         "max_abs_error_lsb": err.max(axis=1, initial=0).astype(np.int64),
         "top1_changed": (top1 != golden.argmax(axis=1)[None]).sum(axis=1).astype(np.int64),
@@ -380,12 +427,13 @@ def fault_metrics(golden: np.ndarray, outputs: np.ndarray, labels: np.ndarray | 
 def engine_agreement(a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
     """Per scenario: output words where two engines differ (0 = bit-exact), the largest difference in
     LSBs, and the first sample with a difference (-1 when none)."""
+    words = int(np.prod(a.shape[1:]))
     differs = a != b
     per_sample = differs.any(axis=2)
     first = np.where(per_sample.any(axis=1), per_sample.argmax(axis=1), -1)
     return {
-        "mismatched_words": differs.reshape(len(a), -1).sum(axis=1).astype(np.int64),
-        "max_lsb_diff": np.abs(a - b).reshape(len(a), -1).max(axis=1, initial=0).astype(np.int64),
+        "mismatched_words": differs.reshape(len(a), words).sum(axis=1).astype(np.int64),
+        "max_lsb_diff": np.abs(a - b).reshape(len(a), words).max(axis=1, initial=0).astype(np.int64),
         "first_mismatch_sample": first.astype(np.int64),
     }
 
@@ -401,23 +449,43 @@ def csim_engine(manifest: Manifest) -> tuple[Any, str]:
 
 @dataclass
 class _State:
-    """What a worker needs, sent once per worker process (picklable; no TensorFlow objects)."""
+    """What a worker needs, sent once per worker process (picklable; no TensorFlow objects, no fault list:
+    each shard's scenarios travel with its ``ShardTask``, so a worker's memory does not grow with the campaign)."""
 
     project_dir: Path
     engines: tuple[str, ...]
-    scenarios: list
-    shard_size: int
     shard_dir: Path
     x_raw: np.ndarray  # (N, n_in)
     labels: np.ndarray | None
     golden: dict  # engine -> (N, O) raw words
     spec: Any = None  # ModelSpec (tf engine)
     weights: Any = None  # golden raw weights (tf engine)
-    hw: list | None = None  # per scenario: tuple of (array, element, array_bit)
     manifest: Manifest | None = None
     csim_binary: Any = None  # CsimBinary of the C-sim engine, compiled once by run_campaign
     csim_cone: bool = False  # that binary is the cone harness (else the reference harness)
-    csim_rows: np.ndarray | None = None  # --csim-sample: sorted scenario indices the C-sim engine runs
+    address_map: Any = None  # fkhls.faults.addressing.AddressMap, made by the worker on its first C-sim shard
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """One shard as sent to a worker: its index, first scenario and its own scenarios (not the whole list)."""
+
+    index: int
+    lo: int
+    scenarios: tuple[FaultScenario, ...]
+    csim_rows: np.ndarray | None = None  # --csim-sample: offsets in this shard the C-sim engine runs (None: all)
+
+
+def shard_tasks(scenarios: Sequence[FaultScenario], pending: Sequence[int], shard_size: int,
+                csim_rows: np.ndarray | None = None):
+    """Yield the ``ShardTask`` of each pending shard, made only when the executor asks for it."""
+    for index in pending:
+        lo = index * shard_size
+        hi = min(lo + shard_size, len(scenarios))
+        rows = None
+        if csim_rows is not None:
+            rows = csim_rows[(csim_rows >= lo) & (csim_rows < hi)] - lo
+        yield ShardTask(index, lo, tuple(scenarios[lo:hi]), rows)
 
 
 _WORKER: _State | None = None
@@ -445,14 +513,18 @@ def _tf_outputs(state: _State, scenarios: Sequence[FaultScenario]) -> np.ndarray
     return out.reshape(len(scenarios), n, -1)
 
 
-def _csim_outputs(state: _State, lo: int, hi: int, rows: np.ndarray | None = None) -> np.ndarray:
-    """C-sim output words of scenarios ``lo..hi-1`` (only those at shard offsets ``rows`` when given)."""
+def _csim_outputs(state: _State, scenarios: Sequence[FaultScenario], rows: np.ndarray | None = None) -> np.ndarray:
+    """C-sim output words of ``scenarios`` (only those at offsets ``rows`` when given)."""
     from fkhls.csim.cone import run_cone_harness
     from fkhls.csim.harness import run_fault_harness
+    from fkhls.faults.addressing import address_map
 
     if state.manifest is None:
         state.manifest = load_manifest(state.project_dir)
-    hw = state.hw[lo:hi] if rows is None else [state.hw[lo + int(r)] for r in rows]
+    if state.address_map is None:
+        state.address_map = address_map(state.manifest)
+    chosen = scenarios if rows is None else [scenarios[int(r)] for r in rows]
+    hw = _hardware_bits(state.address_map, chosen) if chosen else []
     if not hw:
         return np.zeros((0, state.x_raw.shape[0], state.golden["csim"].shape[1]), dtype=np.int64)
     run = run_cone_harness if state.csim_cone else run_fault_harness
@@ -483,22 +555,20 @@ def shard_path(shard_dir: Path, index: int) -> Path:
     return shard_file(shard_dir, index)
 
 
-def _run_shard(index: int, state: _State | None = None) -> tuple[int, int, int, dict]:
-    """Compute shard ``index`` and write it atomically; returns (index, scenarios, mismatching, seconds)."""
+def _run_shard(task: ShardTask, state: _State | None = None) -> tuple[int, int, int, dict]:
+    """Compute the shard of ``task`` and write it atomically; returns (index, scenarios, mismatching, seconds)."""
     state = state or _WORKER
-    lo = index * state.shard_size
-    hi = min(lo + state.shard_size, len(state.scenarios))
-    scenarios = state.scenarios[lo:hi]
+    index, lo, scenarios = task.index, task.lo, task.scenarios
+    hi = lo + len(scenarios)
     columns: dict[str, np.ndarray] = {"scenario": np.arange(lo, hi, dtype=np.int64)}
     outputs, seconds = {}, {}
     # --csim-sample: the C-sim engine runs only the sampled scenarios of this shard (offsets ``rows``).
-    rows = None
-    if state.csim_rows is not None:
-        rows = state.csim_rows[(state.csim_rows >= lo) & (state.csim_rows < hi)] - lo
+    rows = task.csim_rows
+    if rows is not None:
         columns["csim_checked"] = np.isin(np.arange(hi - lo), rows)
     for engine in state.engines:
         start = time.perf_counter()
-        outputs[engine] = _tf_outputs(state, scenarios) if engine == "tf" else _csim_outputs(state, lo, hi, rows)
+        outputs[engine] = _tf_outputs(state, scenarios) if engine == "tf" else _csim_outputs(state, scenarios, rows)
         seconds[engine] = time.perf_counter() - start
         for key, value in fault_metrics(state.golden[engine], outputs[engine], state.labels).items():
             columns[f"{engine}_{key}"] = value if engine == "tf" or rows is None else _scatter(value, rows, hi - lo)
@@ -532,6 +602,14 @@ def load_labels(path: str | Path, n: int) -> np.ndarray:
     return labels.astype(np.int64)
 
 
+def _recorded_shard_size(results_dir: Path) -> int | None:
+    """The shard size of the campaign already in ``results_dir`` (resuming keeps its shards), or None."""
+    try:
+        return int(json.loads((results_dir / CAMPAIGN_JSON).read_text())["shard_size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _prepare_dir(results_dir: Path, identity: dict, force: bool) -> None:
     """Create or check the results directory; ``force`` removes only the files a campaign writes."""
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -560,11 +638,8 @@ def _prepare_dir(results_dir: Path, identity: dict, force: bool) -> None:
     atomic_write_text(header, json.dumps(identity, indent=2) + "\n")
 
 
-def _hardware_bits(manifest: Manifest, scenarios: Sequence[FaultScenario]) -> list[tuple]:
-    """Per scenario, the (array, element, array_bit) of each of its bits (``addressing.map_faults``)."""
-    from fkhls.faults.addressing import address_map
-
-    amap = address_map(manifest)
+def _hardware_bits(amap, scenarios: Sequence[FaultScenario]) -> list[tuple]:
+    """Per scenario, the (array, element, array_bit) of each of its bits (``AddressMap.map_faults``)."""
     flat = [f for s in scenarios for f in s.faults]
     mapped = amap.map_faults(flat)
     out, k = [], 0
@@ -576,6 +651,23 @@ def _hardware_bits(manifest: Manifest, scenarios: Sequence[FaultScenario]) -> li
             raise FkhlsError(f"scenario {s.name!r}: {missing[0].note}")
         out.append(tuple((b.array, b.element, b.array_bit) for b in bits))
     return out
+
+
+def _check_hardware_bits(manifest: Manifest, scenarios: Sequence[FaultScenario]) -> None:
+    """Refuse, before anything runs, a fault bit without a hardware bit (whether it has one depends only on its
+    tensor and bit position, so one bit of each distinct (layer, tensor, bit) is mapped, not every fault)."""
+    from fkhls.faults.addressing import address_map
+    from fkhls.faults.descriptors import BitFault
+
+    amap = address_map(manifest)
+    first: dict[tuple, FaultScenario] = {}
+    for scenario in scenarios:
+        for f in scenario.faults:
+            first.setdefault((f.layer, f.tensor, f.bit, f.width), scenario)
+    for (layer, tensor, bit, width), scenario in first.items():
+        mapped = amap.map_faults([BitFault(layer, tensor, width - 1 - bit, width)])[0]
+        if mapped.array_bit is None:
+            raise FkhlsError(f"scenario {scenario.name!r}: {mapped.note}")
 
 
 def _tf_model(manifest: Manifest):
@@ -677,7 +769,9 @@ def _run_locked(config: CampaignConfig, results_dir: Path, *, workers: int | Non
     if config.csim_sample is not None:  # checked before anything is written
         csim_rows = csim_sample_rows(len(scenarios), config.csim_sample, config.csim_seed)
     if config.shard_size is None:
-        config = replace(config, shard_size=default_shard_size(x_raw.shape[0], int(np.prod(manifest.output_shape))))
+        recorded = None if force else _recorded_shard_size(results_dir)
+        config = replace(config, shard_size=recorded or default_shard_size(
+            x_raw.shape[0], int(np.prod(manifest.output_shape)), len(scenarios)))
     identity = campaign_identity(config, manifest, x_raw.shape[0], len(scenarios))
     if design is not None:  # recorded, not compared: the selection (with its seed) already determines it
         identity["strata"] = [{"label": st.label, "population": st.population, "sample": int(n)}
@@ -690,15 +784,12 @@ def _run_locked(config: CampaignConfig, results_dir: Path, *, workers: int | Non
                                        for i in pending)
 
     timings: dict[str, float] = {}
-    state = _State(Path(config.project_dir).resolve(), config.engines, scenarios, config.shard_size, shard_dir,
-                   x_raw, labels, {})
+    state = _State(Path(config.project_dir).resolve(), config.engines, shard_dir, x_raw, labels, {})
     t0 = time.perf_counter()
     if "tf" in config.engines:
         state.spec, state.weights = _tf_model(manifest)
-    if config.csim_sample is not None:
-        state.csim_rows = csim_rows
     if "csim" in config.engines:
-        state.hw = _hardware_bits(manifest, scenarios)
+        _check_hardware_bits(manifest, scenarios)
         plan, engine_name = csim_engine(manifest)
         timings["csim_engine"] = engine_name
         state.csim_cone = plan.supported
@@ -712,7 +803,8 @@ def _run_locked(config: CampaignConfig, results_dir: Path, *, workers: int | Non
     workers = max(1, int(workers or os.cpu_count() or 1))
     t0 = time.perf_counter()
     with _progress(len(scenarios), done_before, quiet) as bar:
-        for _, count, mismatching, _ in _executor(scheduler)(state, pending, workers):
+        tasks = shard_tasks(scenarios, pending, config.shard_size, csim_rows if config.csim_sample else None)
+        for _, count, mismatching, _ in _executor(scheduler)(state, tasks, len(pending), workers):
             bar.update(count)
             if mismatching:
                 bar.set_postfix(mismatching=mismatching, refresh=False)
@@ -759,22 +851,31 @@ def _executor(scheduler: str | None) -> Callable:
     return dask_executor(scheduler)
 
 
-def _execute(state: _State, pending: list[int], workers: int):
-    """Yield each shard's (index, scenarios, mismatching, seconds) as it finishes; in-process for one worker."""
-    if not pending:
+# Shards submitted ahead per worker: enough to keep it busy, few enough that the queue's tasks (each
+# carrying its scenarios) stay a small, constant amount of memory.
+AHEAD = 2
+
+
+def _execute(state: _State, tasks, n_tasks: int, workers: int):
+    """Yield each shard's (index, scenarios, mismatching, seconds) as it finishes; in-process for one worker.
+
+    ``tasks`` is an iterator of ``ShardTask`` (``n_tasks`` of them), consumed as workers free up."""
+    if not n_tasks:
         return
-    if workers == 1 or len(pending) == 1:
-        for index in pending:
-            yield _run_shard(index, state)
+    if workers == 1 or n_tasks == 1:
+        for task in tasks:
+            yield _run_shard(task, state)
         return
     context = multiprocessing.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
-    executor = ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=context,
-                                   initializer=_init_worker,
+    workers = min(workers, n_tasks)
+    executor = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
                                    initargs=(replace(state, manifest=None), os.getpid()))
     try:
-        futures = {executor.submit(_run_shard, index) for index in pending}
+        tasks = iter(tasks)
+        futures = {executor.submit(_run_shard, task) for task in itertools.islice(tasks, AHEAD * workers)}
         while futures:
             finished, futures = wait(futures, return_when=FIRST_COMPLETED)
+            futures |= {executor.submit(_run_shard, task) for task in itertools.islice(tasks, len(finished))}
             for future in finished:
                 yield future.result()
     finally:
@@ -786,41 +887,59 @@ def _execute(state: _State, pending: list[int], workers: int):
 
 
 def _meta_columns(manifest: Manifest, scenarios: Sequence[FaultScenario]) -> dict[str, np.ndarray]:
-    """Where each scenario is: FKeras coordinates and hardware array/element/bit (single-bit rows)."""
+    """Where each scenario is: FKeras coordinates and hardware array/element/bit (single-bit rows).
+
+    Vectorized per tensor (``AddressMap.element_bits``): one pass over the scenarios collects two
+    integers per row, so a table of a million faults costs its numpy columns, not Python objects."""
     from fkhls.faults.addressing import address_map, spec_from_manifest
+    from fkhls.faults.descriptors import lb_index_to_wb_index
 
     spec = spec_from_manifest(manifest)
     amap = address_map(manifest)
+    tensors = spec.tensors()
+    code = {(t.layer, t.tensor): i for i, t in enumerate(tensors)}
+    widths = np.array([t.width for t in tensors], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum([t.n_bits for t in tensors])[:-1]]).astype(np.int64)
     n = len(scenarios)
-    single = [s.faults[0] if len(s.faults) == 1 else None for s in scenarios]
-    mapped = dict(zip([i for i, f in enumerate(single) if f is not None],
-                      amap.map_faults([f for f in single if f is not None])))
-    cols: dict[str, list] = {k: [] for k in ("layer", "tensor", "lbi", "bit", "flat_index", "model_bit", "array",
-                                             "element", "array_bit")}
+    tcode = np.full(n, -1, dtype=np.int64)
+    lbi = np.full(n, -1, dtype=np.int64)
+    n_bits = np.empty(n, dtype=np.int64)
+    multi: dict[int, FaultScenario] = {}
     for i, scenario in enumerate(scenarios):
-        fault = single[i]
-        if fault is None:
-            cols["layer"].append("+".join(dict.fromkeys(f.layer for f in scenario.faults)))
-            cols["tensor"].append("+".join(dict.fromkeys(f.tensor for f in scenario.faults)))
-            for key in ("lbi", "bit", "flat_index", "model_bit", "element", "array_bit"):
-                cols[key].append(-1)
-            cols["array"].append("")
-            continue
-        hbit = mapped[i]
-        cols["layer"].append(fault.layer)
-        cols["tensor"].append(fault.tensor)
-        cols["lbi"].append(fault.lbi)
-        cols["bit"].append(fault.bit)
-        cols["flat_index"].append(fault.flat_index)
-        cols["model_bit"].append(model_bit_of(spec, fault))
-        cols["array"].append(hbit.array)
-        cols["element"].append(hbit.element)
-        cols["array_bit"].append(-1 if hbit.array_bit is None else hbit.array_bit)
-    out = {"scenario": np.arange(n, dtype=np.int64), "name": np.array([s.name for s in scenarios]),
-           "n_bits": np.array([len(s.faults) for s in scenarios], dtype=np.int64)}
-    for key, values in cols.items():
-        out[key] = np.array(values) if key in ("layer", "tensor", "array") else np.array(values, dtype=np.int64)
-    return out
+        n_bits[i] = len(scenario.faults)
+        if len(scenario.faults) == 1:
+            fault = scenario.faults[0]
+            tcode[i], lbi[i] = code[(fault.layer, fault.tensor)], fault.lbi
+        else:
+            multi[i] = scenario
+    single = tcode >= 0
+    flat, bit = np.full(n, -1, dtype=np.int64), np.full(n, -1, dtype=np.int64)
+    flat[single], bit[single] = lb_index_to_wb_index(lbi[single], widths[tcode[single]])
+    element, array_bit = np.full(n, -1, dtype=np.int64), np.full(n, -1, dtype=np.int64)
+    arrays = []
+    for k, t in enumerate(tensors):
+        rows = np.flatnonzero(tcode == k)
+        array, element[rows], array_bit[rows] = amap.element_bits(t.layer, t.tensor, lbi[rows])
+        arrays.append(array)
+    pick = np.where(single, tcode, 0)
+
+    def text(names: list[str], joined) -> np.ndarray:
+        column = np.array(names + [""])[np.where(single, pick, len(names))]
+        if multi:
+            column = column.astype(object)
+            for i, scenario in multi.items():
+                column[i] = joined(scenario)
+            column = column.astype(str)
+        return column
+
+    return {
+        "scenario": np.arange(n, dtype=np.int64), "name": np.array([s.name for s in scenarios]), "n_bits": n_bits,
+        "layer": text([t.layer for t in tensors], lambda s: "+".join(dict.fromkeys(f.layer for f in s.faults))),
+        "tensor": text([t.tensor for t in tensors], lambda s: "+".join(dict.fromkeys(f.tensor for f in s.faults))),
+        "lbi": lbi, "bit": bit, "flat_index": flat,
+        "model_bit": np.where(single, offsets[pick] + lbi, -1),
+        "array": text(arrays, lambda s: ""), "element": element, "array_bit": array_bit,
+    }
 
 
 def load_results(results_dir: str | Path) -> FaultTable:
@@ -876,7 +995,7 @@ def load_results(results_dir: str | Path) -> FaultTable:
         notes["design"] = design.notes(selection)
     elif selection.mode == "ber":  # independent trials from an unbounded population of fault patterns
         columns["stratum"] = np.zeros(len(scenarios), dtype=np.int64)
-        notes["design"] = {"mode": "ber", "per": None, "confidence": BER_CONFIDENCE, "margin": None, "prior": None,
+        notes["design"] = {"mode": "ber", "per": None, "confidence": campaign_confidence(selection), "margin": None, "prior": None,
                            "seed": selection.seed, "population": None, "sample": len(scenarios),
                            "strata": [{"label": "trials", "population": None, "sample": len(scenarios)}],
                            "cell_population": {}}
@@ -888,7 +1007,7 @@ def load_results(results_dir: str | Path) -> FaultTable:
                 columns[key] = np.where(checked, columns[key], np.nan)
         notes["csim_sample"] = {"faults": int(checked.sum()), "of": len(scenarios),
                                 "seed": identity["seeds"].get("csim_sample"),
-                                "confidence": selection.confidence or CSIM_BOUND_CONFIDENCE}
+                                "confidence": campaign_confidence(selection)}
     return FaultTable(columns, engines, n, int(np.prod(manifest.output_shape)), lsb(out_type), has_labels, notes)
 
 
@@ -921,8 +1040,8 @@ def report_campaign(results_dir: str | Path, table: FaultTable | None = None, ti
         "golden_accuracy": {e: c / table.n_samples for e, c in table.notes.get("golden_correct", {}).items()},
         "timings": {**{k: v for k, v in (timings or {}).items()},
                     **{f"{e}_engine_seconds": s for e, s in per_engine.items()},
-                    **{f"{e}_fault_samples_per_second": len(table) * table.n_samples / s
-                       for e, s in per_engine.items() if s > 0}},
+                    **{f"{e}_fault_samples_per_second": int(table.ran(e).sum()) * table.n_samples / s
+                       for e, s in per_engine.items() if s > 0}},  # --csim-sample: the faults C-sim ran
     }
     title = f"{Path(identity['project']).name}, {identity['selection']['mode']}, engine {identity['engine']}"
     paths = write_report(results_dir, table, info, title, csv=False)

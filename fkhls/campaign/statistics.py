@@ -38,9 +38,12 @@ from scipy.stats import t as student_t
 from fkhls.core.errors import FkhlsError
 
 METHODS = ("beta", "wilson", "normal")
+# Confidence of a BER campaign's intervals and of the --csim-sample bound when the campaign names none.
+DEFAULT_CONFIDENCE = 0.99
 
 __all__ = [
     "METHODS",
+    "DEFAULT_CONFIDENCE",
     "Estimate",
     "beta_interval",
     "normal_quantile",

@@ -47,7 +47,8 @@ def _ranked_bits(project: str, order: str, budget: int | None) -> tuple[int, ...
 @click.option("--seed", type=click.IntRange(min=0),
               help="Seed of the random trials (--ber), of the stratified draw (--confidence) and of --csim-sample.")
 @click.option("--confidence", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
-              help="Statistical campaign: confidence of the intervals (e.g. 0.99); needs --margin and --seed.")
+              help="Confidence of every interval and bound reported [default: 0.99]. Alone (with --margin E --seed "
+                   "S): a statistical campaign; with --ber: its intervals; with --csim-sample: its bound.")
 @click.option("--margin", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
               help="Statistical campaign: error margin e of each stratum's sample size (e.g. 0.01).")
 @click.option("--per", type=click.Choice(["model", "layer", "bit", "layer-bit"]), default=None,
@@ -68,7 +69,8 @@ def _ranked_bits(project: str, order: str, budget: int | None) -> tuple[int, ...
               help="Results directory (kept outside the project: the golden project is only read).")
 @click.option("--shard-size", type=click.IntRange(min=1),
               help="Faults per shard (unit of work, storage and resume) [default: up to 4096, sized so a shard's "
-                   "output words stay under 16 M].")
+                   "output words stay under 16 M and, from 256 up, so there are at least 16 shards; a resumed "
+                   "campaign keeps its own].")
 @click.option("--workers", type=click.IntRange(min=1),
               help="Worker processes of the local pool or local Dask cluster [default: all cores].")
 @click.option("--dask", "use_dask", is_flag=True,
@@ -95,7 +97,8 @@ def campaign(project, inputs, labels, engine, exhaustive, ber, trials, seed, con
     from fkhls.campaign.runner import CampaignConfig, Selection, run_campaign
     from fkhls.cli.common import EXIT_MISMATCH
 
-    if exhaustive + (ber is not None) + (confidence is not None) + (order is not None) != 1:
+    kinds = exhaustive + (ber is not None) + (order is not None)
+    if kinds > 1 or (kinds == 0 and confidence is None):
         raise click.UsageError("give exactly one of --exhaustive or --ber RATE (with --trials N --seed S) or "
                                "--confidence C (with --margin E --seed S), or --order RANKING.csv [--budget N]")
     if budget is not None and order is None:
@@ -103,15 +106,19 @@ def campaign(project, inputs, labels, engine, exhaustive, ber, trials, seed, con
     mode = "exhaustive" if exhaustive else "ber" if ber is not None else "ordered" if order else "sampled"
     if mode != "sampled" and any(v is not None for v in (margin, per, prior)):
         raise click.UsageError("--margin, --per and --prior belong to a statistical campaign (--confidence C)")
+    if mode in ("exhaustive", "ordered") and confidence is not None and csim_sample is None:
+        raise click.UsageError(f"an {mode} campaign's rates are exact: --confidence applies to its --csim-sample "
+                               "bound only")
     if order is not None:
-        selection = Selection(mode="ordered", model_bits=_ranked_bits(project, order, budget))
+        selection = Selection(mode="ordered", model_bits=_ranked_bits(project, order, budget), confidence=confidence)
     else:
         sampled = {"confidence": confidence, "margin": margin, "per": per or "layer", "prior": prior} \
             if mode == "sampled" else {}
         selection = Selection(
             mode=mode, layers=_csv_list(layers, "--layers"),
             tensors=_csv_list(tensors, "--tensors"), bits=_csv_list(bits, "--bits", int), ber=ber, trials=trials,
-            seed=seed if mode != "exhaustive" else None, **sampled)
+            seed=seed if mode != "exhaustive" else None, **sampled,
+            **({"confidence": confidence} if mode != "sampled" else {}))
     config = CampaignConfig(Path(project), Path(inputs), engine, selection, Path(labels) if labels else None,
                             shard_size, csim_sample, seed if csim_sample is not None else None)
     if use_dask and scheduler == "local-pool":

@@ -57,7 +57,7 @@ from fkhls.core.fixedpoint import (
 from fkhls.model.layers import handler_for_kind, role_of
 from fkhls.model.layers.activation import is_lossless
 from fkhls.model.layers.dense import Accumulated, WeightedHandler, float64_is_exact
-from fkhls.model.spec import LayerSpec, ModelSpec, quantized_tensor
+from fkhls.model.spec import LayerSpec, ModelSpec
 
 __all__ = [
     "Weights",

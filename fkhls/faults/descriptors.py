@@ -59,6 +59,8 @@ from fkhls.core.errors import FaultSpecError
 from fkhls.model.spec import ModelSpec, TensorSpec
 
 __all__ = [
+    "FaultList",
+    "exhaustive_fault_list",
     "FaultyLayerBitRegion",
     "lb_index_to_wb_index",
     "wb_index_to_lb_index",
@@ -441,6 +443,63 @@ def _selected(spec: ModelSpec, layers: Iterable[str] | None, tensors: Sequence[s
             and (tensors is None or t.tensor in tensors or slot in tensors)]
 
 
+class FaultList(Sequence):
+    """Single-bit faults stored as one LBI array per tensor, made into ``BitFault`` objects only when read.
+
+    Eight bytes per fault instead of a few hundred: the population of a campaign over a model with
+    millions of weight bits fits in memory; an index or a slice gives ``BitFault`` / a list of them.
+    """
+
+    def __init__(self, segments: Sequence[tuple[TensorSpec, np.ndarray]]):
+        self._tensors = tuple(t for t, _ in segments)
+        self._lbis = tuple(np.asarray(lbis, dtype=np.int64) for _, lbis in segments)
+        self._starts = np.concatenate([[0], np.cumsum([len(a) for a in self._lbis])]).astype(np.int64)
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def _fault(self, i: int) -> BitFault:
+        k = int(np.searchsorted(self._starts, i, side="right")) - 1
+        t = self._tensors[k]
+        return BitFault(t.layer, t.tensor, int(self._lbis[k][i - self._starts[k]]), t.width)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self._fault(i) for i in range(*index.indices(len(self)))]
+        index = int(index)
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"fault {index} of {len(self)}")
+        return self._fault(index % len(self))
+
+    def __iter__(self):
+        for t, lbis in zip(self._tensors, self._lbis):
+            for lbi in lbis.tolist():
+                yield BitFault(t.layer, t.tensor, lbi, t.width)
+
+
+def exhaustive_fault_list(
+    spec: ModelSpec,
+    layers: Iterable[str] | None = None,
+    tensors: Sequence[str] | None = None,
+    bits: Iterable[int] | None = None,
+) -> FaultList:
+    """``exhaustive_faults`` as a compact ``FaultList`` (same faults, same order)."""
+    wanted = None if bits is None else sorted(set(int(b) for b in bits))
+    selected = _selected(spec, layers, tensors)
+    if wanted is not None:
+        widest = max(t.width for t in selected)
+        if any(not 0 <= b < widest for b in wanted):
+            raise FaultSpecError(f"bits {wanted} include a position outside 0..{widest - 1}, the positions of the "
+                                 f"widest selected word")
+    segments = []
+    for tspec in selected:
+        lbis = np.arange(tspec.n_bits)
+        if wanted is not None:
+            lbis = lbis[np.isin(lb_index_to_wb_index(lbis, tspec.width)[1], wanted)]
+        segments.append((tspec, lbis))
+    return FaultList(segments)
+
+
 def exhaustive_faults(
     spec: ModelSpec,
     layers: Iterable[str] | None = None,
@@ -453,20 +512,7 @@ def exhaustive_faults(
     Words of different widths keep the positions they have (``bits=[5]`` is the MSB of a 6-bit
     word and absent from a 5-bit one); a position no selected word has is refused as a typo.
     """
-    out: list[BitFault] = []
-    wanted = None if bits is None else sorted(set(int(b) for b in bits))
-    selected = _selected(spec, layers, tensors)
-    if wanted is not None:
-        widest = max(t.width for t in selected)
-        if any(not 0 <= b < widest for b in wanted):
-            raise FaultSpecError(f"bits {wanted} include a position outside 0..{widest - 1}, the positions of the "
-                                 f"widest selected word")
-    for tspec in selected:
-        lbis = np.arange(tspec.n_bits)
-        if wanted is not None:
-            lbis = lbis[np.isin(lb_index_to_wb_index(lbis, tspec.width)[1], wanted)]
-        out.extend(BitFault(tspec.layer, tspec.tensor, int(lbi), tspec.width) for lbi in lbis)
-    return out
+    return list(exhaustive_fault_list(spec, layers, tensors, bits))
 
 
 def random_ber_scenarios(

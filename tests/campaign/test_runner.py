@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from fkhls.campaign.runner import (
     CampaignConfig,
     CampaignMismatchError,
     Selection,
+    default_shard_size,
     engine_agreement,
     fault_metrics,
     load_results,
@@ -102,6 +104,43 @@ def test_engine_agreement_and_metrics_see_one_lsb_of_a_wide_word():
     assert_array_equal(m["max_abs_error_lsb"], [1])
 
 
+def test_metrics_of_no_scenario_are_empty_columns():
+    """A shard where --csim-sample drew no fault hands the C-sim engine zero scenarios."""
+    golden = np.zeros((4, 3), dtype=np.int64)
+    none = np.zeros((0, 4, 3), dtype=np.int64)
+    m = fault_metrics(golden, none, labels=np.zeros(4, dtype=np.int64))
+    assert all(v.shape == (0,) and v.dtype == np.int64 for v in m.values()), m
+    agree = engine_agreement(none, none)
+    assert all(v.shape == (0,) for v in agree.values()), agree
+
+
+def test_workers_get_only_their_shards_scenarios(project):
+    """Each ShardTask carries scenarios lo..hi-1 of the campaign's list and its --csim-sample offsets; the
+    state sent once per worker has no per-fault field."""
+    import dataclasses
+
+    from fkhls.campaign.runner import ScenarioList, _State, campaign_scenarios, shard_tasks
+    from fkhls.faults.addressing import spec_from_manifest
+    from fkhls.faults.descriptors import FaultScenario, exhaustive_faults
+
+    from fkhls.project.manifest import load_manifest
+
+    spec = spec_from_manifest(load_manifest(project[0]))
+    scenarios = campaign_scenarios(spec, Selection("exhaustive"))
+    assert isinstance(scenarios, ScenarioList)
+    full = exhaustive_faults(spec)
+    assert [s.faults[0] for s in scenarios] == full
+    assert scenarios[7] == FaultScenario(f"{full[7].layer}.{full[7].tensor}[lbi={full[7].lbi}]", (full[7],))
+    rows = np.array([0, 3, 99, 100, 101, len(full) - 1])
+    tasks = list(shard_tasks(scenarios, [0, 1, (len(full) - 1) // 100], 100, rows))
+    assert [(t.index, t.lo, len(t.scenarios)) for t in tasks[:2]] == [(0, 0, 100), (1, 100, 100)]
+    assert list(tasks[1].scenarios) == scenarios[100:200]
+    assert_array_equal(tasks[0].csim_rows, [0, 3, 99])
+    assert_array_equal(tasks[1].csim_rows, [0, 1])
+    assert tasks[2].lo + len(tasks[2].scenarios) == len(full) and tasks[2].csim_rows[-1] == len(tasks[2].scenarios) - 1
+    assert not {"scenarios", "hw", "csim_rows"} & {f.name for f in dataclasses.fields(_State)}
+
+
 def test_selection_is_validated():
     with pytest.raises(FkhlsError, match="--ber RATE, --trials N and --seed S"):
         Selection("ber", ber=0.01)
@@ -179,6 +218,16 @@ def test_resume_runs_only_missing_shards(project, tmp_path):
     _assert_same_shards(tmp_path / "r", tmp_path / "w")
     again = run_campaign(config, tmp_path / "w", workers=1, quiet=True)  # finished: nothing to do
     assert again.shards_run == 0 and len(again.table) == len(whole.table)
+    # without --shard-size, a resumed campaign keeps the size it recorded (not today's default)
+    default = run_campaign(replace(config, shard_size=None), tmp_path / "w", workers=1, quiet=True)
+    assert default.shards_run == 0 and default.identity["shard_size"] == 100
+
+
+def test_default_shard_size_bounds_memory_and_leaves_shards_for_every_worker():
+    assert default_shard_size(1000, 5) == 2048  # 16 M words / 5,000 per fault, as a power of two
+    assert default_shard_size(1000, 5, 26334) == 1024  # the demo: 26 shards, not 13
+    assert default_shard_size(1000, 5, 1000) == 256  # never below 256 faults per shard
+    assert default_shard_size(1000, 5, 10**7) == 2048 and default_shard_size(10**6, 100, 10**7) == 1  # the memory cap wins
 
 
 def test_another_campaign_in_the_directory_is_refused_unless_forced(project, tmp_path):

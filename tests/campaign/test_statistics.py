@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -315,7 +316,10 @@ def test_sampled_selection_is_validated():
     with pytest.raises(FkhlsError, match="margin 2.0 is outside"):
         Selection("sampled", confidence=0.9, margin=2.0, per="layer", seed=0)
     with pytest.raises(FkhlsError, match="sampled campaign only"):
-        Selection("exhaustive", confidence=0.9)
+        Selection("exhaustive", margin=0.1)
+    with pytest.raises(FkhlsError, match="confidence 1.5 is outside the valid range"):
+        Selection("ber", ber=0.01, trials=3, seed=0, confidence=1.5)
+    assert Selection("exhaustive", confidence=0.9).confidence == 0.9  # the --csim-sample bound's
     with pytest.raises(FkhlsError, match="needs --engine both"):
         CampaignConfig(Path("."), Path("x.npy"), "tf", Selection("exhaustive"), csim_sample=10, csim_seed=0)
 
@@ -332,6 +336,15 @@ def test_ber_campaign_rates_carry_intervals(demo, tmp_path):
     assert est["value"] == pytest.approx(rate.mean()) and est["population"] is None and not est["exact"]
     assert est["low"] <= est["value"] <= est["high"] and est["low"] < est["high"]
     assert "Rates over random-BER trials (99% confidence intervals)" in (tmp_path / "ber" / "report.md").read_text()
+    # --confidence reaches the BER intervals: same trials, 90 % intervals, recorded, strictly inside the 99 % ones
+    run_campaign(replace(config, selection=replace(config.selection, confidence=0.9)), tmp_path / "ber90", workers=1,
+                 quiet=True)
+    summary90 = json.loads((tmp_path / "ber90" / "summary.json").read_text())
+    est90 = summary90["statistics"]["rates"]["tf"]["top1_vulnerability"]
+    assert summary90["statistics"]["confidence"] == summary90["confidence"] == 0.9
+    assert json.loads((tmp_path / "ber90" / "campaign.json").read_text())["selection"]["confidence"] == 0.9
+    assert est90["value"] == est["value"] and est["low"] < est90["low"] <= est90["high"] < est["high"]
+    assert "Rates over random-BER trials (90% confidence intervals)" in (tmp_path / "ber90" / "report.md").read_text()
 
 
 # ----------------------------------------------------------------------------- --csim-sample
@@ -359,6 +372,16 @@ def test_csim_sample_cross_checks_a_seeded_subset_and_states_the_bound(demo, tmp
     assert summary["outputs_compared"] == 40 * N_INPUTS * 5
     assert json.loads((tmp_path / "c" / "campaign.json").read_text())["seeds"]["csim_sample"] == 3
     assert "0 of 40 sampled faults disagree: at 99% confidence" in (tmp_path / "c" / "report.md").read_text()
+    assert summary["confidence"] == 0.99
+    timings = summary["timings"]  # the C-sim rate counts the faults it ran, not the TF engine's
+    assert timings["csim_fault_samples_per_second"] == pytest.approx(40 * N_INPUTS / timings["csim_engine_seconds"])
+    # --confidence reaches the bound of an exhaustive campaign's C-sim sample
+    run_campaign(replace(config, selection=replace(selection, confidence=0.95)), tmp_path / "c95", workers=1,
+                 quiet=True)
+    summary95 = json.loads((tmp_path / "c95" / "summary.json").read_text())
+    assert summary95["confidence"] == summary95["csim_sample"]["confidence"] == 0.95
+    assert summary95["csim_sample"]["disagreement_rate_upper_bound"] == pytest.approx(1 - 0.05 ** (1 / 40))
+    assert "0 of 40 sampled faults disagree: at 95% confidence" in (tmp_path / "c95" / "report.md").read_text()
     with pytest.raises(FkhlsError, match="--csim-sample 991 is outside the valid range 1..990"):
         run_campaign(CampaignConfig(manifest.project_dir, base / "x.npy", "both", selection, csim_sample=991,
                                     csim_seed=3), tmp_path / "bad", workers=1, quiet=True)
@@ -404,3 +427,11 @@ def test_cli_statistical_campaign(demo, tmp_path):
     bad = runner.invoke(main, [*common, "--confidence", "1.5", "--margin", "0.1", "--seed", "0", "-o",
                                str(tmp_path / "b4")])
     assert bad.exit_code == 2 and "--confidence" in bad.output
+    bad = runner.invoke(main, [*common, "--exhaustive", "--confidence", "0.9", "-o", str(tmp_path / "b5")])
+    assert bad.exit_code == 2 and "--csim-sample bound only" in bad.output
+    # --confidence with --ber: the intervals of the trials' rates
+    result = runner.invoke(main, [*common, "--ber", "0.001", "--trials", "8", "--seed", "3", "--confidence", "0.8",
+                                  "-o", str(tmp_path / "ber")])
+    assert result.exit_code == 0, result.output
+    assert "at 0.8" in result.output
+    assert json.loads((tmp_path / "ber" / "summary.json").read_text())["statistics"]["confidence"] == 0.8

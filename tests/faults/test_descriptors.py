@@ -139,6 +139,19 @@ def test_exhaustive_counts_and_order(spec):
         exhaustive_faults(spec, bits=[6])
 
 
+def test_fault_list_is_the_exhaustive_list_made_on_read(spec):
+    """The compact FaultList a campaign keeps holds exactly exhaustive_faults, in order, by index and by slice."""
+    from fkhls.faults.descriptors import exhaustive_fault_list
+
+    for kwargs in ({}, {"layers": ["fc2", "output"], "bits": [5, 0]}, {"tensors": ("bias",)}):
+        full, compact = exhaustive_faults(spec, **kwargs), exhaustive_fault_list(spec, **kwargs)
+        assert len(compact) == len(full) and list(compact) == full, kwargs
+        assert compact[-1] == full[-1] and compact[len(full) // 3] == full[len(full) // 3]
+        assert compact[5:40:7] == full[5:40:7]
+    with pytest.raises(IndexError):
+        exhaustive_fault_list(spec)[26334]
+
+
 def test_exhaustive_bits_on_mixed_widths():
     """bits=[7] is the MSB of an 8-bit kernel and absent from 4- to 6-bit words: kept where it exists."""
     from fkhls.model.spec import describe_model

@@ -2,6 +2,7 @@
 
 from fkhls.model.layers import (  # noqa: F401  (registers the handlers)
     activation,
+    alpha,
     batchnorm,
     conv,
     dense,
