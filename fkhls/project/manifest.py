@@ -37,6 +37,12 @@ class ArrayRecord:
     axes: tuple[int, ...]
     order: str  # "keras" or "transposed"
     size: int
+    owner: str = ""  # the layer name descriptors pair with ``tensor`` (TensorSpec.layer: "d1_alpha" for an ApplyAlpha
+    # step's arrays); "" = the LayerRecord's keras_name
+
+    def owner_of(self, layer: "LayerRecord") -> str:
+        """The layer name fault descriptors use for this array (with ``tensor``)."""
+        return self.owner or layer.keras_name
 
     @cached_property
     def ptype(self) -> FixedPrecisionType:
@@ -243,6 +249,7 @@ class _Checker:
             return
         self.text(self.field(value, "tensor", where), f"{where}.tensor", identifier=True)  # kernel, bias, scale, depthwise_kernel ...
         self.text(self.field(value, "array", where), f"{where}.array", identifier=True)
+        self.optional(self.text, value.get("owner"), f"{where}.owner")
         self.text(self.field(value, "type_name", where), f"{where}.type_name", identifier=True)
         self.fixed_type(self.field(value, "type", where), f"{where}.type")
         shape = self.field(value, "keras_shape", where)

@@ -163,7 +163,7 @@ def test_failed_export_leaves_nothing(tmp_path):
 @pytest.mark.parametrize("case,match", [
     ("plain_dense", "unquantized kernel \\(float weights\\) that no ap_fixed type of at most 32 bits"),
     ("elu_activation", "Activation\\('elu'\\) is not supported"),
-    ("pooling", "UpSampling2D is not supported"),
+    ("pooling", "Cropping2D is not supported"),
     ("stochastic", "stochastic rounding"),
     ("no_bias_quantizer", "bias has no quantizer"),
     ("leaky", "use_sigmoid"),
@@ -177,7 +177,7 @@ def test_unsupported_models_name_the_layer(tmp_path, case, match):
     if case == "pooling":
         x_in = tf.keras.Input(shape=(4, 4, 1))
         h = QConv2D(2, (2, 2), kernel_quantizer=q, bias_quantizer=q, name="c")(x_in)
-        out = tf.keras.layers.UpSampling2D(name="pool")(h)
+        out = tf.keras.layers.Cropping2D(1, name="pool")(h)
     else:
         x_in = tf.keras.Input(shape=(4,))
         layer = {
