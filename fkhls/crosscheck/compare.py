@@ -296,11 +296,11 @@ def _golden_words_match(manifest: Manifest, spec: ModelSpec, weights) -> str | N
     for layer in manifest.weighted_layers:
         for record in layer.arrays():
             words = read_array_words(manifest.project_dir, record)
-            expected = np.asarray(weights[(layer.keras_name, record.tensor)]).transpose(record.axes).ravel()
+            expected = np.asarray(weights[(layer.owner(record), record.tensor)]).transpose(record.axes).ravel()
             if not np.array_equal(words, expected):
                 element = int(np.argmax(words != expected))
                 return (f"{record.array}.txt element {element} holds word {int(words[element])}, the model's "
-                        f"{layer.keras_name}.{record.tensor} has {int(expected[element])}")
+                        f"{layer.owner(record)}.{record.tensor} has {int(expected[element])}")
     return None
 
 

@@ -313,15 +313,21 @@ class AddressMap:
         for layer in manifest.weighted_layers:
             for record in layer.arrays():
                 hw = record.ptype
-                fk = fkeras_types.pop((layer.keras_name, record.tensor), hw)
+                owner = layer.owner(record)
+                fk = fkeras_types.pop((owner, record.tensor), hw)
                 flat_of_element = _order(record)
                 element_of_flat = np.empty_like(flat_of_element)
                 element_of_flat[flat_of_element] = np.arange(record.size, dtype=np.int64)
                 entry = _Tensor(layer, record, hw, fk, memory_layout(manifest, layer, record), flat_of_element,
                                 element_of_flat, bit_counterparts(fk, hw), bit_counterparts(hw, fk))
-                # Keyed as fault descriptors name a tensor: the Keras layer that owns it (a separable conv's
-                # depthwise and pointwise steps both belong to its Keras layer) and the array's tensor name.
-                self._tensors[(layer.keras_name, record.tensor)] = entry
+                # Keyed as fault descriptors name a tensor: the layer that owns it (a separable conv's depthwise
+                # and pointwise steps both belong to its Keras layer; an ApplyAlpha's scale and bias to the step,
+                # so its bias does not replace the Dense's) and the array's tensor name.
+                if (owner, record.tensor) in self._tensors:
+                    raise AddressError(f"two arrays of project {str(manifest.project_dir)!r} are both "
+                                       f"{owner}.{record.tensor}: {self._tensors[(owner, record.tensor)].record.array} "
+                                       f"and {record.array}")
+                self._tensors[(owner, record.tensor)] = entry
                 self._arrays[record.array] = entry
         if fkeras_types:
             raise AddressError(f"fkeras_types names tensors not in the project: {sorted(fkeras_types)}")
@@ -391,7 +397,7 @@ class AddressMap:
             word = memory_bit = np.full(lbis.shape, -1, dtype=np.int64)
         return [
             HardwareBit(
-                layer=entry.layer.keras_name, tensor=entry.record.tensor, lbi=int(lbis[i]),
+                layer=entry.layer.owner(entry.record), tensor=entry.record.tensor, lbi=int(lbis[i]),
                 keras_index=tuple(int(v) for v in keras[i]), flat_index=int(flat[i]), bit=int(bit[i]),
                 array=entry.record.array, element=int(element[i]),
                 array_bit=int(array_bit[i]) if array_bit[i] >= 0 else None,
@@ -455,7 +461,7 @@ class AddressMap:
             layout = entry.layout
             word, lane = layout.word_lane(element) if layout.kind else (None, None)
             return HardwareBit(
-                layer=entry.layer.keras_name, tensor=entry.record.tensor, lbi=None,
+                layer=entry.layer.owner(entry.record), tensor=entry.record.tensor, lbi=None,
                 keras_index=tuple(int(v) for v in np.unravel_index(flat, entry.record.keras_shape)),
                 flat_index=flat, bit=None, array=array, element=element, array_bit=bit, memory=layout.kind,
                 memory_word=int(word) if word is not None else None,
@@ -463,7 +469,7 @@ class AddressMap:
                 note=self._note(entry, None, bit),
             )
         lbi = wb_index_to_lb_index(flat, fk_bit, entry.fk.width)
-        return self.map_lbis(entry.layer.keras_name, entry.record.tensor, [lbi])[0]
+        return self.map_lbis(entry.layer.owner(entry.record), entry.record.tensor, [lbi])[0]
 
     def from_memory_bit(self, layer: str, memory_word: int, memory_bit: int, tensor: str = "kernel") -> HardwareBit:
         entry = self._layer_kernel(layer, tensor)
@@ -574,7 +580,7 @@ def spec_from_manifest(manifest: Manifest):
     def tensor(layer: LayerRecord, record: ArrayRecord | None):
         if record is None:
             return None
-        return TensorSpec(layer.keras_name, record.tensor, tuple(record.keras_shape), record.ptype, {}, array=record.array)
+        return TensorSpec(layer.owner(record), record.tensor, tuple(record.keras_shape), record.ptype, {}, array=record.array)
 
     layers = []
     for layer in manifest.weighted_layers:

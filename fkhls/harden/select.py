@@ -136,9 +136,9 @@ def select_words(manifest: Manifest, ranking: Ranking, *, budget: int | None = N
     words = []
     for position, (pid, t, rank) in enumerate(zip(order[:k].tolist(), tensor_of.tolist(), first[:k].tolist())):
         layer, tensor = space.layers[t], space.tensors[t]
-        # The array named (Keras layer, tensor): a separable conv's arrays sit in two hls4ml layers of one Keras layer.
-        record = next((a for step in manifest.weighted_layers if step.keras_name == layer for a in step.arrays()
-                       if a.tensor == tensor), None)
+        # The array named (owner, tensor): a separable conv's arrays sit in two hls4ml layers of one Keras layer.
+        record = next((a for step in manifest.weighted_layers for a in step.arrays()
+                       if step.owner(a) == layer and a.tensor == tensor), None)
         if record is None:
             raise FkhlsError(f"{layer}.{tensor} has no hls4ml weight array to protect")
         flat = pid - int(offsets[t])

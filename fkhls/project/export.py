@@ -314,7 +314,7 @@ def _array_record(step: LayerSpec, slot: str, layer, values: np.ndarray, project
             order = "keras" if axes == identity else "transposed"
             return ArrayRecord(tensor=tensor, array=variable.name, type_name=variable.type.name,
                                type=type_to_dict(spec.ptype), keras_shape=tuple(values.shape), axes=tuple(axes),
-                               order=order, size=int(values.size))
+                               order=order, size=int(values.size), layer=spec.layer)
     raise UnsupportedModelError(
         f"{variable.name}.txt does not hold the QKeras {tensor} of {step.name!r} in any known element order"
     )

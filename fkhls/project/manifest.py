@@ -37,6 +37,10 @@ class ArrayRecord:
     axes: tuple[int, ...]
     order: str  # "keras" or "transposed"
     size: int
+    # the layer fault descriptors name this tensor under (the model spec's TensorSpec.layer): the Keras layer for
+    # a separable conv's two steps, the step itself for an ApplyAlpha (its bias would collide with the Dense's);
+    # "" in a manifest written before this field: the step's keras_name (LayerRecord.owner)
+    layer: str = ""
 
     @cached_property
     def ptype(self) -> FixedPrecisionType:
@@ -73,6 +77,10 @@ class LayerRecord:
 
     def arrays(self) -> tuple[ArrayRecord, ...]:
         return tuple(a for a in (self.kernel, self.bias) if a is not None)
+
+    def owner(self, record: ArrayRecord) -> str:
+        """The layer name fault descriptors use for ``record`` (``{"layer": owner, "tensor": record.tensor}``)."""
+        return record.layer or self.keras_name
 
     @cached_property
     def result_ptype(self) -> FixedPrecisionType:
@@ -255,6 +263,8 @@ class _Checker:
         for dim in shape:
             size *= dim
         self.integer(self.field(value, "size", where), f"{where}.size", size, size)
+        if "layer" in value:
+            self.text(value["layer"], f"{where}.layer")
 
     def layer(self, value, where: str) -> None:
         for key in ("name", "keras_name"):
