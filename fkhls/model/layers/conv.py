@@ -13,6 +13,7 @@ import numpy as np
 
 from fkhls.model.layers.base import LayerHandler, layer_handler
 from fkhls.model.layers.dense import WeightedHandler
+from fkhls.model.layers.folding import FOLDED_CLASSES
 from fkhls.model.steps import LayerSpec
 
 
@@ -67,6 +68,8 @@ class _ConvHandler(WeightedHandler):
         return conv_patches(step, x)
 
     def hls_matches(self, step: LayerSpec, hls_layer) -> bool:
+        if step.keras_class in FOLDED_CLASSES:  # QConv2DBatchnorm: hls4ml's Conv2DBatchnorm (WeightedHandler's rule)
+            return super().hls_matches(step, hls_layer)
         return hls_layer.class_name in (self.hls_class, f"Pointwise{self.hls_class}")  # 1x1: optimize_pointwise_conv
 
 
