@@ -371,6 +371,27 @@ def _fault_file(manifest: dict) -> dict:
     return {"seed": 0, "faults": faults}
 
 
+def _keras_variable_faults(manifest: dict) -> list[dict]:
+    """Kernel and bias bits of layers whose arrays are the Keras variables themselves (FKeras's TF way can flip
+    only those: not a QConv2DBatchnorm's folded arrays, an auto_po2 kernel divided by its scale, a BN's arrays)."""
+    names = {layer["name"] for layer in manifest["layers"]}
+    plain = [(layer, a) for layer, a in _arrays(manifest)
+             if a["tensor"] in STANDARD and not _is_new_array(layer, a)
+             and not (layer.get("hls_class") or "").endswith("Batchnorm") and f"{layer['name']}_alpha" not in names]
+    faults = []
+    kernels = [(layer, a) for layer, a in plain if a["tensor"] == "kernel"]
+    if kernels:
+        layer, a = kernels[0]
+        faults.append({"name": "kernel sign", "layer": _owner(layer, a), "tensor": "kernel", "bits": [0]})
+        faults.append({"name": "kernel lsb", "layer": _owner(layer, a), "tensor": "kernel",
+                       "bits": [a["type"]["width"] * min(3, a["size"] - 1) + a["type"]["width"] - 1]})
+    biases = [(layer, a) for layer, a in plain if a["tensor"] == "bias"]
+    if biases:
+        layer, a = biases[-1]
+        faults.append({"name": "bias bit 1", "layer": _owner(layer, a), "tensor": "bias", "bits": [1]})
+    return faults
+
+
 def _campaign_target(manifest: dict) -> tuple[str, int] | None:
     """The layer to campaign over: the smallest holding a new array, else the smallest weighted layer."""
     bits: dict[str, int] = {}
@@ -483,8 +504,8 @@ def run_case(case: Case, tmp: Path, samples: int, campaign_samples: int, seed: i
 
     # the bar's last clause: faults in Keras kernels, injected and C-simulated, against QKeras with the same bits
     # flipped by FKeras's way (float32 model.predict on the faulty quantized kernel)
-    keras_faults = [f for f in faults["faults"] if f.get("tensor") in STANDARD]
-    tf_text = "no Keras kernel/bias"
+    keras_faults = _keras_variable_faults(manifest)
+    tf_text = "no Keras-variable kernel/bias (TF way refuses hardware-computed arrays)"
     if keras_faults:
         tf_path = work / "faults_keras.json"
         tf_path.write_text(json.dumps({"seed": 0, "faults": keras_faults}))
