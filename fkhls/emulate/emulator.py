@@ -278,7 +278,8 @@ def _predict_with(model, spec: ModelSpec, faulty: Weights, keys, x) -> np.ndarra
         variable = getattr(model.get_layer(key[0]), key[1], None) if key[0] in names else None
         if variable is None or not hasattr(variable, "assign") or not _is_variable(spec, key):
             raise FaultSpecError(f"{key[0]}.{key[1]} is an array computed for the hardware (a batch norm's scale "
-                                 "or bias, a QConv2DBatchnorm's folded kernel), not a Keras variable QKeras computes "
+                                 "or bias, a QConv2DBatchnorm's folded kernel, an auto_po2 kernel divided by its scale "
+                                 "or its ApplyAlpha arrays), not a Keras variable QKeras computes "
                                  "with: the TF way (FKeras's) flips Keras variables only; use method='exact'")
         variables.append((variable, key))
     for variable, key in variables:

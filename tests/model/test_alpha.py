@@ -54,7 +54,7 @@ def test_tf_way_refuses_factorized_arrays(alpha):
     model, spec, _ = alpha
     x = models.grid_inputs((6,), 4, seed=3, fractional=3, scale=1.5)
     for fault in (BitFault("d1", "kernel", 0, 5), BitFault("d1_alpha", "scale", 0, 5)):
-        with pytest.raises(FaultSpecError, match=f"{fault.layer}.{fault.tensor} is an array computed for the hardware"):
+        with pytest.raises(FaultSpecError, match=f"{fault.layer}.{fault.tensor} is an array computed for the hardware.*auto_po2"):
             emulate.faulty_model_outputs(model, fault, x, spec=spec, method="tf")
     assert emulate.faulty_model_outputs(model, BitFault("d1_alpha", "scale", 0, 5), x, spec=spec).shape == (4, 3)
 
@@ -77,18 +77,50 @@ def test_alpha_refusals():
         describe_model(tf.keras.Model(x_in, tf.keras.layers.Flatten()(h)))
 
 
-def test_scale_fault_by_array_name(alpha, tmp_path):
+@pytest.fixture(scope="module")
+def alpha_project(alpha, tmp_path_factory):
+    from fkhls.project.export import ExportOptions, export_model
+
+    return export_model(alpha[0], tmp_path_factory.mktemp("alpha") / "prj", ExportOptions())
+
+
+def test_project_names_alpha_tensors_as_the_model_does(alpha, alpha_project):
+    """Regression (found by scripts/try_unseen_models.py): a project keyed every tensor by its Keras layer, so the
+    ApplyAlpha's bias replaced the Dense's zero bias in the address map ({"layer": "d1", "tensor": "bias"} hit the
+    alpha bias) and {"layer": "d1_alpha"} was refused by faultmap, campaign and crosscheck. A project names each
+    tensor as the model spec does (the step for an ApplyAlpha), and every array maps back to itself."""
+    from fkhls.faults.addressing import address_map, spec_from_manifest
+    from fkhls.faults.descriptors import exhaustive_faults, load_fault_set
+
+    _, spec, _ = alpha
+    manifest = alpha_project
+    from_project = spec_from_manifest(manifest)
+    assert [(t.layer, t.tensor) for t in from_project.tensors()] == [(t.layer, t.tensor) for t in spec.tensors()]
+    amap = address_map(manifest)
+    for step in manifest.weighted_layers:
+        for record in step.arrays():
+            assert amap.map_lbi(record.owner_of(step), record.tensor, 0).array == record.array
+    dense_bias, alpha_bias = manifest.layer("d1").bias.array, manifest.layer("d1_alpha").bias.array
+    assert dense_bias != alpha_bias
+    source = {"faults": [{"layer": "d1", "tensor": "bias", "bits": [1]},
+                         {"layer": "d1_alpha", "tensor": "bias", "bits": [1]}]}
+    scenarios = load_fault_set(source, from_project).scenarios
+    assert [amap.map_faults(s.faults)[0].array for s in scenarios] == [dense_bias, alpha_bias]
+    chosen = {(f.layer, f.tensor) for f in exhaustive_faults(from_project, layers=["d1_alpha"])}
+    assert chosen == {("d1_alpha", "scale"), ("d1_alpha", "bias")}
+
+
+def test_scale_fault_by_array_name(alpha, alpha_project, tmp_path):
     """The ApplyAlpha scale is addressable by its array name; C-sim with the flipped word equals the emulator."""
     from fkhls.csim.build import run_csim
     from fkhls.csim.inject import inject
     from fkhls.emulate import emulator as emulate
     from fkhls.faults.addressing import address_map, spec_from_manifest
     from fkhls.faults.descriptors import load_fault_set
-    from fkhls.project.export import ExportOptions, export_model
     from fkhls.project.manifest import load_manifest
 
     model, spec, weights = alpha
-    manifest = export_model(model, tmp_path / "prj", ExportOptions())
+    manifest = alpha_project
     record = manifest.layer("d1_alpha")
     assert (record.hls_class, record.kernel.tensor, record.keras_name) == ("ApplyAlpha", "scale", "d1")
     hbit = address_map(manifest).map_lbi("d1_alpha", "scale", 4)
