@@ -115,6 +115,12 @@ def raw_bounds(ptype: FixedPrecisionType) -> tuple[int, int]:
     return 0, (1 << ptype.width) - 1
 
 
+def max_magnitude(ptype: FixedPrecisionType) -> int:
+    """Largest |raw word| of the type (the bound every worst-case sum and product starts from)."""
+    lo, hi = raw_bounds(ptype)
+    return max(-lo, hi)
+
+
 def lsb(ptype: FixedPrecisionType) -> float:
     """Value of one least-significant bit: 2**-fractional."""
     return float(2.0 ** -ptype.fractional)

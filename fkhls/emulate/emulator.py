@@ -56,7 +56,7 @@ from fkhls.core.fixedpoint import (
 )
 from fkhls.model.layers import handler_for_kind, role_of
 from fkhls.model.layers.activation import is_lossless
-from fkhls.model.layers.dense import Accumulated, WeightedHandler, float64_is_exact
+from fkhls.model.layers.dense import Accumulated, WeightedHandler, float64_is_exact, sum_magnitude
 from fkhls.model.spec import LayerSpec, ModelSpec
 
 __all__ = [
@@ -396,13 +396,7 @@ def _sum_dtype(layer: LayerSpec, in_type: FixedPrecisionType, frac: int):
     The bound covers every aligned product, partial sum and biased sum, and a rank-1 move
     ``(new - old) * w`` of one input word (at most twice one product).
     """
-    x_lo, x_hi = raw_bounds(in_type)
-    w_lo, w_hi = raw_bounds(layer.kernel.ptype)
-    shift = frac - in_type.fractional - layer.kernel.ptype.fractional
-    bound = max(layer.n_terms, 2) * max(-x_lo, x_hi) * max(-w_lo, w_hi) << shift
-    if layer.bias is not None:
-        b_lo, b_hi = raw_bounds(layer.bias.ptype)
-        bound += max(-b_lo, b_hi) << (frac - layer.bias.ptype.fractional)
+    bound = sum_magnitude(layer, in_type, frac, n_terms=max(layer.n_terms, 2))
     if bound <= 2**24:
         return np.float32
     if bound <= _FLOAT64_EXACT:
@@ -875,16 +869,14 @@ def _generic_effects(g: _Golden, index: int, faults: Sequence[BitFault], max_row
     acc = _accumulate(layer, in_type, x_in, g.weights) if _fast(layer) else None
     fpos, pair_samples, changed = [], [], []
     for k, fault in enumerate(faults):
-        key = (fault.layer, fault.tensor)
-        tspec = spec.tensor(*key)
-        words = np.array(g.weights[key], dtype=np.int64, copy=True)
-        flat, bit = lb_index_to_wb_index(np.array([fault.lbi], dtype=np.int64), tspec.width)
-        words.reshape(-1)[flat] = flip_bits(tspec.ptype, words.reshape(-1)[flat], np.left_shift(np.int64(1), bit))
+        faulty = apply_faults(spec, g.weights, [fault])
         if acc is not None:
-            delta = int(words.reshape(-1)[flat][0]) - int(g.weights[key].reshape(-1)[flat][0])
-            out = _channel_fault(layer, in_type, acc, golden, tspec, int(flat[0]), delta)
+            key = (fault.layer, fault.tensor)
+            flat = int(lb_index_to_wb_index(np.array([fault.lbi]), fault.width)[0][0])
+            delta = int(faulty[key].reshape(-1)[flat]) - int(g.weights[key].reshape(-1)[flat])
+            out = _channel_fault(layer, in_type, acc, golden, spec.tensor(*key), flat, delta)
         else:
-            out = _step(layer, in_type, x_in, {**g.weights, key: words})
+            out = _step(layer, in_type, x_in, faulty)
         samples = np.flatnonzero((out != golden).reshape(n, -1).any(axis=1))
         if len(samples):
             fpos.append(np.full(len(samples), k))

@@ -38,7 +38,7 @@ from typing import Callable
 import numpy as np
 
 from fkhls.core.errors import UnsupportedModelError
-from fkhls.core.fixedpoint import FixedPrecisionType, cast_raw, cpp_type, raw_bounds
+from fkhls.core.fixedpoint import FixedPrecisionType, cast_raw, cpp_type, lsb, max_magnitude, raw_bounds
 from fkhls.model.layers.base import Approximation, LayerHandler, Walk, layer_handler
 from fkhls.model.layers.dense import accumulator_type
 from fkhls.model.steps import LayerSpec, TensorSpec
@@ -135,8 +135,7 @@ class BatchNormHandler(LayerHandler):
         # |hw - QKeras| <= max|x| * |scale - s_word| + |bias - b_word| + float32 rounding of QKeras's x*inv*gamma
         # + (beta - mean*inv*gamma): each word is the float truncated (toward -inf) from a literal printed with
         # more decimals than fractional bits, so within 2 LSB of its type; float32: <= 4 ulps of the magnitudes.
-        lsb = lambda t: 2.0 ** -t.fractional  # noqa: E731
-        big = lambda t: max(-raw_bounds(t)[0], raw_bounds(t)[1]) * lsb(t)  # noqa: E731
+        big = lambda t: max_magnitude(t) * lsb(t)  # noqa: E731  (the largest |value| of a type)
         x_max, s_max, b_max = big(in_type), big(step.kernel.ptype), big(step.bias.ptype)
         total = x_max * 2 * lsb(step.kernel.ptype) + 2 * lsb(step.bias.ptype) + 4 * 2.0 ** -24 * (x_max * s_max + b_max)
         bound = float(np.ceil(total / lsb(step.result_type)))

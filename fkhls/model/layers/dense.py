@@ -19,8 +19,8 @@ import math
 import numpy as np
 
 from fkhls.core.errors import UnsupportedModelError
-from fkhls.core.fixedpoint import (MAX_WIDTH, FixedPrecisionType, cast_raw, cpp_type, narrowest_type, quantizer_type,
-                                  raw_bounds)
+from fkhls.core.fixedpoint import (MAX_WIDTH, FixedPrecisionType, cast_raw, cpp_type, max_magnitude, narrowest_type,
+                                  quantizer_type, raw_bounds)
 from fkhls.model.layers.activation import activation_steps
 from fkhls.model.layers.base import Approximation, LayerHandler, Walk, layer_handler
 from fkhls.model.layers.folding import FOLDED_CLASSES, folded_blockers, folded_values, is_folded
@@ -61,9 +61,18 @@ def accumulator_type(
 
 def float64_is_exact(layer: LayerSpec, in_type: FixedPrecisionType) -> bool:
     """True when every product and partial sum of the layer is an integer below 2**53 for any words of its types."""
-    x_lo, x_hi = raw_bounds(in_type)
-    w_lo, w_hi = raw_bounds(layer.kernel.ptype)
-    return layer.n_terms * max(-x_lo, x_hi) * max(-w_lo, w_hi) <= _FLOAT64_EXACT
+    return layer.n_terms * max_magnitude(in_type) * max_magnitude(layer.kernel.ptype) <= _FLOAT64_EXACT
+
+
+def sum_magnitude(layer: LayerSpec, in_type: FixedPrecisionType, frac: int, n_terms: int | None = None) -> int:
+    """Bound on sum|terms| of the layer's sum at scale 2**-frac, for any words of its types: ``n_terms``
+    (default the layer's) products of the largest input and kernel words, plus the largest bias word."""
+    n = layer.n_terms if n_terms is None else n_terms
+    shift = frac - in_type.fractional - layer.kernel.ptype.fractional
+    bound = n * max_magnitude(in_type) * max_magnitude(layer.kernel.ptype) << shift
+    if layer.bias is not None:
+        bound += max_magnitude(layer.bias.ptype) << (frac - layer.bias.ptype.fractional)
+    return bound
 
 
 def _matmul(a: np.ndarray, b: np.ndarray, exact_float: bool) -> np.ndarray:
@@ -178,13 +187,7 @@ class WeightedHandler(LayerHandler):
         # gamma_n = n*u / (1 - n*u), u = 2**-24 (Higham, Accuracy and Stability, 3.1), whatever the order.
         n = max(step.n_terms, 1) + (step.bias is not None)
         u = 2.0 ** -_FLOAT32_EXACT_BITS
-        x_lo, x_hi = raw_bounds(in_type)
-        w_lo, w_hi = raw_bounds(step.kernel.ptype)
-        frac_p = in_type.fractional + step.kernel.ptype.fractional
-        total = step.n_terms * max(-x_lo, x_hi) * max(-w_lo, w_hi) * 2.0 ** (step.accum_type.fractional - frac_p)
-        if step.bias is not None:
-            b_lo, b_hi = raw_bounds(step.bias.ptype)
-            total += max(-b_lo, b_hi) * 2.0 ** (step.accum_type.fractional - step.bias.ptype.fractional)
+        total = sum_magnitude(step, in_type, step.accum_type.fractional)
         bound = math.ceil(n * u / (1 - n * u) * total)
         return Approximation(
             "float32_sum", step.approximate, float(bound),

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from fkhls.core.errors import UnsupportedModelError
-from fkhls.core.fixedpoint import MAX_WIDTH, FixedPrecisionType, cast_raw, cpp_type, raw_bounds
+from fkhls.core.fixedpoint import MAX_WIDTH, FixedPrecisionType, cast_raw, cpp_type, max_magnitude, raw_bounds
 from fkhls.model.layers.base import Approximation, LayerHandler, Walk, layer_handler
 from fkhls.model.steps import LayerSpec
 
@@ -167,8 +167,7 @@ class MergeHandler(LayerHandler):
             return None
         # One float32 operation on exact inputs rounds to nearest: |error| <= half an ulp of the largest
         # result, 2**(e - 24) with 2**e > max|result|; in LSBs of the exact result type.
-        lo, hi = raw_bounds(step.result_type)
-        bound = float(2.0 ** (max(-lo, hi).bit_length() - _FLOAT32_SIGNIFICANT))
+        bound = float(2.0 ** (max_magnitude(step.result_type).bit_length() - _FLOAT32_SIGNIFICANT))
         return Approximation(
             "float32_merge", step.approximate, bound,
             f"one float32 rounding (half an ulp) of the largest {cpp_type(step.result_type)} result, in its LSBs",
