@@ -350,20 +350,26 @@ def _owner(layer: dict, array: dict) -> str:
     return array.get("owner") or layer["keras_name"]
 
 
-def _fault_file(manifest: dict) -> dict:
-    """A kernel MSB, a bias bit and, where the model has one, a bit of a new (non Keras kernel/bias) array."""
+def _kernel_bias_faults(kernel_pool: list, bias_pool: list) -> list[dict]:
+    """The sign and an LSB of the first kernel in ``kernel_pool``, bit 1 of the last bias in ``bias_pool``."""
     faults = []
-    arrays = _arrays(manifest)
-    kernels = [(layer, a) for layer, a in arrays if a["tensor"] == "kernel" and not _is_new_array(layer, a)]
+    kernels = [(layer, a) for layer, a in kernel_pool if a["tensor"] == "kernel"]
     if kernels:
         layer, a = kernels[0]
         faults.append({"name": "kernel sign", "layer": _owner(layer, a), "tensor": "kernel", "bits": [0]})
         faults.append({"name": "kernel lsb", "layer": _owner(layer, a), "tensor": "kernel",
                        "bits": [a["type"]["width"] * min(3, a["size"] - 1) + a["type"]["width"] - 1]})
-    biases = [(layer, a) for layer, a in arrays if a["tensor"] == "bias"]
+    biases = [(layer, a) for layer, a in bias_pool if a["tensor"] == "bias"]
     if biases:
         layer, a = biases[-1]
         faults.append({"name": "bias bit 1", "layer": _owner(layer, a), "tensor": "bias", "bits": [1]})
+    return faults
+
+
+def _fault_file(manifest: dict) -> dict:
+    """A kernel MSB, a bias bit and, where the model has one, a bit of a new (non Keras kernel/bias) array."""
+    arrays = _arrays(manifest)
+    faults = _kernel_bias_faults([(layer, a) for layer, a in arrays if not _is_new_array(layer, a)], arrays)
     for layer, a in arrays:
         if _is_new_array(layer, a):
             faults.append({"name": f"new array {a['array']} ({_owner(layer, a)}.{a['tensor']})", "array": a["array"],
@@ -378,18 +384,7 @@ def _keras_variable_faults(manifest: dict) -> list[dict]:
     plain = [(layer, a) for layer, a in _arrays(manifest)
              if a["tensor"] in STANDARD and not _is_new_array(layer, a)
              and not (layer.get("hls_class") or "").endswith("Batchnorm") and f"{layer['name']}_alpha" not in names]
-    faults = []
-    kernels = [(layer, a) for layer, a in plain if a["tensor"] == "kernel"]
-    if kernels:
-        layer, a = kernels[0]
-        faults.append({"name": "kernel sign", "layer": _owner(layer, a), "tensor": "kernel", "bits": [0]})
-        faults.append({"name": "kernel lsb", "layer": _owner(layer, a), "tensor": "kernel",
-                       "bits": [a["type"]["width"] * min(3, a["size"] - 1) + a["type"]["width"] - 1]})
-    biases = [(layer, a) for layer, a in plain if a["tensor"] == "bias"]
-    if biases:
-        layer, a = biases[-1]
-        faults.append({"name": "bias bit 1", "layer": _owner(layer, a), "tensor": "bias", "bits": [1]})
-    return faults
+    return _kernel_bias_faults(plain, plain)
 
 
 def _campaign_target(manifest: dict) -> tuple[str, int] | None:
