@@ -865,3 +865,23 @@ def pointwise_model(seed: int = 22):
 
 
 BUILDERS.update(pointwise=pointwise_model)
+
+
+def dense_po2_model(seed: int = 23):
+    """quantized_po2 kernels (hls4ml's exponent struct words and weight_exponential shift product): a
+    max_value=1 kernel (exponents -8..0) and a 4-bit one (-4..3), quantized_bits biases, a quantized_relu."""
+    import tensorflow as tf
+    from qkeras import QDense
+    from qkeras.quantizers import quantized_bits, quantized_po2, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(8,), name="x")
+    h = QDense(6, name="p1", kernel_quantizer=quantized_po2(4, max_value=1), bias_quantizer=quantized_bits(6, 2, alpha=1),
+               activation=quantized_relu(6, 2))(x_in)
+    out = QDense(4, name="p2", kernel_quantizer=quantized_po2(4), bias_quantizer=quantized_bits(5, 1, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="dense_po2_test")
+    _spread_weights(model, seed)
+    return model
+
+
+BUILDERS.update(dense_po2=dense_po2_model)

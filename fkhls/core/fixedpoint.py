@@ -33,6 +33,9 @@ __all__ = [
     "literals",
     "quantizer_type",
     "narrowest_type",
+    "Po2Type",
+    "is_po2",
+    "po2_exponents",
     "MAX_WIDTH",
 ]
 
@@ -44,6 +47,69 @@ _TYPE_RE = re.compile(
 )
 
 
+# hls4ml's ExponentTypeConverter: typedef struct NAME {ap_uint<1> sign;ap_int<B> weight; } NAME;
+_PO2_STRUCT_RE = re.compile(r"^\s*struct\s+\w*\s*\{\s*ap_uint<1>\s+sign;\s*ap_int<(?P<bits>\d+)>\s+weight;\s*\}\s*$")
+
+
+class Po2Type(FixedPrecisionType):
+    """hls4ml's power-of-two weight word (``ExponentType``): a struct of ``ap_uint<1> sign`` (1 = +, 0 = -) and an
+    ``ap_int<bits> weight`` exponent, value ``(sign ? 1 : -1) * 2**weight``; it has no zero.
+
+    fkhls's raw word of it is the unsigned code ``sign << bits | (exponent & (2**bits - 1))``: ``width`` = bits + 1
+    hardware bits, bit ``width-1`` the sign field, bits ``bits-1 .. 0`` the exponent field (MSB .. LSB). So FKeras's
+    MSB-first layer bit index reads: sign, then exponent MSB .. LSB; a flip is an XOR on this code.
+    """
+
+    def __init__(self, bits: int):
+        if not 1 <= bits <= 16:
+            raise OffGridError(f"po2 exponent width {bits} is outside the supported range 1..16")
+        super().__init__(width=bits + 1, integer=bits + 1, signed=False)
+        self.exponent_bits = bits
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Po2Type) and other.exponent_bits == self.exponent_bits
+
+    def __hash__(self) -> int:
+        return hash(("po2", self.exponent_bits))
+
+    @property
+    def exponent_range(self) -> tuple[int, int]:
+        half = 1 << (self.exponent_bits - 1)
+        return -half, half - 1
+
+
+def is_po2(ptype) -> bool:
+    return isinstance(ptype, Po2Type)
+
+
+def po2_exponents(ptype: Po2Type, raw) -> tuple[np.ndarray, np.ndarray]:
+    """Raw codes -> (sign field 0/1, signed exponent), int64 each."""
+    raw = np.asarray(raw, dtype=np.int64)
+    bits = ptype.exponent_bits
+    field = raw & ((1 << bits) - 1)
+    half = 1 << (bits - 1)
+    return (raw >> bits) & 1, (field ^ half) - half
+
+
+def _po2_to_raw(ptype: Po2Type, values: np.ndarray, what: str) -> np.ndarray:
+    lo, hi = ptype.exponent_range
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exponent = np.rint(np.log2(np.abs(values)))
+        ok = np.isfinite(exponent) & (values != 0)
+        exponent = np.where(ok, exponent, 0)
+        back = np.where(values < 0, -1.0, 1.0) * np.ldexp(1.0, exponent.astype(np.int64))
+    bad = ~ok | (back != values) | (exponent < lo) | (exponent > hi)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        value = values[index] if values.ndim else float(values)
+        raise OffGridError(
+            f"{what}[{index}] = {value!r} is not representable by {cpp_type(ptype)} (a power of two +-2**e with "
+            f"exponent e in [{lo}, {hi}]; no zero); {int(bad.sum())} of {bad.size} values are not"
+        )
+    sign = (values > 0).astype(np.int64)
+    return (sign << ptype.exponent_bits) | (exponent.astype(np.int64) & ((1 << ptype.exponent_bits) - 1))
+
+
 def _make(width: int, integer: int, signed: bool, rounding=None, saturation=None) -> FixedPrecisionType:
     if not 1 <= width <= MAX_WIDTH:
         raise OffGridError(f"fixed-point width {width} is outside the supported range 1..{MAX_WIDTH}")
@@ -52,7 +118,10 @@ def _make(width: int, integer: int, signed: bool, rounding=None, saturation=None
 
 
 def parse_type(text: str) -> FixedPrecisionType:
-    """Parse a C++ type such as ``ap_fixed<16,6>`` or ``ap_ufixed<6,0,AP_RND_CONV,AP_SAT>``."""
+    """Parse a C++ type such as ``ap_fixed<16,6>`` or ``ap_ufixed<6,0,AP_RND_CONV,AP_SAT>`` (or hls4ml's po2 struct)."""
+    po2 = _PO2_STRUCT_RE.match(text)
+    if po2:
+        return Po2Type(int(po2["bits"]))
     match = _TYPE_RE.match(text)
     if not match:
         raise OffGridError(
@@ -82,6 +151,8 @@ def parse_type(text: str) -> FixedPrecisionType:
 
 def cpp_type(ptype: FixedPrecisionType) -> str:
     """The C++ spelling hls4ml writes into defines.h/parameters.h (modes only when not default)."""
+    if is_po2(ptype):
+        return f"struct {{ap_uint<1> sign;ap_int<{ptype.exponent_bits}> weight; }}"
     name = "ap_fixed" if ptype.signed else "ap_ufixed"
     args = [str(ptype.width), str(ptype.integer)]
     if ptype.rounding_mode != RoundingMode.TRN or ptype.saturation_mode != SaturationMode.WRAP:
@@ -93,7 +164,9 @@ def cpp_type(ptype: FixedPrecisionType) -> str:
 
 def type_to_dict(ptype: FixedPrecisionType) -> dict:
     """A JSON-ready description of the type (the manifest stores these)."""
+    extra = {"po2_exponent_bits": ptype.exponent_bits} if is_po2(ptype) else {}
     return {
+        **extra,
         "cpp": cpp_type(ptype),
         "width": ptype.width,
         "integer": ptype.integer,
@@ -105,6 +178,8 @@ def type_to_dict(ptype: FixedPrecisionType) -> dict:
 
 
 def type_from_dict(data: dict) -> FixedPrecisionType:
+    if "po2_exponent_bits" in data:
+        return Po2Type(int(data["po2_exponent_bits"]))
     return _make(data["width"], data["integer"], data["signed"], data.get("rounding"), data.get("saturation"))
 
 
@@ -129,6 +204,8 @@ def lsb(ptype: FixedPrecisionType) -> float:
 def to_raw(ptype: FixedPrecisionType, values, what: str = "values") -> np.ndarray:
     """Exact values -> raw words; refuses (naming the first bad index) anything off the grid or range."""
     values = np.asarray(values, dtype=np.float64)
+    if is_po2(ptype):
+        return _po2_to_raw(ptype, values, what)
     scaled = np.ldexp(values, ptype.fractional)
     raw = np.rint(scaled)
     lo, hi = raw_bounds(ptype)
@@ -145,7 +222,10 @@ def to_raw(ptype: FixedPrecisionType, values, what: str = "values") -> np.ndarra
 
 
 def from_raw(ptype: FixedPrecisionType, raw) -> np.ndarray:
-    """Raw words -> float64 values (exact for widths up to 53 bits)."""
+    """Raw words -> float64 values (exact for widths up to 53 bits; a po2 code -> +-2**exponent)."""
+    if is_po2(ptype):
+        sign, exponent = po2_exponents(ptype, raw)
+        return np.where(sign == 1, 1.0, -1.0) * np.ldexp(1.0, exponent)
     return np.ldexp(np.asarray(raw, dtype=np.int64).astype(np.float64), -ptype.fractional)
 
 
@@ -220,7 +300,13 @@ def cast_raw(raw, src_fractional: int, dst: FixedPrecisionType) -> np.ndarray:
 
 
 def literal(ptype: FixedPrecisionType, raw: int) -> str:
-    """Exact decimal literal of one raw word (what a C++ compiler reads back to the same word)."""
+    """Exact decimal literal of one raw word (what a C++ compiler reads back to the same word).
+
+    A po2 word prints as hls4ml's ExponentWeightVariable does: ``{1.0, -3}`` (sign field as a float, exponent).
+    """
+    if is_po2(ptype):
+        sign, exponent = po2_exponents(ptype, raw)
+        return f"{{{int(sign)}.0, {int(exponent)}}}"
     value = Fraction(int(raw), 1) / (1 << ptype.fractional) if ptype.fractional >= 0 else Fraction(
         int(raw) << -ptype.fractional
     )
@@ -272,12 +358,13 @@ def quantizer_type(config: dict, *, activation: bool = False, where: str = "quan
                 f"{where}: a {name} activation is not supported: hls4ml 1.3.0 has no layer for it (its QKeras "
                 "converter refuses it); use quantized_bits or quantized_relu"
             )
-        raise UnsupportedModelError(
-            f"{where}: {name} weights are not supported: hls4ml stores them as ExponentType words (a sign bit and an "
-            "exponent, multiplied by shifting: nnet_mult.h weight_exponential), not ap_fixed words, so fkhls cannot "
-            "address FKeras bit indices in them nor flip them in its harnesses; use quantized_bits(bits, integer, "
-            "alpha=1)"
-        )
+        if name == "quantized_relu_po2":
+            raise UnsupportedModelError(
+                f"{where}: quantized_relu_po2 weights are not supported: hls4ml 1.3.0 builds power-of-two weights "
+                "only from quantized_po2 (its QKeras converter reads no other po2 weight quantizer); use "
+                "quantized_po2(bits) or quantized_bits(bits, integer, alpha=1)"
+            )
+        return _po2_weight_type(cfg, where)
     if name in ("quantized_sigmoid", "quantized_tanh"):
         if not activation:
             raise UnsupportedModelError(f"{where}: {name} is only supported as an activation")
@@ -297,8 +384,24 @@ def quantizer_type(config: dict, *, activation: bool = False, where: str = "quan
         return _relu_type(cfg, where)
     raise UnsupportedModelError(
         f"{where}: quantizer {name!r} is not supported (supported: quantized_bits(alpha=1), quantized_relu; "
-        "binary(alpha=1) and ternary(alpha=1) weights)"
+        "binary(alpha=1), ternary(alpha=1) and quantized_po2 weights)"
     )
+
+
+def _po2_weight_type(cfg: dict, where: str) -> Po2Type:
+    """quantized_po2(bits) weights: hls4ml's ExponentPrecisionType(bits), an exponent struct (``Po2Type``).
+
+    QKeras 0.9.0 never outputs 0 (x = 0 becomes +2**min_exp); the exponents lie in
+    [-2**e, 2**e - 1], e = bits - 1 - (max_value is None or > 1), doubled with quadratic_approximation;
+    export refuses a kernel whose exponents the ``ap_int<bits>`` field cannot hold (to_raw names it).
+    """
+    qnoise = cfg.get("qnoise_factor", 1.0)
+    if qnoise is not None and float(qnoise) != 1.0:
+        raise UnsupportedModelError(
+            f"{where}: quantized_po2(qnoise_factor={qnoise!r}) mixes unquantized values into the weights (not powers "
+            "of two); use qnoise_factor=1.0"
+        )
+    return Po2Type(int(cfg["bits"]))
 
 
 def _relu_type(cfg: dict, where: str) -> FixedPrecisionType:

@@ -50,6 +50,7 @@ from fkhls.core.fixedpoint import (
     cpp_type,
     flip_bits,
     from_raw,
+    is_po2,
     quantizer_type,
     raw_bounds,
     to_raw,
@@ -114,6 +115,8 @@ def quantize_and_bitflip(tensor, quantizer, regions: Sequence[FaultyLayerBitRegi
     quantized = quantizer(tf.convert_to_tensor(tensor))
     config = {"class_name": quantizer.__class__.__name__, "config": quantizer.get_config()}
     ptype = quantizer_type(config, where="quantize_and_bitflip quantizer")
+    if is_po2(ptype):
+        raise FaultSpecError(PO2_TF_REFUSAL.format(what=f"a {quantizer} tensor"))
     values = quantized.numpy().astype(np.float64)
     raw = to_raw(ptype, values, "quantized tensor")
     mask = fault_mask(raw.size, ptype.width, regions, seed).reshape(raw.shape)
@@ -270,10 +273,20 @@ def _is_variable(spec: ModelSpec, key: tuple[str, str]) -> bool:
     return handler_for_kind(owner.kind).is_keras_variable(owner)
 
 
+# FKeras's flip is fixed-point arithmetic (scale, XOR, scale back); a po2 word is an exponent struct. A faulty
+# value assigned to the Keras variable is re-quantized by quantized_po2, which clips the exponent to its range.
+PO2_TF_REFUSAL = ("{what} is a quantized_po2 array (hls4ml's exponent struct: sign bit + exponent bits): FKeras's "
+                  "bit flip is fixed-point arithmetic and cannot express a flip of its sign or exponent field, and "
+                  "QKeras re-quantizes an assigned faulty value (clipping the exponent); use method='exact' / "
+                  "--reference emulator")
+
+
 def _predict_with(model, spec: ModelSpec, faulty: Weights, keys, x) -> np.ndarray:
     """Set faulty quantized values into the Keras variables and predict (the FKeras way)."""
     variables = []
     for key in keys:
+        if is_po2(spec.tensor(*key).ptype):
+            raise FaultSpecError(PO2_TF_REFUSAL.format(what=f"{key[0]}.{key[1]}"))
         names = {layer.name for layer in model.layers}
         variable = getattr(model.get_layer(key[0]), key[1], None) if key[0] in names else None
         if variable is None or not hasattr(variable, "assign") or not _is_variable(spec, key):
@@ -383,7 +396,8 @@ _FAST_KINDS = ("dense", "conv1d", "conv2d")
 
 
 def _fast(layer: LayerSpec) -> bool:
-    return layer.kind in _FAST_KINDS and layer.kernel is not None
+    # a po2 kernel's product is a shift, not linear in the word: its faults take the generic path
+    return layer.kind in _FAST_KINDS and layer.kernel is not None and not is_po2(layer.kernel.ptype)
 
 
 def _compact(words: np.ndarray, narrow: bool) -> np.ndarray:

@@ -299,7 +299,7 @@ def _array_record(step: LayerSpec, slot: str, layer, values: np.ndarray, project
     handler = handler_for_kind(step.kind)
     variable = layer.get_weights(handler.hls_weights[0 if slot == "kernel" else 1])
     _check_type(typedefs, variable.type.name, spec.ptype, f"{step.name} {tensor}")
-    written = read_txt_values(project / "firmware" / "weights" / f"{variable.name}.txt")
+    written = read_txt_values(project / "firmware" / "weights" / f"{variable.name}.txt", spec.ptype)
     header = (project / "firmware" / "weights" / f"{variable.name}.h").read_text()
     if f"{variable.type.name} {variable.name}[{values.size}]" not in header:
         raise UnsupportedModelError(f"{variable.name}.h does not declare {variable.type.name} {variable.name}[{values.size}]")

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from fkhls.core.errors import ProjectError
-from fkhls.core.fixedpoint import from_raw, literals, to_raw, type_to_dict
+from fkhls.core.fixedpoint import FixedPrecisionType, from_raw, is_po2, literals, to_raw, type_to_dict
 from fkhls.core.templates import render
 from fkhls.project.manifest import ArrayRecord, Manifest
 
@@ -23,7 +23,7 @@ __all__ = ["weights_dir", "read_txt_values", "parse_literals", "read_array_words
            "header_words", "render_weight_txt", "render_weight_header", "check_declarations", "check_weight_files"]
 
 _HEADER_RE = re.compile(
-    r"\A//Numpy array shape (?P<shape>[^\n]*)\n.*?#else\n(?P<type>\w+) (?P<array>\w+)\[(?P<size>\d+)\] = \{(?P<body>[^}]*)\};",
+    r"\A//Numpy array shape (?P<shape>[^\n]*)\n.*?#else\n(?P<type>\w+) (?P<array>\w+)\[(?P<size>\d+)\] = \{(?P<body>(?:[^{}]|\{[^{}]*\})*)\};",
     re.S,
 )
 
@@ -32,14 +32,37 @@ def weights_dir(project_dir: str | Path) -> Path:
     return Path(project_dir) / "firmware" / "weights"
 
 
-def read_txt_values(path: Path) -> np.ndarray:
-    """The float64 values of a weight ``.txt`` as hls4ml wrote them (export reads them before any record exists)."""
+# hls4ml's ExponentWeightVariable literal: {sign, exponent}, sign 1 (+) or 0 (-), printed "1.0" / "0.0"
+_PO2_LITERAL_RE = re.compile(r"\{\s*(?P<sign>[01](?:\.0*)?)\s*,\s*(?P<exponent>[+-]?\d+)\s*\}")
+
+
+def _po2_values(text: str, what: str) -> np.ndarray:
+    """Values +-2**e of a po2 array's ``{sign, exponent}`` literals; anything else in the text is refused."""
+    matches = list(_PO2_LITERAL_RE.finditer(text))
+    rest = _PO2_LITERAL_RE.sub("", text).replace(",", "").strip()
+    if rest:
+        raise ProjectError(f"{what} holds text that is not a po2 literal {{sign, exponent}}: {rest[:40]!r}")
+    sign = np.array([float(m["sign"]) for m in matches], dtype=np.float64)
+    exponent = np.array([int(m["exponent"]) for m in matches], dtype=np.int64)
+    return np.where(sign == 1, 1.0, -1.0) * np.ldexp(1.0, exponent)
+
+
+def read_txt_values(path: Path, ptype: FixedPrecisionType | None = None) -> np.ndarray:
+    """The float64 values of a weight ``.txt`` as hls4ml wrote them (export reads them before any record exists);
+    ``ptype`` a po2 type: the ``{sign, exponent}`` literals hls4ml writes for it."""
     text = path.read_text().strip()
+    if ptype is not None and is_po2(ptype):
+        return _po2_values(text, str(path))
     return np.array([float(v) for v in text.split(",")], dtype=np.float64) if text else np.zeros(0)
 
 
 def parse_literals(text: str, record: ArrayRecord, what: str) -> np.ndarray:
     """Raw words of comma-separated literals: exactly ``record.size`` of them, each on the type's grid and in range."""
+    if is_po2(record.ptype):
+        values = _po2_values(text, what)
+        if values.size != record.size:
+            raise ProjectError(f"{what} holds {values.size} values, {record.array} has {record.size}")
+        return to_raw(record.ptype, values, what=what)
     tokens = [t.strip() for t in text.split(",")]
     if tokens and tokens[-1] == "":
         tokens.pop()

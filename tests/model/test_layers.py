@@ -138,7 +138,7 @@ def test_unquantized_relu_is_typed_exactly():
 STAGE_MODELS = ["shapes", "pooling", "pooling1d", "avgpool", "avgpool1d", "zeropad", "zeropad1d", "sigmoid", "tanh",
                 "softmax", "leaky", "binary", "hard", "plain_dense", "plain_conv"]
 STAGE_MODELS_MORE = ["batchnorm", "convbn", "alpha", "residual", "concat", "merges", "depthwise", "separable",
-                     "separable1d", "upsampling", "upsampling1d", "permute", "pointwise"]
+                     "separable1d", "upsampling", "upsampling1d", "permute", "pointwise", "dense_po2"]
 IO_STREAM_MODELS = ["shapes", "pooling1d", "avgpool1d", "zeropad", "sigmoid", "tanh", "softmax", "leaky", "binary", "hard"]
 IO_STREAM_MODELS_MORE = ["batchnorm", "alpha", "residual", "depthwise", "separable", "separable1d", "upsampling",
                          "upsampling1d", "permute", "pointwise"]

@@ -19,8 +19,9 @@ import math
 import numpy as np
 
 from fkhls.core.errors import UnsupportedModelError
-from fkhls.core.fixedpoint import (MAX_WIDTH, FixedPrecisionType, cast_raw, cpp_type, max_magnitude, narrowest_type,
-                                  quantizer_type, raw_bounds)
+from fkhls.core.fixedpoint import (MAX_WIDTH, FixedPrecisionType, cast_raw, cpp_type, is_po2, max_magnitude,
+                                  narrowest_type, quantizer_type, raw_bounds, to_raw)
+from fkhls.model.layers import po2
 from fkhls.model.layers.activation import activation_steps
 from fkhls.model.layers.base import Approximation, LayerHandler, Walk, layer_handler
 from fkhls.model.layers.folding import FOLDED_CLASSES, folded_blockers, folded_values, is_folded
@@ -122,6 +123,10 @@ class WeightedHandler(LayerHandler):
             reasons += _type_errors(_alpha().unscaled(k_cfg), f"{where} kernel_quantizer")
         else:
             reasons += _tensor_type_errors(layer, "kernel", where)
+            if k_cfg is not None and k_cfg["class_name"] == "quantized_po2" and self.kinds[0] != "dense":
+                reasons.append(f"{where} kernel_quantizer: quantized_po2 kernels are supported in QDense only (fkhls "
+                               "emulates hls4ml's weight_exponential product for Dense); use quantized_bits(bits, "
+                               "integer, alpha=1) here")
         if is_folded(layer):  # QConv2DBatchnorm: a folded bias always exists and must be quantized
             reasons += folded_blockers(layer, where)
             b_cfg = quantizer_config(layer, "bias")
@@ -161,8 +166,17 @@ class WeightedHandler(LayerHandler):
             bias = TensorSpec(layer.name, "bias", tuple(int(d) for d in layer.bias.shape),
                               *tensor_type(layer, "bias", where))
         n_terms = int(np.prod(kernel.shape[:-1]))
-        acc = accumulator_type(walk.in_type, kernel.ptype, bias.ptype if bias else None, n_terms)
         approximate = ""
+        if is_po2(kernel.ptype):  # hls4ml's weight_exponential shift (po2.py)
+            if bias is not None and is_po2(bias.ptype):
+                raise UnsupportedModelError(f"{where} bias_quantizer: quantized_po2 biases are not supported (hls4ml "
+                                            "adds a bias as a fixed-point word); use quantized_bits(bits, integer, "
+                                            "alpha=1)")
+            acc = po2.accumulator_type(walk.in_type, kernel.ptype, bias.ptype if bias else None, n_terms)
+            golden = to_raw(kernel.ptype, self.tensor_values(layer, kernel), what=f"{where} kernel")
+            approximate = po2.truncation(walk.in_type, kernel.ptype, golden)
+        else:
+            acc = accumulator_type(walk.in_type, kernel.ptype, bias.ptype if bias else None, n_terms)
         if kernel.quantizer is UNQUANTIZED and acc.width > _FLOAT32_EXACT_BITS:
             # Keras sums the float weights in float32 (24-bit significand): it rounds sums the hardware keeps exact.
             approximate = (f"unquantized {cls}: the exact sum needs {acc.width} bits ({cpp_type(acc)}), Keras sums "
@@ -183,6 +197,8 @@ class WeightedHandler(LayerHandler):
     def approximation(self, step: LayerSpec, in_type: FixedPrecisionType) -> Approximation | None:
         if not step.approximate:
             return None
+        if is_po2(step.kernel.ptype):
+            return _po2_approximation(step, in_type)
         # Any float32 summation of n products (each rounded too) errs by at most gamma_n * sum|terms|,
         # gamma_n = n*u / (1 - n*u), u = 2**-24 (Higham, Accuracy and Stability, 3.1), whatever the order.
         n = max(step.n_terms, 1) + (step.bias is not None)
@@ -205,10 +221,14 @@ class WeightedHandler(LayerHandler):
         kernel = weights[(step.kernel.layer, step.kernel.tensor)]
         n = x.shape[0]
         patches = self.patches(step, x)
-        frac_p = in_type.fractional + step.kernel.ptype.fractional
+        if is_po2(step.kernel.ptype):  # hls4ml's shift product, each product an r_T word (po2.py)
+            flat, frac_p = po2.accumulate(in_type, step.kernel.ptype, patches.reshape(-1, patches.shape[-1]),
+                                          kernel.reshape(-1, kernel.shape[-1]))
+        else:
+            frac_p = in_type.fractional + step.kernel.ptype.fractional
+            flat = _matmul(patches.reshape(-1, patches.shape[-1]), kernel.reshape(-1, kernel.shape[-1]),
+                           float64_is_exact(step, in_type))
         frac = frac_p if step.bias is None else max(frac_p, step.bias.ptype.fractional)
-        flat = _matmul(patches.reshape(-1, patches.shape[-1]), kernel.reshape(-1, kernel.shape[-1]),
-                       float64_is_exact(step, in_type))
         acc = flat.reshape(n, patches.shape[1], -1) << (frac - frac_p)
         if step.bias is not None:
             acc += weights[(step.bias.layer, step.bias.tensor)] << (frac - step.bias.ptype.fractional)
@@ -253,9 +273,10 @@ class WeightedHandler(LayerHandler):
         rerender = isinstance(hls_layer.get_weights("weight").type.precision, (IntegerPrecisionType, XnorPrecisionType))
         for name in ("weight", "bias"):
             _undo_xnor(hls_layer.weights.get(name))
-        hls_layer.get_weights("weight").update_precision(hw(step.kernel.ptype))
-        if "weight_t" in hls_layer.types:
-            hls_layer.types["weight_t"].precision = hw(step.kernel.ptype)
+        if not is_po2(step.kernel.ptype):  # a po2 kernel keeps hls4ml's exponent struct (export reads it back)
+            hls_layer.get_weights("weight").update_precision(hw(step.kernel.ptype))
+            if "weight_t" in hls_layer.types:
+                hls_layer.types["weight_t"].precision = hw(step.kernel.ptype)
         if step.bias is not None:
             hls_layer.weights.get("bias").update_precision(hw(step.bias.ptype))
             if "bias_t" in hls_layer.types:
@@ -263,6 +284,21 @@ class WeightedHandler(LayerHandler):
         hls_layer.types["accum_t"].precision = hw(step.accum_type)
         if rerender:
             _render_config_again(hls_layer)
+
+
+def _po2_approximation(step: LayerSpec, in_type: FixedPrecisionType) -> Approximation:
+    """A po2 Dense whose shift drops bits: each product is QKeras's floored (negated: ceiled) to r_T's LSB, so the
+    sum errs by less than n_terms r_T LSBs; an overflowing shift has no bound."""
+    r_type = po2.product_type(in_type, step.kernel.ptype)
+    overflow = "overflow" in step.approximate
+    bound = None if overflow else float(step.n_terms << (step.result_type.fractional - r_type.fractional))
+    return Approximation(
+        "po2_shift", step.approximate, bound,
+        ("a shift that overflows the product type has no bound" if overflow else
+         f"each of the {step.n_terms} products loses less than one LSB 2^-{r_type.fractional} of "
+         f"ap_fixed<{r_type.width},{r_type.integer}>, in LSBs of {cpp_type(step.result_type)}"),
+        "give the layer's input more fraction bits (or the po2 quantizer a smaller exponent range, e.g. max_value) "
+        "so no golden shift drops a bit, or use quantized_bits(bits, integer, alpha=1)")
 
 
 def _undo_xnor(variable) -> None:
