@@ -126,6 +126,8 @@ def _delta_layer(manifest: Manifest, program: Program, index: int, typedefs: dic
     record = next((r for r in manifest.weighted_layers if r.hls_name == call.layer), None)
     if record is None or record.kind != "dense" or record.kernel is None:
         return None, f"{call.layer}: no Dense layer with a kernel in the manifest"
+    if "po2_exponent_bits" in record.kernel.type:
+        return None, f"{call.layer}: its po2 kernel multiplies by a shift (weight_exponential), not linear in the word"
     output = program.resolve(call.output)
     if record.output_var is None or program.resolve(record.output_var) != output:
         return None, (f"{call.layer}: its accumulator is not materialized (the call writes {call.output}, the "
