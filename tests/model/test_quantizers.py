@@ -135,8 +135,8 @@ def test_binary_and_ternary_weights_are_two_bit_signed_words():
 
 
 @pytest.mark.parametrize("kernel, words", [
-    ("quantized_po2(4)", ["quantized_po2 weights", "ExponentType", "quantized_bits"]),
-    ("quantized_relu_po2(4)", ["quantized_relu_po2 weights", "ExponentType"]),
+    ("quantized_relu_po2(4)", ["quantized_relu_po2 weights", "only from quantized_po2", "quantized_po2(bits)"]),
+    ("quantized_po2(4, qnoise_factor=0.5)", ["qnoise_factor=0.5", "not powers of two"]),
     ("binary(use_01=True, alpha=1)", ["use_01", "both to 1", "binary(alpha=1)"]),
     ("binary(alpha='auto')", ["alpha='auto'", "ApplyAlpha"]),
     ("binary()", ["alpha='auto_po2'"]),  # QKeras makes a layer's kernel alpha=None trainable: auto_po2
@@ -284,3 +284,101 @@ def test_plain_dense_with_float_weights_off_every_grid_is_refused():
     message = str(info.value)
     assert "'plain' (Dense)" in message and "unquantized kernel" in message and "32 bits" in message
     assert "QDense" in message and "'plain' (Dense): unquantized bias" not in message  # the zero bias fits
+
+
+# ----------------------------------------------------------------------------- quantized_po2 weights (hls4ml's exponent struct)
+
+
+def test_po2_word_is_sign_then_exponent_code():
+    """A po2 word is hls4ml's {sign, exponent} struct as one (bits+1)-bit code: MSB the sign field (1 = +), then
+    the exponent in two's complement; hls4ml's literal text, the type it declares, and every code round trip."""
+    from fkhls.core.fixedpoint import Po2Type, flip_bits, from_raw, literal, parse_type, type_from_dict, type_to_dict
+
+    ptype = Po2Type(4)
+    raw = to_raw(ptype, [0.125, -0.5, 1.0, -2.0, 2.0**-8, 2.0**7])
+    assert_array_equal(raw, [0b11101, 0b01111, 0b10000, 0b00001, 0b11000, 0b10111])
+    assert [literal(ptype, r) for r in raw[:2]] == ["{1.0, -3}", "{0.0, -1}"]  # as hls4ml's ExponentWeightVariable
+    every = np.arange(32)
+    assert_array_equal(to_raw(ptype, from_raw(ptype, every)), every)
+    assert_array_equal(from_raw(ptype, flip_bits(ptype, raw[:1], 1 << 4)), [-0.125])  # the sign field
+    assert_array_equal(from_raw(ptype, flip_bits(ptype, raw[:1], 1 << 3)), [32.0])  # exponent MSB: -3 -> 5
+    assert parse_type("struct exponent_weight2_t {ap_uint<1> sign;ap_int<4> weight; }") == ptype
+    assert type_from_dict(type_to_dict(ptype)) == ptype and ptype != FixedPrecisionType(5, 5, False)
+    for bad, words in ((0.0, "no zero"), (0.3, "power of two"), (2.0**8, "[-8, 7]")):
+        with pytest.raises(Exception) as info:
+            to_raw(ptype, [bad], what="w")
+        assert "w[(0,)]" in str(info.value) and words in str(info.value)
+
+
+@pytest.mark.parametrize("where, build, words", [
+    ("bias", lambda q: _one_dense(q.quantized_po2(4, max_value=1), q.quantized_po2(4), name="odd"),
+     ["quantized_po2 biases", "quantized_bits"]),
+    ("conv", None, ["quantized_po2 kernels are supported in QDense only"]),
+])
+def test_po2_refusals_name_layer_and_way_out(where, build, words):
+    import tensorflow as tf
+    from qkeras import QConv1D
+    from qkeras import quantizers as q
+
+    if build is None:
+        x_in = tf.keras.Input(shape=(5, 2))
+        model = tf.keras.Model(x_in, QConv1D(2, 2, name="odd", kernel_quantizer=q.quantized_po2(4),
+                                              bias_quantizer=q.quantized_bits(5, 1, alpha=1))(x_in))
+    else:
+        model = build(q)
+    with pytest.raises(UnsupportedModelError) as info:
+        describe_model(model)
+    for word in ["'odd'", *words]:
+        assert word in str(info.value), (word, str(info.value))
+
+
+def test_po2_shift_truncation_is_emulated_and_declared():
+    """hls4ml's weight_exponential shifts the input inside ap_fixed<2K,K>: with a 2-fraction-bit input a 2**-8
+    weight drops bits. The emulator computes the hardware's words (floor of each product to 2^-K), the step is
+    declared approximate with a bound, and exact steps stay exact."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense
+    from qkeras import quantizers as q
+
+    from fkhls.emulate import emulator as emulate
+    from fkhls.model.layers import po2
+
+    x_in = tf.keras.Input(shape=(3,))
+    h = QActivation(q.quantized_relu(2), name="r")(x_in)
+    out = QDense(1, name="d", kernel_quantizer=q.quantized_po2(4, max_value=1), use_bias=False)(h)
+    model = tf.keras.Model(x_in, out)
+    model.get_layer("d").set_weights([np.array([[2.0**-8], [2.0**-2], [-(2.0**-7)]], dtype=np.float32)])
+    spec = describe_model(model)
+    step = spec.layer("d")
+    assert "truncated" in step.approximate and "ap_fixed<12,6>" in step.approximate
+    approx = layers.handler_for_kind("dense").approximation(step, spec.layer("r").result_type)
+    assert approx.cause == "po2_shift" and approx.bound_lsb == 3 * 2.0 ** (step.result_type.fractional - 6)
+    weights = emulate.golden_weights(model, spec)
+    x = np.array([[0.75, 0.5, 0.75], [0.25, 0.0, 0.25]])
+    raw = emulate.forward_raw(spec, weights, emulate.input_raw(spec, x))
+    # per product: floor(x * 2**e * 2**6) in r_T LSBs; a negative weight negates the floored shift
+    lsb = 2.0 ** -6
+    expected = [np.floor(0.75 * 2**-8 / lsb) + np.floor(0.5 * 2**-2 / lsb) - np.floor(0.75 * 2**-7 / lsb),
+                np.floor(0.25 * 2**-8 / lsb) + 0 - np.floor(0.25 * 2**-7 / lsb)]
+    got = raw.reshape(2) * 2.0 ** (6 - step.result_type.fractional)
+    assert_array_equal(got, expected)
+    assert po2.truncation(spec.layer("r").result_type, step.kernel.ptype, weights[("d", "kernel")][1:2]) == ""
+
+
+def test_po2_arrays_are_refused_by_the_tf_way():
+    """FKeras's flip is fixed-point arithmetic and QKeras re-quantizes an assigned value: the TF way refuses po2."""
+    from qkeras import quantizers as q
+
+    from fkhls.core.errors import FaultSpecError
+    from fkhls.emulate import emulator as emulate
+    from fkhls.faults.descriptors import BitFault
+
+    model = _one_dense(q.quantized_po2(4), name="d")
+    spec = describe_model(model)
+    x = np.zeros((2, 4))
+    with pytest.raises(FaultSpecError, match="quantized_po2 array.*exponent"):
+        emulate.faulty_model_outputs(model, BitFault("d", "kernel", 0, 5), x, spec=spec, method="tf")
+    with pytest.raises(FaultSpecError, match="quantized_po2 array"):
+        emulate.quantize_and_bitflip(np.ones(4), q.quantized_po2(4), [])
+    exact = emulate.faulty_model_outputs(model, BitFault("d", "kernel", 0, 5), x, spec=spec, method="exact")
+    assert exact.shape == (2, 3)
