@@ -101,8 +101,10 @@ def test_quantized_relu_is_a_rounding_saturating_unsigned_type():
     assert cpp_type(ptype) == "ap_ufixed<6,2,AP_RND_CONV,AP_SAT>"
     with pytest.raises(UnsupportedModelError, match="alpha='auto'"):
         quantizer_type({"class_name": "quantized_bits", "config": {"bits": 6, "integer": 0, "alpha": "auto"}})
-    with pytest.raises(UnsupportedModelError, match="quantized_po2"):
-        quantizer_type({"class_name": "quantized_po2", "config": {"bits": 4}})
+    with pytest.raises(UnsupportedModelError, match="quantized_po2 activation"):
+        quantizer_type({"class_name": "quantized_po2", "config": {"bits": 4}}, activation=True)
+    assert cpp_type(quantizer_type({"class_name": "quantized_po2", "config": {"bits": 4}})) == (
+        "struct {ap_uint<1> sign;ap_int<4> weight; }")  # hls4ml's exponent struct (weights only)
 
 
 @pytest.fixture(scope="module")
