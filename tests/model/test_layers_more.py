@@ -235,3 +235,38 @@ def test_separable_through_crosscheck_rank_and_harden(shapes):
     assert {"depthwise_kernel", "pointwise_kernel"} <= protected, protected
     proc = run_fkhls("harden-verify", base / "hard", "--inputs", base / "xs.npy")
     assert proc.returncode == 0 and "0 output words changed" in proc.stdout, proc.stdout + proc.stderr
+
+
+# ----------------------------------------------------------------------------- quantized_po2 kernels
+
+
+@pytest.mark.parametrize("shapes", ["dense_po2"], indirect=True)
+def test_po2_faults_injected_in_hls4ml_exponent_format_equal_the_emulator(shapes):
+    """A sign-field flip, an exponent-MSB flip and an exponent-LSB flip, written by ``inject`` as hls4ml's
+    {sign, exponent} literals: the faulty project's words read back flipped, and its C-sim equals the emulator."""
+    from fkhls.csim.build import run_csim
+    from fkhls.csim.inject import inject
+    from fkhls.faults.descriptors import BitFault
+    from fkhls.project.manifest import load_manifest
+    from fkhls.project.weights import read_array_words, read_header_words
+
+    _, spec, weights, x, manifest, base = shapes
+    width = spec.tensor("p1", "kernel").width
+    assert width == 5  # quantized_po2(4): sign field + 4 exponent bits
+    lbis = [0, width + 1, 3 * width + 4]  # weight 0's sign, weight 1's exponent MSB, weight 3's exponent LSB
+    document = {"faults": [{"layer": "p1", "tensor": "kernel", "bits": lbis}, {"layer": "p2", "tensor": "kernel",
+                                                                               "bits": [2]}]}
+    result = inject(manifest.project_dir, document, base / "faulty_po2")
+    faulty_manifest = load_manifest(result.project_dir)
+    faults = [BitFault("p1", "kernel", lbi, width) for lbi in lbis] + [BitFault("p2", "kernel", 2, width)]
+    flipped = emulate.apply_faults(spec, weights, faults)
+    for record in faulty_manifest.arrays():
+        expected = flipped[(record.owner, record.tensor)].ravel()
+        assert_array_equal(read_array_words(faulty_manifest.project_dir, record), expected, err_msg=record.array)
+        assert_array_equal(read_header_words(faulty_manifest.project_dir, record)[0], expected, err_msg=record.array)
+    golden = weights[("p1", "kernel")].ravel()
+    assert (flipped[("p1", "kernel")].ravel() != golden).sum() == 3
+    x_raw = emulate.input_raw(spec, x)
+    expected_out = emulate.forward_raw(spec, flipped, x_raw).reshape(len(x), -1)
+    assert not np.array_equal(expected_out, emulate.forward_raw(spec, weights, x_raw).reshape(len(x), -1))
+    assert_array_equal(run_csim(faulty_manifest, x), expected_out)
