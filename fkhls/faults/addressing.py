@@ -225,6 +225,13 @@ def memory_layout(manifest: Manifest, layer: LayerRecord, record: ArrayRecord) -
     if layer.strategy != "Resource":
         return MemoryLayout(kind=None, depth=0, lanes=0, source=f"{layer.strategy} strategy", directive="",
                             note=NO_MEMORY_NOTE, **base)
+    if "po2_exponent_bits" in record.type:
+        # hls4ml's exponent struct {ap_uint<1> sign; ap_int<b> weight;}: the project's sources do not say in which
+        # order HLS packs the two fields into a reshaped memory word, so no memory bit rather than a guessed one.
+        return MemoryLayout(kind=None, depth=0, lanes=0, source="hls4ml exponent struct", directive="",
+                            note="a po2 weight is a struct {sign; weight;}: how HLS packs its fields into a memory "
+                                 "word is not in the project's sources, so no memory address is given (the array "
+                                 "element and bit are)", **base)
     if layer.kind.startswith(("depthwise", "pointwise")):
         # hls4ml's depthwise (DepthwiseDenseResource_*, depthwise_product_resource_*) and pointwise Resource kernels
         # reshape their weights their own way; not read here yet, so no address rather than a wrong one.

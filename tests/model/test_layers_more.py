@@ -270,3 +270,22 @@ def test_po2_faults_injected_in_hls4ml_exponent_format_equal_the_emulator(shapes
     expected_out = emulate.forward_raw(spec, flipped, x_raw).reshape(len(x), -1)
     assert not np.array_equal(expected_out, emulate.forward_raw(spec, weights, x_raw).reshape(len(x), -1))
     assert_array_equal(run_csim(faulty_manifest, x), expected_out)
+
+
+def test_po2_resource_strategy_transposes_structs_and_gives_no_memory_bit(tmp_path):
+    """Under Resource strategy hls4ml transposes the exponent structs like any kernel (C-sim == emulator); the
+    struct's packing into a memory word is not in the sources, so the address map names the element, not a word."""
+    from fkhls.csim.build import run_csim
+    from fkhls.faults.addressing import map_lbi
+    from fkhls.project.export import ExportOptions, export_model
+
+    model = models.build("dense_po2")
+    spec = describe_model(model)
+    manifest = export_model(model, tmp_path / "prj", ExportOptions(strategy="Resource", reuse_factor=2))
+    assert [r.order for r in manifest.arrays()] == ["transposed", "keras", "transposed", "keras"]
+    x = _inputs(model, 40, seed=11)
+    golden = emulate.forward_raw(spec, emulate.golden_weights(model, spec), emulate.input_raw(spec, x))
+    assert_array_equal(run_csim(manifest, x), golden.reshape(len(x), -1))
+    hb = map_lbi(manifest, "p1", "kernel", 7)  # Keras weight (0, 1), exponent bit 2 -> (out, in) element 1*8 + 0
+    assert (hb.element, hb.array_bit, hb.memory_word, hb.memory_bit) == (8, 2, None, None)
+    assert "struct" in hb.note
