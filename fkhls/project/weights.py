@@ -23,7 +23,9 @@ __all__ = ["weights_dir", "read_txt_values", "parse_literals", "read_array_words
            "header_words", "render_weight_txt", "render_weight_header", "check_declarations", "check_weight_files"]
 
 _HEADER_RE = re.compile(
-    r"\A//Numpy array shape (?P<shape>[^\n]*)\n.*?#else\n(?P<type>\w+) (?P<array>\w+)\[(?P<size>\d+)\] = \{(?P<body>(?:[^{}]|\{[^{}]*\})*)\};",
+    # the body: literals, or po2 {sign, exponent} literals (one brace level)
+    r"\A//Numpy array shape (?P<shape>[^\n]*)\n.*?#else\n(?P<type>\w+) (?P<array>\w+)\[(?P<size>\d+)\] = "
+    r"\{(?P<body>(?:[^{}]|\{[^{}]*\})*)\};",
     re.S,
 )
 

@@ -140,8 +140,8 @@ STAGE_MODELS = ["shapes", "pooling", "pooling1d", "avgpool", "avgpool1d", "zerop
 STAGE_MODELS_MORE = ["batchnorm", "convbn", "alpha", "residual", "concat", "merges", "depthwise", "separable",
                      "separable1d", "upsampling", "upsampling1d", "permute", "pointwise", "dense_po2"]
 IO_STREAM_MODELS = ["shapes", "pooling1d", "avgpool1d", "zeropad", "sigmoid", "tanh", "softmax", "leaky", "binary", "hard"]
-IO_STREAM_MODELS_MORE = ["batchnorm", "alpha", "residual", "depthwise", "separable", "separable1d", "upsampling", "dense_po2",
-                         "upsampling1d", "permute", "pointwise"]
+IO_STREAM_MODELS_MORE = ["batchnorm", "alpha", "residual", "depthwise", "separable", "separable1d", "upsampling",
+                         "upsampling1d", "permute", "pointwise", "dense_po2"]
 
 
 def stage_fixture(name: str, tmp_path_factory):

@@ -289,3 +289,42 @@ def test_po2_resource_strategy_transposes_structs_and_gives_no_memory_bit(tmp_pa
     hb = map_lbi(manifest, "p1", "kernel", 7)  # Keras weight (0, 1), exponent bit 2 -> (out, in) element 1*8 + 0
     assert (hb.element, hb.array_bit, hb.memory_word, hb.memory_bit) == (8, 2, None, None)
     assert "struct" in hb.note
+
+
+def test_po2_shift_wrap_under_faults_equals_csim(tmp_path):
+    """An integer input (ap_ufixed<2,2>) shifted by a faulty exponent up to +7 leaves weight_exponential's
+    ap_fixed<12,6> and wraps; every single-bit kernel fault, C-simulated, equals the emulator word for word."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense
+    from qkeras.quantizers import quantized_bits, quantized_po2, quantized_relu
+
+    from fkhls.csim.build import input_words
+    from fkhls.csim.harness import run_fault_harness
+    from fkhls.faults.addressing import map_lbi
+    from fkhls.faults.descriptors import BitFault
+    from fkhls.project.export import ExportOptions, export_model
+
+    tf.keras.utils.set_random_seed(5)
+    x_in = tf.keras.Input(shape=(4,))
+    h = QActivation(quantized_relu(2, 2), name="r")(x_in)
+    out = QDense(3, name="d", kernel_quantizer=quantized_po2(4), bias_quantizer=quantized_bits(6, 3, alpha=1))(h)
+    model = tf.keras.Model(x_in, out)
+    spec = describe_model(model)
+    assert not spec.layer("d").approximate  # golden exponents -4..3 on integers: no bit lost
+    manifest = export_model(model, tmp_path / "prj", ExportOptions())
+    x = np.array([[3, 2, 1, 0], [1, 3, 3, 2], [2, 0, 3, 1]], dtype=np.float64)
+    weights = emulate.golden_weights(model, spec)
+    x_raw = emulate.input_raw(spec, x)
+    tspec = spec.tensor("d", "kernel")
+    faults = [BitFault("d", "kernel", lbi, tspec.width) for lbi in range(tspec.n_bits)]
+    expected = np.stack([emulate.forward_raw(spec, emulate.apply_faults(spec, weights, [f]), x_raw) for f in faults])
+    scenarios = [[(hb.array, hb.element, hb.array_bit)] for hb in (map_lbi(manifest, "d", "kernel", f.lbi)
+                                                                   for f in faults)]
+    got = run_fault_harness(manifest, input_words(manifest, x), scenarios)
+    assert_array_equal(got, expected.reshape(got.shape))
+    # some fault does wrap: the emulator's word differs from the unbounded x * 2**e sum
+    from fkhls.core.fixedpoint import from_raw
+    ideal = [x @ from_raw(tspec.ptype, emulate.apply_faults(spec, weights, [f])[("d", "kernel")])
+             + from_raw(spec.tensor("d", "bias").ptype, weights[("d", "bias")]) for f in faults]
+    values = expected.reshape(len(faults), len(x), -1) * 2.0 ** -spec.layer("d").result_type.fractional
+    assert np.any(np.asarray(ideal) != values)

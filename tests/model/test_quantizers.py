@@ -286,7 +286,7 @@ def test_plain_dense_with_float_weights_off_every_grid_is_refused():
     assert "QDense" in message and "'plain' (Dense): unquantized bias" not in message  # the zero bias fits
 
 
-# ----------------------------------------------------------------------------- quantized_po2 weights (hls4ml's exponent struct)
+# ----------------------------------------------------------------------------- quantized_po2 weights (exponent struct)
 
 
 def test_po2_word_is_sign_then_exponent_code():
