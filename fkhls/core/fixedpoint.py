@@ -360,9 +360,10 @@ def quantizer_type(config: dict, *, activation: bool = False, where: str = "quan
             )
         if name == "quantized_relu_po2":
             raise UnsupportedModelError(
-                f"{where}: quantized_relu_po2 weights are not supported: hls4ml 1.3.0 builds power-of-two weights "
-                "only from quantized_po2 (its QKeras converter reads no other po2 weight quantizer); use "
-                "quantized_po2(bits) or quantized_bits(bits, integer, alpha=1)"
+                f"{where}: quantized_relu_po2 weights are not supported: hls4ml 1.3.0 builds exponent-struct weights "
+                "only from quantized_po2 (converters/keras/qkeras.py); it types any other quantizer as fixed point, "
+                "whose words would not hold QKeras's powers of two; use quantized_po2(bits) or quantized_bits(bits, "
+                "integer, alpha=1)"
             )
         return _po2_weight_type(cfg, where)
     if name in ("quantized_sigmoid", "quantized_tanh"):

@@ -312,7 +312,7 @@ def test_po2_word_is_sign_then_exponent_code():
 
 @pytest.mark.parametrize("where, build, words", [
     ("bias", lambda q: _one_dense(q.quantized_po2(4, max_value=1), q.quantized_po2(4), name="odd"),
-     ["quantized_po2 biases", "quantized_bits"]),
+     ["quantized_po2 biases", "does not compile", "quantized_bits"]),
     ("conv", None, ["quantized_po2 kernels are supported in QDense only"]),
 ])
 def test_po2_refusals_name_layer_and_way_out(where, build, words):

@@ -169,8 +169,9 @@ class WeightedHandler(LayerHandler):
         approximate = ""
         if is_po2(kernel.ptype):  # hls4ml's weight_exponential shift (po2.py)
             if bias is not None and is_po2(bias.ptype):
-                raise UnsupportedModelError(f"{where} bias_quantizer: quantized_po2 biases are not supported (hls4ml "
-                                            "adds a bias as a fixed-point word); use quantized_bits(bits, integer, "
+                raise UnsupportedModelError(f"{where} bias_quantizer: quantized_po2 biases are not supported: hls4ml "
+                                            "1.3.0 stores them as exponent structs that its Dense casts to accum_t "
+                                            "(the project does not compile); use quantized_bits(bits, integer, "
                                             "alpha=1)")
             acc = po2.accumulator_type(walk.in_type, kernel.ptype, bias.ptype if bias else None, n_terms)
             golden = to_raw(kernel.ptype, self.tensor_values(layer, kernel), what=f"{where} kernel")
