@@ -56,6 +56,9 @@ def protected_arrays(manifest: Manifest, words: Sequence[Word]) -> list[Protecte
             mine = sorted((w for w in words if w.array == record.array), key=lambda w: w.element)
             if not mine:
                 continue
+            if "po2_exponent_bits" in record.type:  # the voter and loader below read ap_fixed words only
+                raise ProjectError(f"{record.array} ({layer.name}.{record.tensor}) holds quantized_po2 exponent structs; "
+                                   "fkhls harden votes and loads ap_(u)fixed words only: protect other arrays")
             names = (f"{record.array}_tmr1", f"{record.array}_tmr2", f"{record.array}_voted")
             clash = [n for n in names if n in taken]
             if clash:
