@@ -314,16 +314,23 @@ def test_po2_word_is_sign_then_exponent_code():
     ("bias", lambda q: _one_dense(q.quantized_po2(4, max_value=1), q.quantized_po2(4), name="odd"),
      ["quantized_po2 biases", "does not compile", "quantized_bits"]),
     ("conv", None, ["quantized_po2 kernels are supported in QDense only"]),
+    ("depthwise", None, ["depthwise_quantizer: quantized_po2 kernels are supported in QDense only"]),
 ])
 def test_po2_refusals_name_layer_and_way_out(where, build, words):
     import tensorflow as tf
     from qkeras import QConv1D
     from qkeras import quantizers as q
 
-    if build is None:
+    if where == "conv":
         x_in = tf.keras.Input(shape=(5, 2))
         model = tf.keras.Model(x_in, QConv1D(2, 2, name="odd", kernel_quantizer=q.quantized_po2(4),
                                               bias_quantizer=q.quantized_bits(5, 1, alpha=1))(x_in))
+    elif where == "depthwise":
+        from qkeras import QDepthwiseConv2D
+
+        x_in = tf.keras.Input(shape=(4, 4, 2))
+        model = tf.keras.Model(x_in, QDepthwiseConv2D(2, name="odd", depthwise_quantizer=q.quantized_po2(4),
+                                                      bias_quantizer=q.quantized_bits(5, 1, alpha=1))(x_in))
     else:
         model = build(q)
     with pytest.raises(UnsupportedModelError) as info:

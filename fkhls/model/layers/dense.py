@@ -298,8 +298,8 @@ def _po2_approximation(step: LayerSpec, in_type: FixedPrecisionType) -> Approxim
         ("a shift that overflows the product type has no bound" if overflow else
          f"each of the {step.n_terms} products loses less than one LSB 2^-{r_type.fractional} of "
          f"ap_fixed<{r_type.width},{r_type.integer}>, in LSBs of {cpp_type(step.result_type)}"),
-        "give the layer's input more fraction bits (or the po2 quantizer a smaller exponent range, e.g. max_value) "
-        "so no golden shift drops a bit, or use quantized_bits(bits, integer, alpha=1)")
+        "give the layer's input type more bits (K grows with the input width) or the kernel fewer po2 bits (a "
+        "higher smallest exponent) so no golden shift drops a bit, or use quantized_bits(bits, integer, alpha=1)")
 
 
 def _undo_xnor(variable) -> None:
