@@ -55,7 +55,7 @@ from fkhls.core.fixedpoint import (
     raw_bounds,
     to_raw,
 )
-from fkhls.model.layers import handler_for_kind, role_of
+from fkhls.model.layers import handler_for_kind, po2, role_of
 from fkhls.model.layers.activation import is_lossless
 from fkhls.model.layers.dense import Accumulated, WeightedHandler, float64_is_exact, sum_magnitude
 from fkhls.model.spec import LayerSpec, ModelSpec
@@ -844,11 +844,17 @@ def _downstream_steps(spec: ModelSpec, index: int) -> list[int]:
 
 
 def _channel_fault(layer: LayerSpec, in_type: FixedPrecisionType, acc: Accumulated, golden: np.ndarray,
-                   tspec, flat: int, delta: int) -> np.ndarray:
-    """A dense/conv step's output words with one kernel or bias word moved by ``delta`` (raw), from its golden
-    accumulator: the sum is linear in each weight, and only the weight's output channel changes."""
+                   tspec, flat: int, delta: int, old: int = 0) -> np.ndarray:
+    """A dense/conv step's output words with one kernel or bias word moved by ``delta`` (raw; ``old`` its golden
+    word), from its golden accumulator: only the weight's output channel changes, by the weight's products (the sum
+    is linear in each word; a po2 word's shift product is recomputed for its inputs, po2.column_change)."""
     channels = layer.kernel.shape[-1]
-    if tspec == layer.kernel:
+    if tspec == layer.kernel and is_po2(tspec.ptype):
+        term, channel = divmod(flat, channels)
+        r_frac = po2.product_type(in_type, tspec.ptype).fractional
+        change = po2.column_change(in_type, tspec.ptype, acc.patches[:, :, term], old, old + delta)
+        column = acc.acc[:, :, channel] + (change << (acc.frac - r_frac))
+    elif tspec == layer.kernel:
         term, channel = divmod(flat, channels)
         shift = acc.frac - in_type.fractional - layer.kernel.ptype.fractional
         column = acc.acc[:, :, channel] + (delta << shift) * acc.patches[:, :, term]
@@ -880,7 +886,8 @@ def _generic_effects(g: _Golden, index: int, faults: Sequence[BitFault], max_row
     last = len(spec.layers) - 1
     golden = g.outs[index].astype(np.int64)
     n = golden.shape[0]
-    acc = _accumulate(layer, in_type, x_in, g.weights) if _fast(layer) else None
+    per_channel = layer.kind in _FAST_KINDS and layer.kernel is not None  # po2 kernels too (not on the fast path)
+    acc = _accumulate(layer, in_type, x_in, g.weights) if per_channel else None
     fpos, pair_samples, changed = [], [], []
     for k, fault in enumerate(faults):
         faulty = apply_faults(spec, g.weights, [fault])
@@ -888,7 +895,8 @@ def _generic_effects(g: _Golden, index: int, faults: Sequence[BitFault], max_row
             key = (fault.layer, fault.tensor)
             flat = int(lb_index_to_wb_index(np.array([fault.lbi]), fault.width)[0][0])
             delta = int(faulty[key].reshape(-1)[flat]) - int(g.weights[key].reshape(-1)[flat])
-            out = _channel_fault(layer, in_type, acc, golden, spec.tensor(*key), flat, delta)
+            out = _channel_fault(layer, in_type, acc, golden, spec.tensor(*key), flat, delta,
+                                 int(g.weights[key].reshape(-1)[flat]))
         else:
             out = _step(layer, in_type, x_in, faulty)
         samples = np.flatnonzero((out != golden).reshape(n, -1).any(axis=1))

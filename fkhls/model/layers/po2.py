@@ -70,6 +70,14 @@ def accumulate(in_type: FixedPrecisionType, w_type: Po2Type, patches: np.ndarray
     return out, product_type(in_type, w_type).fractional
 
 
+def column_change(in_type: FixedPrecisionType, w_type: Po2Type, inputs: np.ndarray, old: int, new: int) -> np.ndarray:
+    """How one output channel's sum (at r_T's fraction) changes when one weight's code goes from ``old`` to ``new``:
+    its products with the weight's ``inputs`` (any shape) under the new code minus under the old. Exact, since the
+    accumulator holds every r_T word and sum (the single-bit engine's per-fault update)."""
+    both = products(in_type, w_type, np.asarray(inputs)[..., None], np.array([[old, new]], dtype=np.int64))
+    return both[..., 0, 1] - both[..., 0, 0]
+
+
 def truncation(in_type: FixedPrecisionType, w_type: Po2Type, codes: np.ndarray) -> str:
     """Why the hardware's shift may differ from QKeras's exact product for these (golden) codes ("" = it cannot).
 
