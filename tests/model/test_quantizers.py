@@ -389,3 +389,34 @@ def test_po2_arrays_are_refused_by_the_tf_way():
         emulate.quantize_and_bitflip(np.ones(4), q.quantized_po2(4), [])
     exact = emulate.faulty_model_outputs(model, BitFault("d", "kernel", 0, 5), x, spec=spec, method="exact")
     assert exact.shape == (2, 3)
+
+
+def test_po2_single_bit_engine_equals_full_forward_between_fixed_layers():
+    """A po2 Dense between two quantized_bits Dense layers: every single-bit fault of every tensor, through the
+    batched engine (a po2 fault updates one output channel by its products), equals a full forward."""
+    import tensorflow as tf
+    from qkeras import QDense
+    from qkeras import quantizers as q
+
+    from fkhls.emulate import emulator as emulate
+    from fkhls.faults.descriptors import BitFault
+    from tests.models import _spread_weights, grid_inputs
+
+    tf.keras.utils.set_random_seed(3)
+    bits = dict(bias_quantizer=q.quantized_bits(5, 0, alpha=1))
+    x_in = tf.keras.Input(shape=(6,))
+    h = QDense(5, name="a", kernel_quantizer=q.quantized_bits(5, 0, alpha=1), activation=q.quantized_relu(6, 2),
+               **bits)(x_in)
+    h = QDense(4, name="b", kernel_quantizer=q.quantized_po2(4), activation=q.quantized_relu(6, 2), **bits)(h)
+    model = tf.keras.Model(x_in, QDense(3, name="c", kernel_quantizer=q.quantized_bits(5, 0, alpha=1), **bits)(h))
+    _spread_weights(model, 3)
+    spec = describe_model(model)
+    weights = emulate.golden_weights(model, spec)
+    x_raw = emulate.input_raw(spec, grid_inputs((6,), 30, seed=1))
+    faults = [BitFault(t.layer, t.tensor, lbi, t.width) for t in spec.tensors() for lbi in range(t.n_bits)]
+    batched = emulate.evaluate_single_bit_faults(spec, weights, x_raw, faults)
+    full = np.stack([emulate.forward_raw(spec, emulate.apply_faults(spec, weights, [f]), x_raw) for f in faults])
+    assert_array_equal(batched.reshape(full.shape), full)
+    po2_faults = [k for k, f in enumerate(faults) if f.layer == "b" and f.tensor == "kernel"]
+    golden = emulate.forward_raw(spec, weights, x_raw)
+    assert (full[po2_faults] != golden).any(axis=(1, 2)).sum() > len(po2_faults) // 2
