@@ -20,10 +20,10 @@ from fkhls.core.fixedpoint import MAX_WIDTH, FixedPrecisionType, Po2Type, cast_r
 def product_type(in_type: FixedPrecisionType, w_type: Po2Type) -> FixedPrecisionType:
     """``weight_exponential``'s r_T: ap_fixed<2 * (exponent bits + W_x), exponent bits + W_x> (TRN, WRAP)."""
     k = w_type.exponent_bits + in_type.width
-    if 2 * k + w_type.exponent_range[1] + 1 > MAX_WIDTH:
+    if 2 * k > MAX_WIDTH:  # shifts are clipped and wrapped in products(), so only the r_T word must fit
         raise UnsupportedModelError(
             f"a po2 product of a {in_type.width}-bit input and a {w_type.exponent_bits}-bit exponent is "
-            f"ap_fixed<{2 * k},{k}>: wider than the int64 emulation holds (needs 2*K + max shift <= {MAX_WIDTH})")
+            f"ap_fixed<{2 * k},{k}>: wider than the int64 emulation holds ({MAX_WIDTH} bits)")
     return FixedPrecisionType(width=2 * k, integer=k, signed=True)
 
 
