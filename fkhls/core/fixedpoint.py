@@ -3,7 +3,9 @@
 Built around hls4ml's own ``FixedPrecisionType`` (width, integer, signed, rounding, saturation):
 this module adds what fkhls needs and hls4ml lacks, and every other module goes through it,
 so no scale factor is derived anywhere else. Raw words are numpy int64 holding the
-two's-complement (signed) or plain (unsigned) value of the word, i.e. value * 2**fractional.
+two's-complement (signed) or plain (unsigned) value of the word, i.e. value * 2**fractional;
+hls4ml's power-of-two weight struct is the one exception (``Po2Type``: the raw word is its
+sign/exponent code, and to_raw/from_raw/literal/parse_type/cpp_type know it).
 """
 
 from __future__ import annotations
