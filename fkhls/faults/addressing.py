@@ -29,7 +29,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from fkhls.core.errors import AddressError
+from fkhls.core.errors import AddressError, FaultSpecError
 from fkhls.core.fixedpoint import FixedPrecisionType, cpp_type, flip_bits, from_raw
 from fkhls.faults.descriptors import lb_index_to_wb_index, wb_index_to_lb_index
 from fkhls.project.manifest import ArrayRecord, LayerRecord, Manifest
@@ -323,6 +323,7 @@ class AddressMap:
     """Every weight array of a project, indexed both ways. Build once, query many times."""
 
     def __init__(self, manifest: Manifest, fkeras_types: Mapping[tuple[str, str], FixedPrecisionType] | None = None):
+        require_fault_targets(manifest)
         self.manifest = manifest
         self._tensors: dict[tuple[str, str], _Tensor] = {}
         self._arrays: dict[str, _Tensor] = {}
@@ -582,12 +583,24 @@ def from_memory_bit(manifest: Manifest | AddressMap, layer: str, memory_word: in
     return address_map(manifest).from_memory_bit(layer, memory_word, memory_bit, tensor)
 
 
+def require_fault_targets(manifest: Manifest) -> None:
+    """Refuse a project without a single weight array (a QKeras model of only QActivation/pooling/shape layers):
+    export, verify and csim work on it; every fault stage starts from this map or ``spec_from_manifest``."""
+    if not any(layer.arrays() for layer in manifest.weighted_layers):
+        raise FaultSpecError(
+            f"project {str(manifest.project_dir)!r} (model {manifest.model_name!r}) has no weight array: none of its "
+            "layers holds a kernel, bias or scale (QDense, QConv, BatchNormalization ...), so there is nothing to "
+            "fault; export, verify and csim work on it, faultmap, inject, crosscheck, campaign, rank and harden do not")
+
+
 def spec_from_manifest(manifest: Manifest):
     """A ModelSpec holding only the weighted layers' tensors, rebuilt from the manifest without TF.
 
     Enough for ``fkhls.faults.descriptors.load_fault_set`` (names, shapes, word types); not for emulation.
     """
     from fkhls.model.spec import LayerSpec, ModelSpec, TensorSpec
+
+    require_fault_targets(manifest)
 
     def tensor(layer: LayerRecord, record: ArrayRecord | None):
         if record is None:
