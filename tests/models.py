@@ -885,3 +885,59 @@ def dense_po2_model(seed: int = 23):
 
 
 BUILDERS.update(dense_po2=dense_po2_model)
+
+
+def binary_po2_model(seed: int = 23):
+    """binary() and ternary() kernels as QKeras builds them by default: a QKeras layer turns a kernel's alpha=None
+    into 'auto_po2' (per-channel powers of two 1/16 .. 2 here), so hls4ml 1.3.0 keeps the +-1 (0) words in the
+    Dense and inserts an ApplyAlpha step (scale and the moved bias: fault targets), as for quantized_bits."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense
+    from qkeras.quantizers import binary, quantized_bits, quantized_relu, ternary
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(6,), name="x")
+    h = QDense(4, name="bin", kernel_quantizer=binary(), bias_quantizer=quantized_bits(5, 1, alpha=1))(x_in)
+    h = QActivation(quantized_relu(6, 2), name="r1")(h)
+    out = QDense(3, name="ter", kernel_quantizer=ternary(), bias_quantizer=quantized_bits(5, 1, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="binary_po2_test")
+    rng = np.random.default_rng(seed)
+    for name, spread in (("bin", [1, 0.3, 0.1, 2.5]), ("ter", [0.2, 1, 4])):
+        layer = model.get_layer(name)
+        kernel, bias = layer.get_weights()
+        layer.set_weights([(rng.uniform(-1, 1, kernel.shape) * np.array(spread)).astype(np.float32),
+                           rng.uniform(-2, 2, bias.shape).astype(np.float32)])
+    return model
+
+
+BUILDERS.update(binary_po2=binary_po2_model)
+
+
+def binary_po2_conv_model(seed: int = 24):
+    """binary() / ternary() / quantized_bits(alpha='auto_po2') kernels in QConv1D and QConv2D: hls4ml 1.3.0's
+    qkeras_factorize_alpha matches Conv1D/Conv2D as Dense, an ApplyAlpha step per channel after the convolution."""
+    import tensorflow as tf
+    from qkeras import QActivation, QConv1D, QConv2D, QDense
+    from qkeras.quantizers import binary, quantized_bits, quantized_relu, ternary
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(5, 5, 2), name="img")
+    h = QConv2D(3, (3, 3), name="c2", kernel_quantizer=binary(), bias_quantizer=quantized_bits(5, 1, alpha=1))(x_in)
+    h = QActivation(quantized_relu(6, 2), name="r1")(h)
+    h = tf.keras.layers.Reshape((9, 3), name="rows")(h)
+    h = QConv1D(2, 3, name="c1", kernel_quantizer=ternary(), bias_quantizer=quantized_bits(5, 1, alpha=1))(h)
+    h = QActivation(quantized_relu(6, 2), name="r2")(h)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    out = QDense(2, name="head", kernel_quantizer=quantized_bits(5, 0, alpha="auto_po2"),
+                 bias_quantizer=quantized_bits(5, 1, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="binary_po2_conv_test")
+    rng = np.random.default_rng(seed)
+    for name, spread in (("c2", [1, 0.2, 3]), ("c1", [0.3, 2]), ("head", [0.1, 1])):
+        layer = model.get_layer(name)
+        kernel, bias = layer.get_weights()
+        layer.set_weights([(rng.uniform(-1, 1, kernel.shape) * np.array(spread)).astype(np.float32),
+                           rng.uniform(-2, 2, bias.shape).astype(np.float32)])
+    return model
+
+
+BUILDERS.update(binary_po2_conv=binary_po2_conv_model)

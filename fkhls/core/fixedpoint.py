@@ -340,10 +340,7 @@ def quantizer_type(config: dict, *, activation: bool = False, where: str = "quan
     if name == "quantized_bits":
         alpha = cfg.get("alpha")
         if alpha not in (1, 1.0, None) and not (isinstance(alpha, str) and alpha == "1"):
-            raise UnsupportedModelError(
-                f"{where}: quantized_bits with alpha={alpha!r} is not supported (only alpha=1: hls4ml "
-                "rescales weights for 'auto'/'auto_po2' and the stored words differ from QKeras)"
-            )
+            raise UnsupportedModelError(_alpha_refusal("quantized_bits", alpha, where))
         # alpha=None is scale 1 in QKeras 0.9.0 (quantized_bits.__call__): the same grid as alpha=1.
         bits, integer, keep_negative = int(cfg["bits"]), int(cfg.get("integer", 0)), int(cfg.get("keep_negative", 1))
         if bits - keep_negative < 1:
@@ -387,7 +384,8 @@ def quantizer_type(config: dict, *, activation: bool = False, where: str = "quan
         return _relu_type(cfg, where)
     raise UnsupportedModelError(
         f"{where}: quantizer {name!r} is not supported (supported: quantized_bits(alpha=1), quantized_relu; "
-        "binary(alpha=1), ternary(alpha=1) and quantized_po2 weights)"
+        "binary(alpha=1), ternary(alpha=1) and quantized_po2 weights; alpha='auto_po2' on QDense/QConv1D/QConv2D "
+        "kernels)"
     )
 
 
@@ -435,8 +433,45 @@ def _relu_type(cfg: dict, where: str) -> FixedPrecisionType:
     return ptype
 
 
+def binary_activation_refusal(name: str) -> str:
+    """Why hls4ml 1.3.0's build of a binary/ternary activation cannot equal QKeras 0.9.0 (read from both sources)."""
+    if "ternary" in name:
+        return (f"a {name} activation is not supported: hls4ml builds it as an ApplyAlpha scaling by 0.5/threshold "
+                "(a float: 0.5/0.33 for QKeras's default threshold is no fixed-point value) and nnet::ternary_tanh "
+                "(2*x > 1), while QKeras compares |x| >= threshold, so the two differ at and near the threshold; use "
+                "quantized_bits(2, 1) or quantized_relu")
+    if name == "binary_tanh":
+        return ("a binary_tanh activation is not supported: QKeras's binary_tanh(0) is -1 (2*round(hard_sigmoid(x))-1 "
+                "rounds 0.5 half to even) while hls4ml's nnet::binary_tanh gives +1 for data >= 0, and hls4ml passes "
+                "the result on as a 1-bit xnor word (0 = -1) multiplied by the next layer's xnor product, an encoding "
+                "fkhls does not model; use quantized_bits(2, 1) or quantized_relu")
+    return (f"a {name} activation is not supported: hls4ml builds it as nnet::binary_tanh whose result is a 1-bit "
+            "xnor word (0 = -1) multiplied by the next layer's xnor product, an encoding fkhls does not model; use "
+            "quantized_bits(2, 1) or quantized_relu")
+
+
+def _alpha_refusal(name: str, alpha, where: str) -> str:
+    """Why a weight quantizer's alpha reaching here is refused (alpha='auto_po2' on a QDense/QConv1D/QConv2D kernel
+    never does: its handler types the alpha=1 words and adds hls4ml's ApplyAlpha step, model/layers/alpha.py)."""
+    if isinstance(alpha, str) and alpha == "auto_po2":
+        return (f"{where}: {name}(alpha='auto_po2') is supported only on a QDense, QConv1D or QConv2D kernel (hls4ml "
+                "1.3.0's qkeras_factorize_alpha moves the per-channel scale into an ApplyAlpha layer there); here "
+                "hls4ml keeps no scale and its words would differ from QKeras's; use alpha=1"
+                + (" (QKeras makes a kernel's alpha=None 'auto_po2': give alpha=1 explicitly)"
+                   if name in ("binary", "ternary") else ""))
+    if isinstance(alpha, str) and alpha == "auto":
+        return (f"{where}: {name}(alpha='auto') is not supported: its per-channel scale is a float (a least-squares "
+                "fit, no power of two) that hls4ml's ApplyAlpha layer rounds to a fixed-point type, so the hardware "
+                "cannot equal QKeras; use alpha='auto_po2' (per-channel powers of two, exact) or alpha=1")
+    return (f"{where}: {name}(alpha={alpha!r}) is not supported (a fixed scale other than 1 makes hls4ml insert an "
+            f"ApplyAlpha layer with a scale fkhls does not type); use {name}(alpha=1) or alpha='auto_po2'")
+
+
 def _binary_type(name: str, cfg: dict, activation: bool, where: str) -> FixedPrecisionType:
     """binary / ternary weights (alpha=1): the values -1, (0,) +1 as 2-bit signed words, ap_fixed<2,2>.
+
+    With alpha='auto_po2' (QKeras's default for a layer's kernel) the Dense/Conv keeps these alpha=1 words and
+    hls4ml's ApplyAlpha step holds the per-channel scale (model/layers/alpha.py): the caller types ``unscaled``.
 
     hls4ml types a ternary kernel ``ap_int<2>`` (the same bits) but multiplies with its
     ``weight_ternary`` product, which reads the word -2 as +1; a binary kernel it encodes as a
@@ -444,19 +479,12 @@ def _binary_type(name: str, cfg: dict, activation: bool, where: str) -> FixedPre
     word, faulty or not, means its two's-complement value (export sets and reads this back).
     """
     if activation:
-        raise UnsupportedModelError(
-            f"{where}: a {name} activation is not supported: hls4ml builds it as binary_tanh/ternary_tanh with 1-bit "
-            "xnor or 2-bit integer words and thresholds fkhls does not reproduce; use quantized_bits(2, 1) or "
-            "quantized_relu"
-        )
+        raise UnsupportedModelError(f"{where}: {binary_activation_refusal(name)}")
     if name.startswith("stochastic") or cfg.get("use_stochastic_rounding"):
         raise UnsupportedModelError(f"{where}: stochastic rounding ({name}) cannot be reproduced in hardware")
     alpha = cfg.get("alpha")  # None is scale 1 for both in QKeras 0.9.0 (values exactly -1, 0, +1)
     if isinstance(alpha, str) or (alpha is not None and float(alpha) != 1.0):
-        raise UnsupportedModelError(
-            f"{where}: {name}(alpha={alpha!r}) is not supported (only alpha=1 or None: another scale makes hls4ml "
-            f"insert an ApplyAlpha layer and store rescaled words); use {name}(alpha=1)"
-        )
+        raise UnsupportedModelError(_alpha_refusal(name, alpha, where))
     if cfg.get("use_01"):
         raise UnsupportedModelError(
             f"{where}: binary(use_01=True) is not supported: hls4ml's xnor conversion maps QKeras's 0 and 1 both to "

@@ -29,7 +29,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from fkhls.core.errors import AddressError
+from fkhls.core.errors import AddressError, FaultSpecError
 from fkhls.core.fixedpoint import FixedPrecisionType, cpp_type, flip_bits, from_raw
 from fkhls.faults.descriptors import lb_index_to_wb_index, wb_index_to_lb_index
 from fkhls.project.manifest import ArrayRecord, LayerRecord, Manifest
@@ -170,7 +170,17 @@ def _resource_kernel_source(manifest: Manifest, layer: LayerRecord) -> tuple[str
     mult_config kernel is DenseResource_*), which dispatches on the reuse factor exactly like
     this; io_parallel convolutions call ``conv_{1,2}d_resource_cl`` directly.
     """
-    if layer.kind in ("conv1d", "conv2d") and manifest.io_type == "io_parallel":
+    if layer.kind.startswith("depthwise"):
+        # io_stream (io_parallel has no Resource depthwise kernel): the mult_config kernel is
+        # DepthwiseDenseResource_*, chosen by R against n_out = n_filt (vivado convolution_templates.py)
+        rf, n_filt = int(layer.reuse_factor), _depthwise_filters(layer)
+        if rf <= n_filt:
+            return "nnet_depthwise_product.h", "depthwise_product_resource_rf_leq_nout"
+        if rf % n_filt == 0:
+            return "nnet_depthwise_product.h", "depthwise_product_resource_rf_gt_nout_rem0"
+        return "nnet_depthwise_product.h", "depthwise_product_resource_gt_nout"
+    if layer.kind in ("conv1d", "conv2d", "pointwise1d", "pointwise2d") and manifest.io_type == "io_parallel":
+        # pointwise_conv_{1,2}d_cl calls the convolution's Resource kernel (nnet_conv{1,2}d.h)
         dim = layer.kind[-2:]
         return f"nnet_conv{dim}_resource.h", f"conv_{dim}_resource_cl"
     rf, n_in = int(layer.reuse_factor), int(layer.n_in)
@@ -181,6 +191,12 @@ def _resource_kernel_source(manifest: Manifest, layer: LayerRecord) -> tuple[str
     else:
         function = "dense_resource_rf_gt_nin"
     return "nnet_dense_resource.h", function
+
+
+def _depthwise_filters(layer: LayerRecord) -> int:
+    """n_filt = channels x depth multiplier: the depthwise kernel's Keras shape ends (..., n_chan, multiplier)."""
+    shape = layer.kernel.keras_shape
+    return int(shape[-2]) * int(shape[-1])
 
 
 # Steps whose arrays hls4ml passes to nnet::normalize (batch normalization, ApplyAlpha): kind -> header per io type.
@@ -232,12 +248,12 @@ def memory_layout(manifest: Manifest, layer: LayerRecord, record: ArrayRecord) -
                             note="a po2 weight is a struct {sign; weight;}: how HLS packs its fields into a memory "
                                  "word is not in the project's sources, so no memory address is given (the array "
                                  "element and bit are)", **base)
-    if layer.kind.startswith(("depthwise", "pointwise")):
-        # hls4ml's depthwise (DepthwiseDenseResource_*, depthwise_product_resource_*) and pointwise Resource kernels
-        # reshape their weights their own way; not read here yet, so no address rather than a wrong one.
-        return MemoryLayout(kind=None, depth=0, lanes=0, source=f"{layer.hls_class} Resource kernel", directive="",
-                            note=f"the weight memory of hls4ml's {layer.hls_class} Resource kernel is not mapped by "
-                                 "fkhls: no address given", **base)
+    if layer.kind.startswith("depthwise") and manifest.io_type == "io_parallel":
+        dim = layer.kind[-2:]
+        return MemoryLayout(kind=None, depth=0, lanes=0, source=f"nnet_sepconv{dim}.h:depthwise_conv_{dim}_cl",
+                            directive="", note=f"hls4ml 1.3.0 has no Resource kernel for {layer.hls_class} in "
+                            f"io_parallel (depthwise_conv_{dim}_cl asserts 'Resource strategy for {layer.hls_class} "
+                            "is not supported'; fkhls export refuses it): no weight memory to address", **base)
     header, function = _resource_kernel_source(manifest, layer)
     path = Path(manifest.project_dir) / "firmware" / "nnet_utils" / header
     body = (function_body(path.read_text(), function) if path.is_file() else None) or ""
@@ -254,6 +270,8 @@ def memory_layout(manifest: Manifest, layer: LayerRecord, record: ArrayRecord) -
         return MemoryLayout(kind=None, depth=0, lanes=0, source=source, directive="",
                             note=f"no bias directive in {source}: no address given", **base)
     rf, size = int(layer.reuse_factor), record.size
+    if layer.kind.startswith("depthwise"):  # depthwise_product_resource_*: rufactor = MIN(reuse_factor, n_in)
+        rf = min(rf, size)
     reshape, bram = _RESHAPE_RE.search(body), _BRAM_RE.search(body)
     block_factor = math.ceil(size / rf)
     if reshape:
@@ -312,6 +330,7 @@ class AddressMap:
     """Every weight array of a project, indexed both ways. Build once, query many times."""
 
     def __init__(self, manifest: Manifest, fkeras_types: Mapping[tuple[str, str], FixedPrecisionType] | None = None):
+        require_fault_targets(manifest)
         self.manifest = manifest
         self._tensors: dict[tuple[str, str], _Tensor] = {}
         self._arrays: dict[str, _Tensor] = {}
@@ -571,12 +590,24 @@ def from_memory_bit(manifest: Manifest | AddressMap, layer: str, memory_word: in
     return address_map(manifest).from_memory_bit(layer, memory_word, memory_bit, tensor)
 
 
+def require_fault_targets(manifest: Manifest) -> None:
+    """Refuse a project without a single weight array (a QKeras model of only QActivation/pooling/shape layers):
+    export, verify and csim work on it; every fault stage starts from this map or ``spec_from_manifest``."""
+    if not any(layer.arrays() for layer in manifest.weighted_layers):
+        raise FaultSpecError(
+            f"project {str(manifest.project_dir)!r} (model {manifest.model_name!r}) has no weight array: none of its "
+            "layers holds a kernel, bias or scale (QDense, QConv, BatchNormalization ...), so there is nothing to "
+            "fault; export, verify and csim work on it, faultmap, inject, crosscheck, campaign, rank and harden do not")
+
+
 def spec_from_manifest(manifest: Manifest):
     """A ModelSpec holding only the weighted layers' tensors, rebuilt from the manifest without TF.
 
     Enough for ``fkhls.faults.descriptors.load_fault_set`` (names, shapes, word types); not for emulation.
     """
     from fkhls.model.spec import LayerSpec, ModelSpec, TensorSpec
+
+    require_fault_targets(manifest)
 
     def tensor(layer: LayerRecord, record: ArrayRecord | None):
         if record is None:

@@ -307,8 +307,6 @@ def describe_model(model, input_type: str | FixedPrecisionType = DEFAULT_INPUT_T
         blockers += reasons
     if blockers:
         raise _blocked(model, blockers)
-    if not any(s.kernel is not None for s in steps):
-        raise UnsupportedModelError("the model has no QDense/QConv layer: nothing to fault")
     output_layer = model.outputs[0]._keras_history.layer
     if produced.get(output_layer.name) is not steps[-1]:
         raise UnsupportedModelError(f"model {model.name!r}: its output (layer {output_layer.name!r}) is not the last "

@@ -47,6 +47,12 @@ CONFIGS = {
     "conv2d-vitis-stream-resource3": ("conv2d", "Vitis", "io_stream", "Resource", 3),
     "conv2d-vitis-parallel-resource3": ("conv2d", "Vitis", "io_parallel", "Resource", 3),
     "conv1d-vivado-stream-resource2": ("conv1d", "Vivado", "io_stream", "Resource", 2),
+    # depthwise (18 weights, n_filt 2) + pointwise (2 x 3): hls4ml's three depthwise Resource kernels by R vs n_filt
+    "separable-vivado-stream-resource2": ("separable", "Vivado", "io_stream", "Resource", 2),
+    "separable-vivado-stream-resource6": ("separable", "Vivado", "io_stream", "Resource", 6),
+    # R=9 > n_filt, 9 % 2 != 0 (a separable cannot: its pointwise then needs DenseResource_rf_gt_nin, which
+    # hls4ml 1.3.0 names but does not define, so the project does not compile)
+    "depthwise-vitis-stream-resource9": ("depthwise", "Vitis", "io_stream", "Resource", 9),
 }
 
 
@@ -63,7 +69,7 @@ def _spread(model, seed: int) -> None:
 
 def _build_models() -> dict:
     import tensorflow as tf
-    from qkeras import QActivation, QConv1D, QConv2D, QDense
+    from qkeras import QActivation, QConv1D, QConv2D, QDense, QDepthwiseConv2D, QSeparableConv2D
     from qkeras.quantizers import quantized_bits, quantized_relu
 
     def q():
@@ -82,9 +88,25 @@ def _build_models() -> dict:
     h = tf.keras.layers.Flatten(name="flat")(h)
     out = QDense(2, name="fc", kernel_quantizer=q(), bias_quantizer=q())(h)
     conv1d = tf.keras.Model(inp, out, name="addr_conv1d")
+    inp = tf.keras.Input(shape=(5, 5, 2), name="x")
+    h = QSeparableConv2D(3, (3, 3), name="sep", depthwise_quantizer=q(), pointwise_quantizer=q(),
+                         bias_quantizer=q())(inp)
+    h = QActivation(quantized_relu(6), name="relu")(h)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    out = QDense(2, name="fc", kernel_quantizer=q(), bias_quantizer=q())(h)
+    separable = tf.keras.Model(inp, out, name="addr_separable")
+
+    inp = tf.keras.Input(shape=(5, 5, 2), name="x")
+    h = QDepthwiseConv2D((3, 3), name="dw", depthwise_quantizer=q(), bias_quantizer=q())(inp)
+    h = QActivation(quantized_relu(6), name="relu")(h)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    out = QDense(2, name="fc", kernel_quantizer=q(), bias_quantizer=q())(h)
+    depthwise = tf.keras.Model(inp, out, name="addr_depthwise")
     _spread(conv2d, 11)
     _spread(conv1d, 12)
-    return {"conv2d": conv2d, "conv1d": conv1d}
+    _spread(separable, 13)
+    _spread(depthwise, 14)
+    return {"conv2d": conv2d, "conv1d": conv1d, "separable": separable, "depthwise": depthwise}
 
 
 @pytest.fixture(scope="session")
@@ -284,6 +306,44 @@ def test_resource_layouts_follow_the_directives(projects):
     assert stream.layout("conv", "kernel").kind == "BRAM"  # stream conv -> dense_resource kernel
     vitis = address_map(projects("conv2d-vitis-parallel-resource3")).layout("conv", "kernel")
     assert "weights_2d" in vitis.directive and vitis.depth == 3
+
+
+@pytest.mark.parametrize("name, rf, function, depth", [
+    ("separable-vivado-stream-resource2", 2, "depthwise_product_resource_rf_leq_nout", 2),
+    ("separable-vivado-stream-resource6", 6, "depthwise_product_resource_rf_gt_nout_rem0", 6),
+    ("depthwise-vitis-stream-resource9", 9, "depthwise_product_resource_gt_nout", 9),
+])
+def test_depthwise_and_pointwise_resource_layouts(name, rf, function, depth, projects):
+    """hls4ml 1.3.0 io_stream: the depthwise mult kernel is DepthwiseDenseResource_* chosen by R against n_filt
+    (convolution_templates.py), ARRAY_RESHAPE block factor ceil(18/R), read weights[ir + im*R] in cycle ir; the
+    pointwise kernel is dense_resource over its n_chan x n_filt words (the C-sim proof is
+    test_mapped_flip_in_csim_reproduces_tf_core on the same projects)."""
+    manifest = projects(name)
+    layer, step = ("sep", "sep_depthwise") if name.startswith("separable") else ("dw", "dw")
+    assert manifest.layer(step).reuse_factor == rf  # hls4ml kept the reuse factor asked for
+    amap = address_map(manifest)
+    dw = amap.layout(layer, "depthwise_kernel")
+    assert (dw.source, dw.depth, dw.lanes, dw.kind) == (f"nnet_depthwise_product.h:{function}", depth, 18 // depth,
+                                                         "ROM")
+    assert f"block factor={18 // depth}" in dw.directive
+    hbit = map_lbi(manifest, layer, "depthwise_kernel", 6 * 17)  # MSB of the last weight: element 17
+    assert (hbit.element, hbit.memory_word, hbit.memory_bit) == (17, 17 % depth, (17 // depth) * 6 + 5)
+    if layer == "dw":
+        return
+    pw = amap.layout("sep", "pointwise_kernel")
+    assert pw.source.startswith("nnet_dense_resource.h:dense_resource_") and pw.depth * pw.lanes == 6
+    assert amap.layout("sep", "bias").kind == "registers"
+
+
+def test_depthwise_resource_in_io_parallel_says_hls4ml_has_none(projects):
+    """The address map's reason for a depthwise step under Resource in io_parallel (export refuses such a project;
+    a manifest edited to claim it still gets the exact reason, not an invented address)."""
+    manifest = projects("separable-vivado-stream-resource2")
+    amap = AddressMap(replace(manifest, io_type="io_parallel"))
+    layout = amap.layout("sep", "depthwise_kernel")
+    assert layout.kind is None and layout.source == "nnet_sepconv2d.h:depthwise_conv_2d_cl"
+    assert "no Resource kernel for DepthwiseConv2D in io_parallel" in layout.note
+    assert map_lbi(amap, "sep", "depthwise_kernel", 0).memory_word is None
 
 
 def test_reuse_factor_not_dividing_the_size_follows_block_reshape(projects, tmp_path):

@@ -60,9 +60,10 @@ def test_tf_way_refuses_factorized_arrays(alpha):
 
 
 def test_alpha_refusals():
-    """Per-channel alpha given as an array (hls4ml 1.3.0 cannot convert it) and auto_po2 on a convolution."""
+    """Per-channel alpha given as an array (hls4ml 1.3.0 cannot convert it) and auto_po2 on a depthwise convolution
+    (hls4ml's qkeras_factorize_alpha handles Dense/Conv1D/Conv2D only; tests/model/test_binary_alpha.py has those)."""
     import tensorflow as tf
-    from qkeras import QConv1D, QDense
+    from qkeras import QDense, QDepthwiseConv2D
     from qkeras.quantizers import quantized_bits
 
     b = quantized_bits(5, 1, alpha=1)
@@ -71,9 +72,10 @@ def test_alpha_refusals():
                  bias_quantizer=b)(x_in)
     with pytest.raises(UnsupportedModelError, match=r"'arr'.*alpha given per channel as an array.*auto_po2"):
         describe_model(tf.keras.Model(x_in, out))
-    x_in = tf.keras.Input(shape=(5, 2))
-    h = QConv1D(2, 3, name="conv", kernel_quantizer=quantized_bits(5, 0, alpha="auto_po2"), bias_quantizer=b)(x_in)
-    with pytest.raises(UnsupportedModelError, match=r"'conv'.*auto_po2"):
+    x_in = tf.keras.Input(shape=(5, 5, 2))
+    h = QDepthwiseConv2D(3, name="conv", depthwise_quantizer=quantized_bits(5, 0, alpha="auto_po2"),
+                         bias_quantizer=b)(x_in)
+    with pytest.raises(UnsupportedModelError, match=r"'conv'.*auto_po2.*only on a QDense, QConv1D or QConv2D"):
         describe_model(tf.keras.Model(x_in, tf.keras.layers.Flatten()(h)))
 
 

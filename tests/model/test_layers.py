@@ -63,7 +63,7 @@ def test_every_blocker_is_listed_in_one_error():
 
     q = quantized_bits(6, 0, alpha=1)
     x_in = tf.keras.Input(shape=(6, 6, 1))
-    h = QConv2D(2, (3, 3), name="c1", kernel_quantizer=quantized_bits(6, 0, alpha="auto_po2"), bias_quantizer=q)(x_in)
+    h = QConv2D(2, (3, 3), name="c1", kernel_quantizer=quantized_bits(6, 0, alpha="auto"), bias_quantizer=q)(x_in)
     h = tf.keras.layers.MaxPooling2D(name="pool", padding="same")(h)
     h = tf.keras.layers.Flatten(name="flat")(h)
     spread = tf.keras.initializers.Constant(np.geomspace(1e-7, 3.0, 8 * 4))  # float weights no 32-bit type holds
@@ -138,10 +138,11 @@ def test_unquantized_relu_is_typed_exactly():
 STAGE_MODELS = ["shapes", "pooling", "pooling1d", "avgpool", "avgpool1d", "zeropad", "zeropad1d", "sigmoid", "tanh",
                 "softmax", "leaky", "binary", "hard", "plain_dense", "plain_conv"]
 STAGE_MODELS_MORE = ["batchnorm", "convbn", "alpha", "residual", "concat", "merges", "depthwise", "separable",
-                     "separable1d", "upsampling", "upsampling1d", "permute", "pointwise", "dense_po2"]
+                     "separable1d", "upsampling", "upsampling1d", "permute", "pointwise", "dense_po2", "binary_po2",
+                     "binary_po2_conv"]
 IO_STREAM_MODELS = ["shapes", "pooling1d", "avgpool1d", "zeropad", "sigmoid", "tanh", "softmax", "leaky", "binary", "hard"]
 IO_STREAM_MODELS_MORE = ["batchnorm", "alpha", "residual", "depthwise", "separable", "separable1d", "upsampling",
-                         "upsampling1d", "permute", "pointwise", "dense_po2"]
+                         "upsampling1d", "permute", "pointwise", "dense_po2", "binary_po2", "binary_po2_conv"]
 
 
 def stage_fixture(name: str, tmp_path_factory):

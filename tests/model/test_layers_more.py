@@ -184,7 +184,8 @@ def test_upsampling_and_permute_refusals():
 
 def test_separable_resource_io_stream_campaign_and_addresses(tmp_path):
     """Resource + io_stream (hls4ml transposes the Conv arrays): golden C-sim exact, every separable bit agrees across
-    engines (the element map is right), and the memory layout of these kernels is not invented."""
+    engines (the element map is right), and the memory layout of these kernels is the one their Resource kernels'
+    directives imply (proved by C-sim in tests/faults/test_addressing.py)."""
     from fkhls.campaign.runner import CampaignConfig, Selection, run_campaign
     from fkhls.csim.build import run_csim
     from fkhls.faults.addressing import address_map
@@ -198,9 +199,9 @@ def test_separable_resource_io_stream_campaign_and_addresses(tmp_path):
     golden = emulate.forward_raw(spec, emulate.golden_weights(model, spec), emulate.input_raw(spec, x))
     assert_array_equal(run_csim(manifest, x), golden.reshape(len(x), -1))
     amap = address_map(manifest)
-    for tensor in ("depthwise_kernel", "pointwise_kernel"):
+    for tensor, function in (("depthwise_kernel", "depthwise_product_resource_"), ("pointwise_kernel", "dense_resource_")):
         layout = amap.layout("sep", tensor)
-        assert layout.kind is None and "not mapped" in layout.note, tensor
+        assert layout.kind is not None and function in layout.source and layout.depth == 2, (tensor, layout)
     assert {r.kernel.order for r in manifest.layers if r.kernel is not None} == {"transposed"}
     np.save(tmp_path / "x.npy", x)
     config = CampaignConfig(manifest.project_dir, tmp_path / "x.npy", "both", Selection(mode="exhaustive", layers=("sep",)),

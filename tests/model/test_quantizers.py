@@ -138,8 +138,8 @@ def test_binary_and_ternary_weights_are_two_bit_signed_words():
     ("quantized_relu_po2(4)", ["quantized_relu_po2 weights", "only from quantized_po2", "quantized_po2(bits)"]),
     ("quantized_po2(4, qnoise_factor=0.5)", ["qnoise_factor=0.5", "not powers of two"]),
     ("binary(use_01=True, alpha=1)", ["use_01", "both to 1", "binary(alpha=1)"]),
-    ("binary(alpha='auto')", ["alpha='auto'", "ApplyAlpha"]),
-    ("binary()", ["alpha='auto_po2'"]),  # QKeras makes a layer's kernel alpha=None trainable: auto_po2
+    ("binary(alpha='auto')", ["alpha='auto'", "ApplyAlpha", "no power of two", "auto_po2"]),
+    ("ternary(alpha='auto')", ["alpha='auto'", "least-squares", "auto_po2"]),
     ("ternary(alpha=0.5)", ["alpha=0.5", "ApplyAlpha"]),
     ("stochastic_ternary(alpha=1)", ["stochastic"]),
 ])
@@ -156,7 +156,8 @@ def test_refused_weight_quantizers_say_why(kernel, words):
     ("quantized_po2(4)", ["quantized_po2 activation", "no layer"]),
     ("quantized_relu_po2(4)", ["quantized_relu_po2 activation", "no layer"]),
     ("binary(alpha=1)", ["binary activation", "xnor"]),
-    ("ternary(alpha=1)", ["ternary activation"]),
+    ("ternary(alpha=1)", ["ternary activation", "0.5/threshold", "|x| >= threshold"]),
+    ("binary_tanh", ["binary_tanh(0) is -1", "data >= 0", "xnor"]),
 ])
 def test_refused_activation_quantizers_say_why(activation, words):
     with pytest.raises(UnsupportedModelError) as info:

@@ -1,4 +1,5 @@
-"""hls4ml's ApplyAlpha step: the per-channel power-of-two scale of a QDense kernel with ``alpha='auto_po2'``.
+"""hls4ml's ApplyAlpha step: the per-channel power-of-two scale of a QDense/QConv1D/QConv2D kernel with
+``alpha='auto_po2'`` (quantized_bits, or binary/ternary, whose default alpha=None a QKeras layer turns into it).
 
 QKeras 0.9.0 (``quantized_bits.__call__``): with ``alpha='auto_po2'`` (symmetric) the quantized
 kernel is ``scale[c] * q`` with ``q`` on the ``alpha=1`` grid and ``scale[c]`` a power of two per
@@ -31,9 +32,15 @@ from fkhls.model.layers.dense import accumulator_type
 from fkhls.model.steps import LayerSpec, TensorSpec
 
 
+# Kernel quantizers hls4ml 1.3.0's qkeras_factorize_alpha factorizes: binary and ternary too (a QKeras layer turns
+# their default alpha=None into 'auto_po2', qkeras ``_set_trainable_parameter``); the kept words are alpha=1's.
+PO2_ALPHA_QUANTIZERS = ("quantized_bits", "binary", "ternary")
+
+
 def has_po2_alpha(config: dict | None) -> bool:
     alpha = config["config"].get("alpha") if config else None
-    return bool(config) and config["class_name"] == "quantized_bits" and isinstance(alpha, str) and alpha == "auto_po2"
+    return (bool(config) and config["class_name"] in PO2_ALPHA_QUANTIZERS and isinstance(alpha, str)
+            and alpha == "auto_po2")
 
 
 def array_alpha_blocker(config: dict | None, where: str) -> list[str]:

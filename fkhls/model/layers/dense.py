@@ -119,7 +119,7 @@ class WeightedHandler(LayerHandler):
         k_cfg = quantizer_config(layer, "kernel")
         if k_cfg is not None and _alpha().array_alpha_blocker(k_cfg, f"{where} kernel_quantizer"):
             reasons += _alpha().array_alpha_blocker(k_cfg, f"{where} kernel_quantizer")
-        elif self.takes_po2_alpha(k_cfg):  # hls4ml factorizes the scale into an ApplyAlpha step (alpha.py)
+        elif self.takes_po2_alpha(layer, k_cfg):  # hls4ml factorizes the scale into an ApplyAlpha step (alpha.py)
             reasons += _type_errors(_alpha().unscaled(k_cfg), f"{where} kernel_quantizer")
         else:
             reasons += _tensor_type_errors(layer, "kernel", where)
@@ -150,7 +150,7 @@ class WeightedHandler(LayerHandler):
         config = layer.get_config()
         out_shape = keras_shape(layer.output_shape)
         k_cfg = quantizer_config(layer, "kernel")
-        po2_alpha = self.takes_po2_alpha(k_cfg)
+        po2_alpha = self.takes_po2_alpha(layer, k_cfg)
         shape = tuple(int(d) for d in layer.kernel.shape)
         if po2_alpha:  # auto_po2: the Dense keeps the alpha=1 words
             kernel = TensorSpec(layer.name, "kernel", shape,
@@ -212,10 +212,12 @@ class WeightedHandler(LayerHandler):
             f"words of the layer's types, in LSBs of {cpp_type(step.accum_type)}",
             "quantize the layer (QDense/QConv with quantized_bits kernel and bias quantizers)")
 
-    def takes_po2_alpha(self, k_cfg: dict | None) -> bool:
-        """A QDense kernel with alpha='auto_po2': hls4ml 1.3.0 factorizes it into an ApplyAlpha step (alpha.py).
-        Convolutions with it stay refused (the quantizer's message says so)."""
-        return k_cfg is not None and self.kinds[0] == "dense" and _alpha().has_po2_alpha(k_cfg)
+    def takes_po2_alpha(self, layer, k_cfg: dict | None) -> bool:
+        """A QDense/QConv1D/QConv2D kernel with alpha='auto_po2': hls4ml 1.3.0 factorizes it into an ApplyAlpha step
+        (alpha.py; its qkeras_factorize_alpha matches Dense, Conv1D, Conv2D). Other kinds, and a folded
+        QConv2DBatchnorm, stay refused (the quantizer's message says so)."""
+        return (k_cfg is not None and self.kinds[0] in ("dense", "conv1d", "conv2d") and not is_folded(layer)
+                and _alpha().has_po2_alpha(k_cfg))
 
     def accumulate(self, step: LayerSpec, in_type: FixedPrecisionType, x: np.ndarray, weights: dict) -> Accumulated:
         """sum(x * w) aligned to the exact fractional position, plus the bias aligned to it."""
@@ -251,7 +253,7 @@ class WeightedHandler(LayerHandler):
         auto_po2 alpha, what hls4ml keeps: the kernel divided by its scale and a zero bias (moved to ApplyAlpha)."""
         if is_folded(layer):
             return folded_values(layer, tensor.tensor)
-        if self.takes_po2_alpha(quantizer_config(layer, "kernel")):
+        if self.takes_po2_alpha(layer, quantizer_config(layer, "kernel")):
             quantized, scale = _alpha().kernel_scale(layer)
             return quantized / scale if tensor.tensor == "kernel" else np.zeros(tensor.shape)
         return super().tensor_values(layer, tensor)
@@ -283,6 +285,8 @@ class WeightedHandler(LayerHandler):
             if "bias_t" in hls_layer.types:
                 hls_layer.types["bias_t"].precision = hw(step.bias.ptype)
         hls_layer.types["accum_t"].precision = hw(step.accum_type)
+        for name in ("weight", "bias"):
+            _refresh_stats(hls_layer.weights.get(name))
         if rerender:
             _render_config_again(hls_layer)
 
@@ -300,6 +304,18 @@ def _po2_approximation(step: LayerSpec, in_type: FixedPrecisionType) -> Approxim
          f"ap_fixed<{r_type.width},{r_type.integer}>, in LSBs of {cpp_type(step.result_type)}"),
         "give the layer's input type more bits (K grows with the input width) or the kernel fewer po2 bits (a "
         "higher smallest exponent) so no golden shift drops a bit, or use quantized_bits(bits, integer, alpha=1)")
+
+
+def _refresh_stats(variable) -> None:
+    """hls4ml computes a WeightVariable's min/max/zero counts once, when it is made, and prints them in the header
+    comment: after fkhls undid the xnor bits or hls4ml's qkeras_factorize_alpha zeroed a bias they were stale, and
+    ``fkhls inject`` (which renders the header from the words) refused the array."""
+    if variable is None:
+        return
+    data = np.asarray(variable.data)
+    variable.nonzeros = int(np.count_nonzero(data))
+    variable.nzeros = variable.data_length - variable.nonzeros
+    variable.min, variable.max = np.min(data), np.max(data)
 
 
 def _undo_xnor(variable) -> None:

@@ -12,7 +12,8 @@ Refused, with what to do: ``depth_multiplier`` != 1 (hls4ml converts it, but its
 assert ``n_filt == n_chan``, nnet_sepconv2d_latency.h / nnet_sepconv_stream.h: measured, the C-sim
 aborts) and, in io_parallel, the Resource strategy (``depthwise_conv_2d_cl`` asserts "Resource
 strategy for DepthwiseConv2D is not supported"). Under Resource in io_stream the arrays are exact and
-addressable by element; their weight-memory layout is not mapped (``fkhls.faults.addressing``).
+addressable by element and by weight-memory word (``fkhls.faults.addressing``: DepthwiseDenseResource_* /
+dense_resource block reshapes).
 """
 
 from __future__ import annotations

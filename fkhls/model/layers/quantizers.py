@@ -25,6 +25,10 @@ def activation_of(value, where: str) -> tuple[str, dict | None] | None:
         return None
     if name == "relu":
         return "relu", None
+    if name == "binary_tanh":  # a QKeras function (no config): hls4ml's converter maps it to nnet::binary_tanh
+        from fkhls.core.fixedpoint import binary_activation_refusal
+
+        raise UnsupportedModelError(f"{where}: {binary_activation_refusal(name)}")
     try:
         obj = get_quantizer(value) if not hasattr(value, "get_config") else value
     except Exception:
