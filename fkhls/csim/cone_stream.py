@@ -21,6 +21,9 @@ reference harness's command line plus the cone harness's optional STEP PHASE.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 
 from fkhls.core.errors import ProjectError
@@ -31,6 +34,7 @@ from fkhls.project.program import NUMBER_RE, Program, read_program
 
 __all__ = ["stream_cone_plan", "render_stream_cone_harness"]
 
+_IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
 _FALLBACK = "this io_stream project runs the reference harness (full top function per fault)"
 
 
@@ -53,10 +57,13 @@ def stream_cone_plan(manifest: Manifest) -> ConePlan:
     arrays = [a.array for a in manifest.arrays()]
     users: dict[str, list[int]] = {a: [] for a in arrays}
     readers: dict[str, list[str]] = {name: [] for name in variables}
+    weights_dir = Path(manifest.project_dir) / "firmware" / "weights"
     for index, call in enumerate(program.calls):
         for arg in call.args:
             if arg in users:
                 users[arg].append(index)
+            elif _IDENTIFIER.match(arg) and (weights_dir / f"{arg}.h").is_file():
+                continue  # a weight array that is no fault target (a bias-less depthwise's zeros): read, never flipped
             elif program.resolve(arg) not in variables and not NUMBER_RE.match(arg):
                 return _refuse(f"call {call.layer} passes {arg!r}, neither a stream of the top function, a weight "
                                "array nor a number")

@@ -1,7 +1,8 @@
 """fkhls.csim.cone_stream: the io_stream cone harness gives the reference harness's words, byte for byte.
 
 Small io_stream projects (a dense MLP, conv2d + max pooling + global pooling, a residual Add
-and a Concatenate, both behind hls4ml's clone_stream), each exported and both harnesses built
+and a Concatenate, both behind hls4ml's clone_stream, a depthwise conv whose zero bias array is
+no fault target), each exported and both harnesses built
 once per module. Every single-bit fault of every weight array, plus multi-bit scenarios across
 layers and the empty scenario, is compared raw word for raw word with the reference harness.
 """
@@ -25,7 +26,8 @@ from fkhls.project.manifest import load_manifest
 
 from tests import models
 
-MODELS = ["dense", "pooling", "residual", "concat"]  # dense; conv2d + pooling; Add + Clone; Concatenate + Clone
+# dense; conv2d + pooling; Add + Clone; Concatenate + Clone; depthwise (a bias array that is no fault target)
+MODELS = ["dense", "pooling", "residual", "concat", "depthwise"]
 
 
 def _build(manifest):
