@@ -92,7 +92,9 @@ def _stream_calls(program: Program) -> list[dict]:
     for call in program.calls:
         inputs = [program.resolve(arg) for arg in call.inputs]
         outputs = [program.resolve(arg) for arg in call.outputs]
-        args = [program.resolve(arg) if program.resolve(arg) in ids else arg for arg in call.args]
+        # Streams are locals of the generated call functions, named s_<variable> so that no input name ("g", "w")
+        # can shadow the functions' own parameters.
+        args = [f"s_{program.resolve(arg)}" if program.resolve(arg) in ids else arg for arg in call.args]
         calls.append(dict(layer=call.layer, function=call.function, args=args,
                           inputs=[dict(id=ids[v], name=v, type_name=types[v]) for v in inputs],
                           outputs=[dict(id=ids[v], name=v, type_name=types[v]) for v in outputs]))
