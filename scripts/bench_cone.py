@@ -9,7 +9,11 @@ On the demo model (16-64-32-32-5, 6-bit weights), fresh build cache so every g++
   (c) cone harness (fkhls.csim.cone): all 26,334 single-bit faults (every bit of every weight and
       bias), ``--workers`` processes;
   (d) unless --no-emulate: the exact emulator's batched engine on the same 26,334 faults, and the
-      cross-check of the whole campaign (cone == emulator, every word).
+      cross-check of the whole campaign (cone == emulator, every word);
+  (e) io_stream (fkhls.csim.cone_stream against the reference harness, one process each, the same
+      seeded sample of ``--stream-faults`` single-bit faults, every word compared): the demo model
+      exported io_stream at ``--samples`` inputs, and unless --no-cnn bench_scale.py's io_stream CNN
+      (16x16x3 -> conv 16 -> conv 32 /2 -> dense 48 -> dense 10, 8-bit) at ``--cnn-samples`` inputs.
 The cone rows are also checked against (a) and (b). Prints wall time, CPU time of the harness
 processes, ms per fault, fault x samples per second and the ratios against the naive way.
 """
@@ -42,6 +46,9 @@ def main() -> None:
     parser.add_argument("--reference-faults", type=int, default=100, help="faults run through the reference harness")
     parser.add_argument("--workers", type=int, default=2, help="cone harness processes")
     parser.add_argument("--no-emulate", action="store_true", help="skip the emulator engine and full cross-check")
+    parser.add_argument("--stream-faults", type=int, default=200, help="io_stream: faults through both harnesses")
+    parser.add_argument("--cnn-samples", type=int, default=50, help="io_stream CNN: inputs per fault")
+    parser.add_argument("--no-cnn", action="store_true", help="io_stream: the demo model only")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="fkhls-bench-cone-") as tmp:
@@ -117,6 +124,16 @@ def main() -> None:
             t_compare = time.perf_counter() - t0
             assert mismatched == 0, f"{mismatched} faults differ between the cone harness and the emulator"
 
+        # (e) io_stream: the stream cone harness against the reference harness, same faults, same run
+        stream_rows = [stream_line("demo model, io_stream", DATA / "demo_model.h5", x, args.stream_faults,
+                                   tmp / "stream_demo")]
+        if not args.no_cnn:
+            from bench_scale import cnn_model, grid_inputs  # scripts/ is on sys.path when this script runs
+
+            stream_rows.append(stream_line("io_stream CNN (bench_scale)", cnn_model(),
+                                           grid_inputs((16, 16, 3), args.cnn_samples), args.stream_faults,
+                                           tmp / "stream_cnn"))
+
     per_ref = (t_ref - t_ref_overhead) / len(sample)
     per_cone = t_cone / n_faults
     fs = n_faults * args.samples
@@ -143,6 +160,40 @@ def main() -> None:
         print(f"whole campaign through both engines, cross-checked: {t_cone + t_emulate + t_compare:.0f} s "
               "(builds excluded)")
     print("cone == reference harness on the sampled faults, == inject + csim on the recompiled ones: yes")
+    for row in stream_rows:
+        print(row)
+
+
+def stream_line(label: str, model, x: np.ndarray, n_faults: int, out: Path) -> str:
+    """Export MODEL io_stream, run one seeded sample of its single-bit faults through the io_stream cone harness and
+    the reference harness (one process each, start-up and golden pass included in both), check every word."""
+    from fkhls.csim import build as csim
+    from fkhls.csim.cone import build_cone_harness, cone_support, run_cone_harness
+    from fkhls.csim.harness import build_harness, run_fault_harness
+    from fkhls.project.export import ExportOptions, export_model
+
+    manifest = export_model(model, out, ExportOptions(io_type="io_stream"))
+    supported, reason = cone_support(manifest)
+    assert supported, reason
+    x_raw = csim.input_words(manifest, x)
+    pool = [(a.array, e, b) for a in manifest.arrays() for e in range(a.size) for b in range(a.ptype.width)]
+    rng = np.random.default_rng(1)
+    scenarios = [[pool[i]] for i in np.sort(rng.choice(len(pool), size=min(n_faults, len(pool)), replace=False))]
+    t0 = time.perf_counter()
+    cone_binary, reference_binary = build_cone_harness(manifest), build_harness(manifest)
+    t_build = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    y = run_cone_harness(manifest, x_raw, scenarios, binary=cone_binary)
+    t_cone = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    y_ref = run_fault_harness(manifest, x_raw, scenarios, binary=reference_binary)
+    t_ref = time.perf_counter() - t0
+    assert np.array_equal(y, y_ref), f"{label}: io_stream cone and reference harness disagree"
+    fs = len(scenarios) * len(x_raw)
+    return (f"(e) {label}, {len(pool):,} faults, seeded sample of {len(scenarios)} x {len(x_raw)} samples, 1 process "
+            f"each (builds {t_build:.0f} s): reference harness {fs / t_ref:12,.0f} fault x samples/s "
+            f"({t_ref / len(scenarios) * 1e3:.1f} ms/fault); io_stream cone harness {fs / t_cone:12,.0f} fault x "
+            f"samples/s ({t_cone / len(scenarios) * 1e3:.1f} ms/fault); ratio {t_ref / t_cone:.1f} x; every word equal")
 
 
 if __name__ == "__main__":

@@ -29,8 +29,8 @@ product and the bias are cast to ``accum_t`` before the sum, exactly as in
 ``nnet_dense_latency.h`` / ``nnet_dense_resource.h``; the generated code asserts the type
 conditions at compile time too. Where they fail the layer runs cone + skip (``ConePlan.notes``).
 
-io_stream projects are not replayed here: ``run_cone_harness`` runs the reference harness for
-them and ``cone_support`` says so.
+io_stream projects are planned and rendered by ``fkhls.csim.cone_stream`` (golden streams kept as
+arrays, cone + skip, no neuron delta); the build and the run below are shared.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class DeltaLayer:
 class ConePlan:
     """How the cone harness treats a project: replayed calls, weight array -> call, delta layers, notes."""
 
-    supported: bool  # False: io_stream or an unreadable top function; run_cone_harness uses the reference harness
+    supported: bool  # False: an unreadable top function (or body); run_cone_harness uses the reference harness
     reason: str
     program: Program | None = None
     array_calls: tuple[int, ...] = ()  # manifest array id -> index of the call that reads it
@@ -179,6 +179,10 @@ def _is_elementwise(call, program: Program, names: set[str]) -> bool:
 
 def cone_plan(manifest: Manifest) -> ConePlan:
     """Read the project and decide, per weighted call, cone + skip or neuron delta; explain every refusal."""
+    if manifest.io_type == "io_stream":
+        from fkhls.csim.cone_stream import stream_cone_plan  # imports this module: imported here, not at the top
+
+        return stream_cone_plan(manifest)
     if manifest.io_type != "io_parallel":
         return ConePlan(False, f"{manifest.io_type}: the cone harness replays io_parallel projects only; this project "
                                "runs the reference harness (full top function per fault)")
@@ -228,6 +232,10 @@ def render_cone_harness(manifest: Manifest, plan: ConePlan | None = None) -> str
     plan = plan or cone_plan(manifest)
     if not plan.supported:
         raise ProjectError(f"no cone harness for {manifest.project_dir}: {plan.reason}")
+    if manifest.io_type == "io_stream":
+        from fkhls.csim.cone_stream import render_stream_cone_harness
+
+        return render_stream_cone_harness(manifest, plan)
     program = plan.program
     variables = [*program.params, *program.locals]
     var_id = {v.name: k for k, v in enumerate(variables)}
@@ -275,7 +283,7 @@ def run_cone_harness(manifest: Manifest, x_raw, scenarios: Sequence[Sequence] | 
 
     (n_scenarios, n_samples, n_outputs) int64 sign-extended raw output words; ``out_path``: the
     results stay in that file and a read-only memmap is returned. Projects the cone harness does
-    not replay (``cone_support`` False: io_stream) run the reference harness. ``workers`` > 1
+    not replay (``cone_support`` False) run the reference harness. ``workers`` > 1
     processes take interleaved scenarios (s % workers), not contiguous slices: fault costs
     differ by layer by 10x and exhaustive lists are ordered by layer.
     """

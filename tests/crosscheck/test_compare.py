@@ -170,7 +170,7 @@ def test_io_stream_conv_project_is_traced_and_explained(tmp_path):
     faults = {"seed": 1, "faults": [{"layer": "c1", "bits": [0, 5]}, {"layer": "c2", "tensor": "bias", "bits": [4]},
                                     {"layer": "head", "bits": [17]}]}
     exact = run(manifest, x, faults, model=model)
-    assert exact.all_exact and exact.engine == "fault harness"  # the cone harness does not run io_stream
+    assert exact.all_exact and exact.engine == "cone harness"  # io_stream's own (fkhls.csim.cone_stream)
     accum = f"typedef {manifest.layer('c1').accum_type['cpp']} c1_accum_t;"
     edited = broken_copy(manifest.project_dir, tmp_path, accum, "typedef ap_fixed<12,4> c1_accum_t;")
     report = run(load_manifest(edited), x, faults, model=model)

@@ -1,0 +1,115 @@
+"""fkhls.csim.cone_stream: the io_stream cone harness gives the reference harness's words, byte for byte.
+
+Small io_stream projects (a dense MLP, conv2d + max pooling + global pooling, a residual Add
+and a Concatenate, both behind hls4ml's clone_stream, a depthwise conv whose zero bias array is
+no fault target), each exported and both harnesses built
+once per module. Every single-bit fault of every weight array, plus multi-bit scenarios across
+layers and the empty scenario, is compared raw word for raw word with the reference harness.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+from fkhls.core.errors import ProjectError
+from fkhls.csim import build as csim
+from fkhls.csim import cone
+from fkhls.csim.harness import build_harness, prepare_harness, run_fault_harness, run_harness_slice
+from fkhls.project.export import ExportOptions, export_model
+from fkhls.project.manifest import load_manifest
+
+from tests import models
+
+# dense; conv2d + pooling; Add + Clone; Concatenate + Clone; depthwise (a bias array that is no fault target)
+MODELS = ["dense", "pooling", "residual", "concat", "depthwise"]
+
+
+def _build(manifest):
+    with ThreadPoolExecutor(2) as pool:  # two g++ runs at once
+        cone_job = pool.submit(cone.build_cone_harness, manifest)
+        reference_job = pool.submit(build_harness, manifest)
+        return cone_job.result(), reference_job.result()
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def project(request, tmp_path_factory):
+    model = models.build(request.param)
+    manifest = export_model(model, tmp_path_factory.mktemp("cone-stream") / request.param,
+                            ExportOptions(io_type="io_stream"))
+    x = models.inputs_for(model, n=24, seed=5)
+    return request.param, manifest, csim.input_words(manifest, x), *_build(manifest)
+
+
+def _every_fault(manifest, seed: int, multi: int = 12) -> list[list[tuple]]:
+    """Every bit of every array, then seeded multi-bit scenarios over several arrays, then the empty scenario."""
+    arrays = manifest.arrays()
+    scenarios = [[(a.array, e, b)] for a in arrays for e in range(a.size) for b in range(a.ptype.width)]
+    rng = np.random.default_rng(seed)
+    for _ in range(multi):
+        picks = rng.choice(len(arrays), size=3)
+        scenarios.append([(arrays[k].array, int(rng.integers(arrays[k].size)), int(rng.integers(arrays[k].ptype.width)))
+                          for k in picks])
+    return scenarios + [[]]
+
+
+def test_every_fault_equals_the_reference_harness(project):
+    name, manifest, x_raw, cone_binary, reference_binary = project
+    supported, reason = cone.cone_support(manifest)
+    assert supported and reason.startswith("io_stream cone + skip"), reason
+    assert "io_stream cone harness" in cone.render_cone_harness(manifest).splitlines()[1]
+    scenarios = _every_fault(manifest, seed=len(name))
+    got = cone.run_cone_harness(manifest, x_raw, scenarios, binary=cone_binary, workers=2)
+    reference = run_fault_harness(manifest, x_raw, scenarios, binary=reference_binary, workers=2)
+    assert got.shape == reference.shape == (len(scenarios), len(x_raw), int(np.prod(manifest.output_shape)))
+    bad = np.flatnonzero((got != reference).any(axis=(1, 2)))
+    assert len(bad) == 0, f"{name}: scenario {bad[:1]} {[scenarios[i] for i in bad[:1]]} differs from the reference"
+    assert_array_equal(got, reference)
+    changed = (got[:-1] != got[-1]).any(axis=2)  # (scenario, sample) pairs whose outputs the fault changed
+    assert changed.any(axis=1).mean() > 0.5, "most faults should change some output"
+    assert not changed.all(), "some (fault, sample) pairs should be masked (the skip path)"
+
+
+@pytest.mark.parametrize("project", ["residual"], indirect=True)
+def test_slices_and_memmap(project, tmp_path):
+    """The reference harness's command line: contiguous slices fill one results file; a memmap comes back."""
+    name, manifest, x_raw, cone_binary, _ = project
+    arrays = manifest.arrays()
+    scenarios = [[(a.array, 0, a.ptype.width - 1)] for a in arrays] + [[], [(arrays[0].array, 1, 0)]]
+    whole = cone.run_cone_harness(manifest, x_raw, scenarios, binary=cone_binary)
+    mapped = cone.run_cone_harness(manifest, x_raw, scenarios, binary=cone_binary, workers=3,
+                                   out_path=tmp_path / "r.bin")
+    assert isinstance(mapped, np.memmap)
+    assert_array_equal(np.asarray(mapped), whole)
+    job = prepare_harness(manifest, x_raw, scenarios, tmp_path / "s.bin", tmp_path / "work", cone_binary)
+    run_harness_slice(job, 3, len(scenarios))
+    run_harness_slice(job, 0, 3)
+    assert_array_equal(np.fromfile(job.results, dtype=np.int64).reshape(whole.shape), whole)
+
+
+@pytest.mark.parametrize("project", ["concat"], indirect=True)
+def test_a_stream_with_two_readers_falls_back(project, tmp_path, monkeypatch):
+    """A body the replay cannot keep exact (here: a stream read twice, hand-edited) is refused, and the campaign
+    entry point runs the reference harness instead."""
+    name, manifest, x_raw, _, _ = project
+    copy = tmp_path / "edited"
+    shutil.copytree(manifest.project_dir, copy)
+    source = copy / "firmware" / f"{manifest.project_name}.cpp"
+    text, count = re.subn(r"\(layer10_cpy2, layer5_out", "(layer10_cpy1, layer5_out", source.read_text())
+    assert count == 1
+    source.write_text(text)
+    edited = load_manifest(copy)
+    supported, reason = cone.cone_support(edited)
+    assert not supported and "stream layer10_cpy1 is read by 2 calls (da, db)" in reason, reason
+    assert "reference harness" in reason
+    with pytest.raises(ProjectError, match="read by 2 calls"):
+        cone.render_cone_harness(edited)
+    calls = []
+    monkeypatch.setattr(cone, "run_fault_harness", lambda *a, **k: calls.append(k) or "reference")
+    assert cone.run_cone_harness(edited, x_raw, [[]], workers=2) == "reference"
+    assert calls[0]["workers"] == 2
