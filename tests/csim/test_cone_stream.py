@@ -26,8 +26,9 @@ from fkhls.project.manifest import load_manifest
 
 from tests import models
 
-# dense; conv2d + pooling; Add + Clone; Concatenate + Clone; depthwise (a bias array that is no fault target)
-MODELS = ["dense", "pooling", "residual", "concat", "depthwise"]
+# dense; conv2d + pooling; Add + Clone; Concatenate + Clone; depthwise (a bias array that is no fault target);
+# quantized_po2 kernels (hls4ml's {sign, exponent} struct words: flipped through _weight_word.cpp.j2)
+MODELS = ["dense", "pooling", "residual", "concat", "depthwise", "dense_po2"]
 
 
 def _build(manifest):
