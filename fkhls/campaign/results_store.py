@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from fkhls.core.errors import ProjectError
 from fkhls.core.files import atomic_destination
 
-__all__ = ["SHARD_SUFFIX", "LEGACY_SUFFIX", "shard_file", "find_shard", "write_shard", "read_shard",
+__all__ = ["SHARD_SUFFIX", "LEGACY_SUFFIX", "shard_file", "csim_shard_file", "find_shard", "write_shard", "read_shard",
            "iter_columns", "read_columns", "shard_seconds", "write_table", "export_csv"]
 
 SHARD_SUFFIX = ".parquet"
@@ -38,6 +38,11 @@ BATCH_ROWS = 1 << 16  # rows per row group and per read batch: bounds memory, ke
 def shard_file(shard_dir: str | Path, index: int) -> Path:
     """Where shard ``index`` is written."""
     return Path(shard_dir) / f"shard-{index:05d}{SHARD_SUFFIX}"
+
+
+def csim_shard_file(shard_dir: str | Path, index: int) -> Path:
+    """Where C-sim shard ``index`` of a ``--csim-sample`` campaign (its sampled faults, a chunk) is written."""
+    return Path(shard_dir) / f"csim-{index:05d}{SHARD_SUFFIX}"
 
 
 def find_shard(shard_dir: str | Path, index: int) -> Path | None:

@@ -7,9 +7,12 @@ drawn from the seed), cut into shards of
 ``shard_size`` consecutive scenarios. A shard is the unit of work and of storage: a worker runs
 it through the engines asked for (``tf``: the exact integer emulator of ``fkhls.emulate.emulator``, pure
 numpy; ``csim``: the C-sim fault harness -- the cone harness when the project supports it),
-compares the engines' raw output words in memory (with ``csim_sample``: only on a seeded sample of
-the scenarios, the TF engine running all), reduces them to per-scenario rows and writes
-``shards/shard-NNNNN.parquet`` atomically. A worker receives only its shard's scenarios (``ShardTask``);
+compares the engines' raw output words in memory, reduces them to per-scenario rows and writes
+``shards/shard-NNNNN.parquet`` atomically. With ``csim_sample`` the TF engine runs every shard and the
+C-sim engine only a seeded sample of the scenarios, gathered into a few C-sim shards of ``csim_chunk``
+sampled faults each (``shards/csim-NNNNN.parquet``: the TF engine runs those faults again for the
+comparison), so a C-sim process (weights loaded, golden pass) is started per chunk rather than in
+every shard; C-sim shards are units of work and of resume like the others, interleaved with them. A worker receives only its shard's scenarios (``ShardTask``);
 the driver keeps the list compact (``ScenarioList`` over a ``descriptors.FaultList``: a few bytes per
 fault), so neither grows by hundreds of bytes per fault. Shard boundaries do not depend on the number of
 workers, and a shard's rows depend only on its scenarios, so results are identical for any
@@ -21,6 +24,7 @@ Results directory::
                           labels; fault selection; seed; engines; shard size; fkhls version)
     golden.npz            golden raw output words per engine (+ labels), kept once
     shards/shard-NNNNN.parquet  per-scenario result columns (``fkhls.campaign.results_store``)
+    shards/csim-NNNNN.parquet   --csim-sample: the C-sim and agreement columns of a chunk of sampled faults
     results.parquet, results.csv  the whole table (``results_store``), the CSV streamed from the Parquet
     summary.json, report.md, heatmap.png, histograms.png   (``fkhls.campaign.report``)
 
@@ -61,8 +65,8 @@ from fkhls.core.files import (CAMPAIGN, atomic_save_npy, atomic_savez, atomic_wr
 from fkhls.faults.descriptors import fault_from_model_bit  # ordered campaigns (a ranking's top bits)
 from fkhls.project.manifest import MANIFEST_NAME, Manifest, load_manifest
 from fkhls.campaign.report import FaultTable, write_report
-from fkhls.campaign.results_store import (export_csv, find_shard, read_columns, shard_file, shard_seconds, write_shard,
-                                          write_table)
+from fkhls.campaign.results_store import (csim_shard_file, export_csv, find_shard, read_columns, shard_file,
+                                          shard_seconds, write_shard, write_table)
 
 __all__ = [
     "ENGINES",
@@ -84,6 +88,7 @@ __all__ = [
     "engine_agreement",
     "csim_engine",
     "default_shard_size",
+    "csim_chunk_size",
     "engine_seconds",
 ]
 
@@ -241,7 +246,9 @@ def campaign_identity(config: CampaignConfig, manifest: Manifest, n_samples: int
     extra = {}
     if config.csim_sample is not None:
         seeds["csim_sample"] = int(config.csim_seed)
-        extra["csim_sample"] = int(config.csim_sample)
+        chunk = csim_chunk_size(int(config.csim_sample), int(config.shard_size))
+        extra.update(csim_sample=int(config.csim_sample), csim_chunk=chunk,
+                     csim_shards=math.ceil(int(config.csim_sample) / chunk))
     selection = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(sel).items()
                  if not (k in _OPTIONAL_FIELDS and v is None)}  # older campaign.json files still match
     if sel.tensors is None:  # every array: recorded as FKeras's two names then the model's others (as before)
@@ -272,7 +279,7 @@ def campaign_identity(config: CampaignConfig, manifest: Manifest, n_samples: int
 
 # Keys whose difference means a different campaign (paths may move; contents may not).
 _IDENTITY_KEYS = ("schema", "project_hash", "inputs_hash", "labels_hash", "n_samples", "engine", "selection", "seeds",
-                  "shard_size", "n_scenarios", "csim_sample")
+                  "shard_size", "n_scenarios", "csim_sample", "csim_chunk")
 _SAMPLED_FIELDS = ("confidence", "margin", "per", "prior")
 _OPTIONAL_FIELDS = (*_SAMPLED_FIELDS, "model_bits")
 
@@ -298,6 +305,17 @@ def default_shard_size(n_samples: int, n_outputs: int, n_scenarios: int | None =
         even = max(1, -(-int(n_scenarios) // MIN_SHARDS))
         size = min(size, max(MIN_SHARD_SIZE, 1 << (even.bit_length() - 1)))
     return int(size)
+
+
+# --csim-sample: the sampled faults run in C-sim shards of at most a shard's size (the same memory bound), at least
+# MIN_CSIM_CHUNK faults each (a C-sim process start and its golden pass stay small beside the faults), and into
+# about MIN_SHARDS of them when the sample is large enough, so the workers share them evenly.
+MIN_CSIM_CHUNK = 32
+
+
+def csim_chunk_size(n_sampled: int, shard_size: int) -> int:
+    """Sampled faults per C-sim shard: a function of the sample size and the shard size only (not the workers)."""
+    return int(max(1, min(int(shard_size), max(MIN_CSIM_CHUNK, -(-int(n_sampled) // MIN_SHARDS)))))
 
 
 class ScenarioList(Sequence):
@@ -463,6 +481,7 @@ class _State:
     manifest: Manifest | None = None
     csim_binary: Any = None  # CsimBinary of the C-sim engine, compiled once by run_campaign
     csim_cone: bool = False  # that binary is the cone harness (else the reference harness)
+    csim_sampled: bool = False  # --csim-sample: the C-sim engine runs only in the C-sim shards
     address_map: Any = None  # fkhls.faults.addressing.AddressMap, made by the worker on its first C-sim shard
 
 
@@ -470,22 +489,42 @@ class _State:
 class ShardTask:
     """One shard as sent to a worker: its index, first scenario and its own scenarios (not the whole list)."""
 
-    index: int
+    index: int  # unit of work: shards 0..n_shards-1, then the C-sim shards (n_shards + part): a unique task key
     lo: int
     scenarios: tuple[FaultScenario, ...]
-    csim_rows: np.ndarray | None = None  # --csim-sample: offsets in this shard the C-sim engine runs (None: all)
+    # A C-sim shard of --csim-sample (``csim_part`` j): the campaign indices of its sampled ``scenarios``.
+    csim_rows: np.ndarray | None = None
+    csim_part: int | None = None
 
 
 def shard_tasks(scenarios: Sequence[FaultScenario], pending: Sequence[int], shard_size: int,
-                csim_rows: np.ndarray | None = None):
-    """Yield the ``ShardTask`` of each pending shard, made only when the executor asks for it."""
-    for index in pending:
+                csim_rows: np.ndarray | None = None, csim_pending: Sequence[int] = (), csim_chunk: int = 0):
+    """Yield the ``ShardTask`` of each pending shard, made only when the executor asks for it.
+
+    ``csim_rows`` (--csim-sample): the sorted sampled scenario indices; C-sim shard j runs rows
+    ``j*csim_chunk .. (j+1)*csim_chunk - 1`` of it. The pending C-sim shards are spread evenly among the
+    other shards, so every worker gets its share of them and the progress keeps moving."""
+    n_shards = -(-len(scenarios) // shard_size)
+    csim_pending = list(csim_pending)
+    # C-sim shard i goes before the (i * P // C)-th of the P other pending shards (C: pending C-sim shards).
+    before = [i * len(pending) // len(csim_pending) for i in range(len(csim_pending))]
+    j = 0
+    for k, index in enumerate(pending):
+        while j < len(csim_pending) and before[j] <= k:
+            yield _csim_task(scenarios, csim_rows, csim_chunk, csim_pending[j], n_shards)
+            j += 1
         lo = index * shard_size
         hi = min(lo + shard_size, len(scenarios))
-        rows = None
-        if csim_rows is not None:
-            rows = csim_rows[(csim_rows >= lo) & (csim_rows < hi)] - lo
-        yield ShardTask(index, lo, tuple(scenarios[lo:hi]), rows)
+        yield ShardTask(index, lo, tuple(scenarios[lo:hi]))
+    for part in csim_pending[j:]:
+        yield _csim_task(scenarios, csim_rows, csim_chunk, part, n_shards)
+
+
+def _csim_task(scenarios: Sequence[FaultScenario], csim_rows: np.ndarray, chunk: int, part: int,
+               n_shards: int) -> ShardTask:
+    """The task of C-sim shard ``part``: sampled rows ``part*chunk ..`` with their scenarios."""
+    rows = np.asarray(csim_rows[part * chunk:(part + 1) * chunk], dtype=np.int64)
+    return ShardTask(n_shards + part, -1, tuple(scenarios[int(r)] for r in rows), rows, part)
 
 
 _WORKER: _State | None = None
@@ -513,8 +552,8 @@ def _tf_outputs(state: _State, scenarios: Sequence[FaultScenario]) -> np.ndarray
     return out.reshape(len(scenarios), n, -1)
 
 
-def _csim_outputs(state: _State, scenarios: Sequence[FaultScenario], rows: np.ndarray | None = None) -> np.ndarray:
-    """C-sim output words of ``scenarios`` (only those at offsets ``rows`` when given)."""
+def _csim_outputs(state: _State, scenarios: Sequence[FaultScenario]) -> np.ndarray:
+    """C-sim output words of ``scenarios`` (F, N, O), one harness process for them all."""
     from fkhls.csim.cone import run_cone_harness
     from fkhls.csim.harness import run_fault_harness
     from fkhls.faults.addressing import address_map
@@ -523,8 +562,7 @@ def _csim_outputs(state: _State, scenarios: Sequence[FaultScenario], rows: np.nd
         state.manifest = load_manifest(state.project_dir)
     if state.address_map is None:
         state.address_map = address_map(state.manifest)
-    chosen = scenarios if rows is None else [scenarios[int(r)] for r in rows]
-    hw = _hardware_bits(state.address_map, chosen) if chosen else []
+    hw = _hardware_bits(state.address_map, scenarios) if scenarios else []
     if not hw:
         return np.zeros((0, state.x_raw.shape[0], state.golden["csim"].shape[1]), dtype=np.int64)
     run = run_cone_harness if state.csim_cone else run_fault_harness
@@ -556,29 +594,28 @@ def shard_path(shard_dir: Path, index: int) -> Path:
 
 
 def _run_shard(task: ShardTask, state: _State | None = None) -> tuple[int, int, int, dict]:
-    """Compute the shard of ``task`` and write it atomically; returns (index, scenarios, mismatching, seconds)."""
+    """Compute the shard of ``task`` and write it atomically; returns (index, scenarios, mismatching, seconds).
+
+    A C-sim shard of --csim-sample counts 0 scenarios (its faults are counted by the shards the TF engine runs)."""
     state = state or _WORKER
+    if task.csim_part is not None:
+        return _run_csim_shard(task, state)
     index, lo, scenarios = task.index, task.lo, task.scenarios
     hi = lo + len(scenarios)
     columns: dict[str, np.ndarray] = {"scenario": np.arange(lo, hi, dtype=np.int64)}
     outputs, seconds = {}, {}
-    # --csim-sample: the C-sim engine runs only the sampled scenarios of this shard (offsets ``rows``).
-    rows = task.csim_rows
-    if rows is not None:
-        columns["csim_checked"] = np.isin(np.arange(hi - lo), rows)
-    for engine in state.engines:
+    # --csim-sample: the C-sim engine runs the sampled faults in the C-sim shards, not here.
+    engines = ("tf",) if state.csim_sampled else state.engines
+    for engine in engines:
         start = time.perf_counter()
-        outputs[engine] = _tf_outputs(state, scenarios) if engine == "tf" else _csim_outputs(state, scenarios, rows)
+        outputs[engine] = _tf_outputs(state, scenarios) if engine == "tf" else _csim_outputs(state, scenarios)
         seconds[engine] = time.perf_counter() - start
         for key, value in fault_metrics(state.golden[engine], outputs[engine], state.labels).items():
-            columns[f"{engine}_{key}"] = value if engine == "tf" or rows is None else _scatter(value, rows, hi - lo)
+            columns[f"{engine}_{key}"] = value
     mismatching = 0
-    if len(state.engines) == 2:
-        tf_out = outputs["tf"] if rows is None else outputs["tf"][rows]
-        agree = engine_agreement(tf_out, outputs["csim"])
+    if len(engines) == 2:
+        agree = engine_agreement(outputs["tf"], outputs["csim"])
         mismatching = int(np.count_nonzero(agree["mismatched_words"]))
-        if rows is not None:
-            agree = {k: _scatter(v, rows, hi - lo) for k, v in agree.items()}
         columns.update(agree)
     for engine, value in seconds.items():
         columns[f"seconds_{engine}"] = np.float64(value)
@@ -586,6 +623,25 @@ def _run_shard(task: ShardTask, state: _State | None = None) -> tuple[int, int, 
     return index, hi - lo, mismatching, seconds
 
 
+def _run_csim_shard(task: ShardTask, state: _State) -> tuple[int, int, int, dict]:
+    """A chunk of the --csim-sample faults through both engines, one C-sim process for the chunk: the C-sim
+    columns and the engines' agreement (the TF columns of these faults are in their own shards)."""
+    seconds = {}
+    start = time.perf_counter()
+    tf_out = _tf_outputs(state, task.scenarios)  # again, for the comparison: a few faults of the TF engine's
+    seconds["tf"] = time.perf_counter() - start
+    start = time.perf_counter()
+    csim_out = _csim_outputs(state, task.scenarios)
+    seconds["csim"] = time.perf_counter() - start
+    columns: dict[str, np.ndarray] = {"scenario": np.asarray(task.csim_rows, dtype=np.int64)}
+    for key, value in fault_metrics(state.golden["csim"], csim_out, state.labels).items():
+        columns[f"csim_{key}"] = value
+    agree = engine_agreement(tf_out, csim_out)
+    columns.update(agree)
+    for engine, value in seconds.items():
+        columns[f"seconds_{engine}"] = np.float64(value)
+    write_shard(csim_shard_file(state.shard_dir, task.csim_part), columns)
+    return task.index, 0, int(np.count_nonzero(agree["mismatched_words"])), seconds
 
 
 # ----------------------------------------------------------------------------- the driver
@@ -782,9 +838,12 @@ def _run_locked(config: CampaignConfig, results_dir: Path, *, workers: int | Non
     pending = [i for i in range(n_shards) if not shard_path(shard_dir, i).is_file()]
     done_before = len(scenarios) - sum(min(config.shard_size, len(scenarios) - i * config.shard_size)
                                        for i in pending)
+    n_csim = identity.get("csim_shards", 0)
+    csim_pending = [j for j in range(n_csim) if not csim_shard_file(shard_dir, j).is_file()]
 
     timings: dict[str, float] = {}
-    state = _State(Path(config.project_dir).resolve(), config.engines, shard_dir, x_raw, labels, {})
+    state = _State(Path(config.project_dir).resolve(), config.engines, shard_dir, x_raw, labels, {},
+                   csim_sampled=config.csim_sample is not None)
     t0 = time.perf_counter()
     if "tf" in config.engines:
         state.spec, state.weights = _tf_model(manifest)
@@ -798,13 +857,16 @@ def _run_locked(config: CampaignConfig, results_dir: Path, *, workers: int | Non
     _write_golden(results_dir, state.golden, labels)
     timings["setup_seconds"] = time.perf_counter() - t0
 
+    n_tasks = len(pending) + len(csim_pending)
     if max_shards is not None:
-        pending = pending[:max_shards]
+        n_tasks = min(n_tasks, max_shards)
     workers = max(1, int(workers or os.cpu_count() or 1))
     t0 = time.perf_counter()
     with _progress(len(scenarios), done_before, quiet) as bar:
-        tasks = shard_tasks(scenarios, pending, config.shard_size, csim_rows if config.csim_sample else None)
-        for _, count, mismatching, _ in _executor(scheduler)(state, tasks, len(pending), workers):
+        tasks = itertools.islice(shard_tasks(scenarios, pending, config.shard_size,
+                                             csim_rows if config.csim_sample else None, csim_pending,
+                                             identity.get("csim_chunk", 0)), n_tasks)
+        for _, count, mismatching, _ in _executor(scheduler)(state, tasks, n_tasks, workers):
             bar.update(count)
             if mismatching:
                 bar.set_postfix(mismatching=mismatching, refresh=False)
@@ -813,11 +875,12 @@ def _run_locked(config: CampaignConfig, results_dir: Path, *, workers: int | Non
     timings["scheduler"] = scheduler or "local-pool"
 
     missing = [i for i in range(n_shards) if not shard_path(shard_dir, i).is_file()]
+    missing += [j for j in range(n_csim) if not csim_shard_file(shard_dir, j).is_file()]
     table = load_results(results_dir) if not missing else None
     reports = {}
     if table is not None and report:
         reports = report_campaign(results_dir, table, timings=timings)
-    return CampaignResult(results_dir, table, identity, n_shards, len(pending), time.perf_counter() - started,
+    return CampaignResult(results_dir, table, identity, n_shards + n_csim, n_tasks, time.perf_counter() - started,
                           reports)
 
 
@@ -953,9 +1016,12 @@ def load_results(results_dir: str | Path) -> FaultTable:
         raise ProjectError(f"{results_dir} holds no campaign ({CAMPAIGN_JSON} is missing)")
     identity = json.loads(header.read_text())
     paths = [find_shard(results_dir / SHARD_DIR, i) for i in range(identity["n_shards"])]
-    missing = [i for i, path in enumerate(paths) if path is None]
+    csim_paths = [csim_shard_file(results_dir / SHARD_DIR, j) for j in range(identity.get("csim_shards", 0))]
+    missing = [f"shard {i}" for i, path in enumerate(paths) if path is None]
+    missing += [f"C-sim shard {j}" for j, path in enumerate(csim_paths) if not path.is_file()]
     if missing:
-        raise ProjectError(f"campaign in {results_dir} is unfinished: {len(missing)} of {identity['n_shards']} shards "
+        total = identity["n_shards"] + len(csim_paths)
+        raise ProjectError(f"campaign in {results_dir} is unfinished: {len(missing)} of {total} shards "
                            f"missing (first: {missing[0]}); run the same campaign command again to resume")
     manifest = load_manifest(identity["project"])
     selection = Selection(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in identity["selection"].items()})
@@ -968,6 +1034,8 @@ def load_results(results_dir: str | Path) -> FaultTable:
     results = read_columns(paths)
     if not np.array_equal(results["scenario"], np.arange(len(scenarios))):
         raise ProjectError(f"shards in {results_dir} do not cover scenarios 0..{len(scenarios) - 1} in order")
+    if csim_paths:
+        results.update(_csim_columns(csim_paths, identity, len(scenarios)))
     columns = _meta_columns(manifest, scenarios)
     engines = ("tf", "csim") if identity["engine"] == "both" else (identity["engine"],)
     out_type = manifest.output_ptype
@@ -1011,11 +1079,27 @@ def load_results(results_dir: str | Path) -> FaultTable:
     return FaultTable(columns, engines, n, int(np.prod(manifest.output_shape)), lsb(out_type), has_labels, notes)
 
 
+def _csim_columns(csim_paths: Sequence[Path], identity: dict, n: int) -> dict[str, np.ndarray]:
+    """The C-sim and agreement columns of a --csim-sample campaign from its C-sim shards, one row per scenario:
+    -1 where C-sim did not run, ``csim_checked`` true where it did (as the shards held them before C-sim shards)."""
+    sampled = read_columns(csim_paths)
+    rows = sampled.pop("scenario")
+    expected = csim_sample_rows(n, identity["csim_sample"], identity["seeds"]["csim_sample"])
+    if not np.array_equal(rows, expected):
+        raise ProjectError(f"the C-sim shards of {identity.get('project')!r}'s campaign do not hold the seeded "
+                           f"sample of {identity['csim_sample']} faults")
+    out = {"csim_checked": np.zeros(n, dtype=bool)}
+    out["csim_checked"][rows] = True
+    out.update({key: _scatter(value, rows, n) for key, value in sampled.items()})
+    return out
+
+
 def engine_seconds(results_dir: str | Path) -> dict[str, float]:
     """Seconds each engine spent on the shards on disk (summed over shards: one-core seconds)."""
     results_dir = Path(results_dir)
     totals: dict[str, float] = {}
-    for path in sorted((results_dir / SHARD_DIR).glob("shard-*")):
+    shard_dir = results_dir / SHARD_DIR
+    for path in sorted([*shard_dir.glob("shard-*"), *shard_dir.glob("csim-*")]):
         for engine, seconds in shard_seconds(path).items():
             totals[engine] = totals.get(engine, 0.0) + seconds
     return totals

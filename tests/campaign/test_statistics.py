@@ -388,6 +388,34 @@ def test_csim_sample_cross_checks_a_seeded_subset_and_states_the_bound(demo, tmp
     assert not (tmp_path / "bad" / "campaign.json").exists()
 
 
+def test_csim_sample_runs_in_csim_shards_that_resume_and_equal_the_full_cross_check(demo, tmp_path):
+    """The sampled faults run as a few C-sim shards (a unit of work and of resume each): their C-sim and
+    agreement columns equal those of a campaign that runs every fault through both engines."""
+    from fkhls.campaign.runner import csim_chunk_size
+
+    base, manifest, _ = demo
+    selection = Selection("exhaustive", layers=("output",))  # 990 faults: 4 shards of 256
+    config = CampaignConfig(manifest.project_dir, base / "x.npy", "both", selection, base / "y.npy", shard_size=256,
+                            csim_sample=70, csim_seed=4)
+    assert csim_chunk_size(70, 256) == 32 and csim_chunk_size(10_000, 2048) == 625 and csim_chunk_size(5, 2) == 2
+    partial = run_campaign(config, tmp_path / "s", workers=1, quiet=True, max_shards=4)
+    assert partial.table is None and partial.shards_total == 4 + 3 and partial.identity["csim_shards"] == 3
+    done = sorted(p.name for p in (tmp_path / "s" / "shards").iterdir())
+    assert done == ["csim-00000.parquet", "csim-00001.parquet", "shard-00000.parquet", "shard-00001.parquet"], done
+    resumed = run_campaign(config, tmp_path / "s", workers=2, quiet=True)
+    assert resumed.shards_run == 3
+    whole = run_campaign(replace(config, csim_sample=None, csim_seed=None), tmp_path / "w", workers=2, quiet=True)
+    rows = csim_sample_rows(990, 70, 4)
+    table = resumed.table
+    assert_array_equal(np.flatnonzero(table.columns["csim_checked"]), rows)
+    for key in ("csim_outputs_changed", "csim_samples_changed", "csim_top1_changed", "csim_max_abs_error_lsb",
+                "mismatched_words", "max_lsb_diff", "first_mismatch_sample", "tf_outputs_changed"):
+        assert_array_equal(np.asarray(table.columns[key])[rows], np.asarray(whole.table.columns[key])[rows], key)
+    for key in ("tf_outputs_changed", "tf_top1_changed", "tf_accuracy_drop"):
+        assert_array_equal(table.columns[key], whole.table.columns[key], key)
+    assert json.loads((tmp_path / "s" / "summary.json").read_text())["csim_sample"]["faults_checked"] == 70
+
+
 def test_csim_sample_bound_with_disagreements_is_clopper_pearson():
     n = 12
     cols = {"scenario": np.arange(n), "n_bits": np.ones(n, dtype=int), "csim_checked": np.arange(n) < 10,
