@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -27,7 +27,7 @@ from fkhls.core.errors import ProjectError
 from fkhls.core.files import atomic_destination
 
 __all__ = ["SHARD_SUFFIX", "LEGACY_SUFFIX", "shard_file", "csim_shard_file", "find_shard", "write_shard", "read_shard",
-           "iter_columns", "read_columns", "shard_seconds", "write_table", "export_csv"]
+           "iter_columns", "read_columns", "shard_seconds", "write_table", "write_batches", "export_csv"]
 
 SHARD_SUFFIX = ".parquet"
 LEGACY_SUFFIX = ".npz"  # shards of campaigns written before Parquet
@@ -141,6 +141,26 @@ def write_table(path: str | Path, columns: Mapping[str, np.ndarray], batch_rows:
         for lo in range(0, max(n, 1), batch_rows):
             writer.write_table(_table({k: np.asarray(v)[lo:lo + batch_rows] for k, v in columns.items()})
                                .cast(schema))
+    return path
+
+
+def write_batches(path: str | Path, batches: Iterable[Mapping[str, np.ndarray]]) -> Path:
+    """Batches of result columns (the same columns each, at least one batch) as one Parquet file, a row group
+    per batch, written atomically: only one batch is in memory at a time."""
+    path = Path(path)
+    with atomic_destination(path) as tmp:
+        writer = None
+        try:
+            for columns in batches:
+                table = _table(columns)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                writer.write_table(table.cast(writer.schema))
+            if writer is None:
+                raise ProjectError(f"no rows to write to {path}")
+        finally:
+            if writer is not None:
+                writer.close()
     return path
 
 

@@ -35,6 +35,7 @@ kept, missing ones are computed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -47,7 +48,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -64,9 +65,10 @@ from fkhls.core.files import (CAMPAIGN, atomic_save_npy, atomic_savez, atomic_wr
                               directory_lock, load_array, sha256_file)
 from fkhls.faults.descriptors import fault_from_model_bit  # ordered campaigns (a ranking's top bits)
 from fkhls.project.manifest import MANIFEST_NAME, Manifest, load_manifest
-from fkhls.campaign.report import FaultTable, write_report
-from fkhls.campaign.results_store import (csim_shard_file, export_csv, find_shard, read_columns, shard_file,
-                                          shard_seconds, write_shard, write_table)
+from fkhls.campaign.report import Digest, FaultTable, write_report
+from fkhls.campaign.results_store import (BATCH_ROWS, csim_shard_file, export_csv, find_shard, iter_columns,
+                                          read_columns, shard_file, shard_seconds, write_batches, write_shard,
+                                          write_table)
 
 __all__ = [
     "ENGINES",
@@ -203,13 +205,20 @@ class CampaignConfig:
 
 @dataclass(frozen=True)
 class CampaignResult:
+    """What ``run_campaign`` did; ``table`` (every row in memory) is read from the shards when first asked for."""
+
     results_dir: Path
-    table: FaultTable
+    finished: bool  # every shard is on disk
     identity: dict
     shards_total: int
     shards_run: int  # computed in this call (the rest were already on disk)
     seconds: float
     reports: dict = field(default_factory=dict)
+
+    @functools.cached_property
+    def table(self) -> FaultTable | None:
+        """The whole results table (``load_results``), or None while the campaign is unfinished."""
+        return load_results(self.results_dir) if self.finished else None
 
 
 # ----------------------------------------------------------------------------- what the campaign is
@@ -876,12 +885,11 @@ def _run_locked(config: CampaignConfig, results_dir: Path, *, workers: int | Non
 
     missing = [i for i in range(n_shards) if not shard_path(shard_dir, i).is_file()]
     missing += [j for j in range(n_csim) if not csim_shard_file(shard_dir, j).is_file()]
-    table = load_results(results_dir) if not missing else None
     reports = {}
-    if table is not None and report:
-        reports = report_campaign(results_dir, table, timings=timings)
-    return CampaignResult(results_dir, table, identity, n_shards + n_csim, n_tasks, time.perf_counter() - started,
-                          reports)
+    if not missing and report:
+        reports = report_campaign(results_dir, timings=timings)  # streamed from the shards: bounded memory
+    return CampaignResult(results_dir, not missing, identity, n_shards + n_csim, n_tasks,
+                          time.perf_counter() - started, reports)
 
 
 def _build_csim_engine(manifest: Manifest, plan) -> Any:
@@ -949,7 +957,8 @@ def _execute(state: _State, tasks, n_tasks: int, workers: int):
 # ----------------------------------------------------------------------------- reading results back
 
 
-def _meta_columns(manifest: Manifest, scenarios: Sequence[FaultScenario]) -> dict[str, np.ndarray]:
+def _meta_columns(manifest: Manifest, scenarios: Sequence[FaultScenario], where: tuple | None = None
+                  ) -> dict[str, np.ndarray]:
     """Where each scenario is: FKeras coordinates and hardware array/element/bit (single-bit rows).
 
     Vectorized per tensor (``AddressMap.element_bits``): one pass over the scenarios collects two
@@ -957,8 +966,7 @@ def _meta_columns(manifest: Manifest, scenarios: Sequence[FaultScenario]) -> dic
     from fkhls.faults.addressing import address_map, spec_from_manifest
     from fkhls.faults.descriptors import lb_index_to_wb_index
 
-    spec = spec_from_manifest(manifest)
-    amap = address_map(manifest)
+    spec, amap = where or (spec_from_manifest(manifest), address_map(manifest))  # (ModelSpec, AddressMap)
     tensors = spec.tensors()
     code = {(t.layer, t.tensor): i for i, t in enumerate(tensors)}
     widths = np.array([t.width for t in tensors], dtype=np.int64)
@@ -996,7 +1004,7 @@ def _meta_columns(manifest: Manifest, scenarios: Sequence[FaultScenario]) -> dic
         return column
 
     return {
-        "scenario": np.arange(n, dtype=np.int64), "name": np.array([s.name for s in scenarios]), "n_bits": n_bits,
+        "scenario": np.arange(n, dtype=np.int64), "name": np.array([s.name for s in scenarios], dtype=str), "n_bits": n_bits,
         "layer": text([t.layer for t in tensors], lambda s: "+".join(dict.fromkeys(f.layer for f in s.faults))),
         "tensor": text([t.tensor for t in tensors], lambda s: "+".join(dict.fromkeys(f.tensor for f in s.faults))),
         "lbi": lbi, "bit": bit, "flat_index": flat,
@@ -1005,9 +1013,80 @@ def _meta_columns(manifest: Manifest, scenarios: Sequence[FaultScenario]) -> dic
     }
 
 
-def load_results(results_dir: str | Path) -> FaultTable:
-    """The finished campaign in ``results_dir`` as a ``report.FaultTable`` (every shard must be present)."""
-    from fkhls.faults.addressing import spec_from_manifest
+@dataclass(frozen=True)
+class ResultsView:
+    """A finished campaign on disk, read a batch of rows at a time (``batches``): what a report streams over.
+
+    ``header`` is a FaultTable with the campaign's columns, engines and notes but no rows. The view itself
+    holds the fault list (a few bytes per fault) and the --csim-sample rows, never a column of every fault."""
+
+    results_dir: Path
+    identity: dict
+    header: FaultTable
+    paths: tuple[Path, ...]
+    csim_paths: tuple[Path, ...]
+    scenarios: Sequence[FaultScenario]
+    stratum: np.ndarray | None  # per scenario (a sampled or exhaustive design; zeros for BER trials)
+    manifest: Manifest
+
+    def __len__(self) -> int:
+        return len(self.scenarios)
+
+    def batches(self, batch_rows: int = BATCH_ROWS) -> Iterator[FaultTable]:
+        """The campaign's rows in order, as FaultTables of at most ``batch_rows`` rows (with the header's notes)."""
+        from fkhls.faults.addressing import address_map, spec_from_manifest
+
+        where = (spec_from_manifest(self.manifest), address_map(self.manifest))
+        sampled = _csim_sampled(self.csim_paths, self.identity, len(self)) if self.csim_paths else None
+        done = 0
+        for results in iter_columns(self.paths, batch_rows=batch_rows):
+            lo, hi = done, done + len(results["scenario"])
+            if not np.array_equal(results["scenario"], np.arange(lo, hi)):
+                raise ProjectError(f"shards in {self.results_dir} do not cover scenarios 0..{len(self) - 1} in order")
+            if sampled is not None:
+                rows = sampled["scenario"]
+                inside = (rows >= lo) & (rows < hi)
+                results["csim_checked"] = np.zeros(hi - lo, dtype=bool)
+                results["csim_checked"][rows[inside] - lo] = True
+                results.update({key: _scatter(value[inside], rows[inside] - lo, hi - lo)
+                                for key, value in sampled.items() if key != "scenario"})
+            yield self._table(results, lo, hi, where)
+            done = hi
+        if done != len(self):
+            raise ProjectError(f"shards in {self.results_dir} hold {done} of the campaign's {len(self)} scenarios")
+
+    def _table(self, results: dict, lo: int, hi: int, where: tuple) -> FaultTable:
+        """Rows ``lo..hi-1`` as the FaultTable columns: coordinates, engine metrics, agreement, stratum."""
+        from fkhls.core.fixedpoint import lsb
+
+        h = self.header
+        columns = _meta_columns(self.manifest, self.scenarios[lo:hi], where)
+        columns["scenario"] = np.arange(lo, hi, dtype=np.int64)
+        golden_correct = h.notes["golden_correct"]
+        for engine in h.engines:
+            for key in ("outputs_changed", "samples_changed", "max_abs_error_lsb", "top1_changed"):
+                columns[f"{engine}_{key}"] = results[f"{engine}_{key}"]
+            columns[f"{engine}_max_abs_error"] = results[f"{engine}_max_abs_error_lsb"] * lsb(self.manifest.output_ptype)
+            if h.has_labels:
+                columns[f"{engine}_accuracy_drop"] = (golden_correct[engine] - results[f"{engine}_correct"]) / \
+                    float(h.n_samples)
+        if len(h.engines) == 2:
+            for key in ("mismatched_words", "max_lsb_diff", "first_mismatch_sample"):
+                columns[key] = results[key]
+        if self.stratum is not None:
+            columns["stratum"] = self.stratum[lo:hi]
+        if "csim_checked" in results:  # --csim-sample: C-sim columns hold -1 (NaN for floats) where not run
+            checked = results["csim_checked"].astype(bool)
+            columns["csim_checked"] = checked
+            for key in ("csim_max_abs_error", "csim_accuracy_drop"):
+                if key in columns:
+                    columns[key] = np.where(checked, columns[key], np.nan)
+        return FaultTable(columns, h.engines, h.n_samples, h.n_outputs, h.output_lsb, h.has_labels, h.notes)
+
+
+def open_results(results_dir: str | Path) -> ResultsView:
+    """The finished campaign in ``results_dir`` (every shard must be present), to read batch by batch."""
+    from fkhls.faults.addressing import address_map, spec_from_manifest
     from fkhls.core.fixedpoint import lsb
 
     results_dir = Path(results_dir)
@@ -1024,21 +1103,15 @@ def load_results(results_dir: str | Path) -> FaultTable:
         raise ProjectError(f"campaign in {results_dir} is unfinished: {len(missing)} of {total} shards "
                            f"missing (first: {missing[0]}); run the same campaign command again to resume")
     manifest = load_manifest(identity["project"])
+    spec = spec_from_manifest(manifest)
     selection = Selection(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in identity["selection"].items()})
     design = None
     if selection.mode in ("exhaustive", "sampled"):
-        design = sample_design(spec_from_manifest(manifest), selection)
+        design = sample_design(spec, selection)
         scenarios = design.scenarios()
     else:
-        scenarios = campaign_scenarios(spec_from_manifest(manifest), selection)
-    results = read_columns(paths)
-    if not np.array_equal(results["scenario"], np.arange(len(scenarios))):
-        raise ProjectError(f"shards in {results_dir} do not cover scenarios 0..{len(scenarios) - 1} in order")
-    if csim_paths:
-        results.update(_csim_columns(csim_paths, identity, len(scenarios)))
-    columns = _meta_columns(manifest, scenarios)
+        scenarios = campaign_scenarios(spec, selection)
     engines = ("tf", "csim") if identity["engine"] == "both" else (identity["engine"],)
-    out_type = manifest.output_ptype
     n = identity["n_samples"]
     has_labels = identity["labels_hash"] is not None
     golden_correct = {}
@@ -1047,51 +1120,66 @@ def load_results(results_dir: str | Path) -> FaultTable:
             labels = data["labels"]
             for engine in engines:
                 golden_correct[engine] = int((data[f"golden_{engine}"].argmax(axis=1) == labels).sum())
-    for engine in engines:
-        for key in ("outputs_changed", "samples_changed", "max_abs_error_lsb", "top1_changed"):
-            columns[f"{engine}_{key}"] = results[f"{engine}_{key}"]
-        columns[f"{engine}_max_abs_error"] = results[f"{engine}_max_abs_error_lsb"] * lsb(out_type)
-        if has_labels:
-            columns[f"{engine}_accuracy_drop"] = (golden_correct[engine] - results[f"{engine}_correct"]) / float(n)
-    if len(engines) == 2:
-        for key in ("mismatched_words", "max_lsb_diff", "first_mismatch_sample"):
-            columns[key] = results[key]
-    widths = {f"{r.layer} {r.tensor}": r.width for r in spec_from_manifest(manifest).tensors()}
+    widths = {f"{r.layer} {r.tensor}": r.width for r in spec.tensors()}
     notes = {"widths": widths, "golden_correct": golden_correct}
+    stratum = None
     if design is not None:
-        columns["stratum"] = design.owner[design.chosen]
+        stratum = design.owner[design.chosen]
         notes["design"] = design.notes(selection)
     elif selection.mode == "ber":  # independent trials from an unbounded population of fault patterns
-        columns["stratum"] = np.zeros(len(scenarios), dtype=np.int64)
-        notes["design"] = {"mode": "ber", "per": None, "confidence": campaign_confidence(selection), "margin": None, "prior": None,
-                           "seed": selection.seed, "population": None, "sample": len(scenarios),
+        stratum = np.zeros(len(scenarios), dtype=np.int64)
+        notes["design"] = {"mode": "ber", "per": None, "confidence": campaign_confidence(selection), "margin": None,
+                           "prior": None, "seed": selection.seed, "population": None, "sample": len(scenarios),
                            "strata": [{"label": "trials", "population": None, "sample": len(scenarios)}],
                            "cell_population": {}}
-    if "csim_checked" in results:  # --csim-sample: C-sim columns hold -1 (NaN for floats) where not run
-        checked = results["csim_checked"].astype(bool)
-        columns["csim_checked"] = checked
-        for key in ("csim_max_abs_error", "csim_accuracy_drop"):
-            if key in columns:
-                columns[key] = np.where(checked, columns[key], np.nan)
-        notes["csim_sample"] = {"faults": int(checked.sum()), "of": len(scenarios),
+    sampled = bool(csim_paths) or (identity.get("csim_sample") is not None)
+    if sampled:
+        checked = identity["csim_sample"] if csim_paths else \
+            sum(int(b["csim_checked"].sum()) for b in iter_columns(paths, ["csim_checked"]))
+        notes["csim_sample"] = {"faults": int(checked), "of": len(scenarios),
                                 "seed": identity["seeds"].get("csim_sample"),
                                 "confidence": campaign_confidence(selection)}
-    return FaultTable(columns, engines, n, int(np.prod(manifest.output_shape)), lsb(out_type), has_labels, notes)
+    empty = np.zeros(0, dtype=np.int64)
+    columns = _meta_columns(manifest, [], (spec, address_map(manifest)))
+    for engine in engines:
+        for key in ("outputs_changed", "samples_changed", "max_abs_error_lsb", "top1_changed"):
+            columns[f"{engine}_{key}"] = empty
+        columns[f"{engine}_max_abs_error"] = np.zeros(0)
+        if has_labels:
+            columns[f"{engine}_accuracy_drop"] = np.zeros(0)
+    if len(engines) == 2:
+        for key in ("mismatched_words", "max_lsb_diff", "first_mismatch_sample"):
+            columns[key] = empty
+    if stratum is not None:
+        columns["stratum"] = empty
+    if sampled:
+        columns["csim_checked"] = np.zeros(0, dtype=bool)
+    out_type = manifest.output_ptype
+    table = FaultTable(columns, engines, n, int(np.prod(manifest.output_shape)), lsb(out_type), has_labels, notes)
+    return ResultsView(results_dir, identity, table, tuple(paths), tuple(csim_paths), scenarios, stratum, manifest)
 
 
-def _csim_columns(csim_paths: Sequence[Path], identity: dict, n: int) -> dict[str, np.ndarray]:
-    """The C-sim and agreement columns of a --csim-sample campaign from its C-sim shards, one row per scenario:
-    -1 where C-sim did not run, ``csim_checked`` true where it did (as the shards held them before C-sim shards)."""
+def load_results(results_dir: str | Path) -> FaultTable:
+    """The finished campaign in ``results_dir`` as one ``report.FaultTable`` in memory (every shard must be
+    present); a report streams ``open_results(...).batches()`` instead."""
+    view = open_results(results_dir)
+    parts = list(view.batches())
+    h = view.header
+    if not parts:
+        return h
+    columns = {key: np.concatenate([p.columns[key] for p in parts]) for key in h.columns}
+    return FaultTable(columns, h.engines, h.n_samples, h.n_outputs, h.output_lsb, h.has_labels, h.notes)
+
+
+def _csim_sampled(csim_paths: Sequence[Path], identity: dict, n: int) -> dict[str, np.ndarray]:
+    """The C-sim shards' rows of a --csim-sample campaign (``scenario`` and the C-sim and agreement columns of the
+    sampled faults only: a few per cent of the campaign at most), checked against the seeded sample."""
     sampled = read_columns(csim_paths)
-    rows = sampled.pop("scenario")
     expected = csim_sample_rows(n, identity["csim_sample"], identity["seeds"]["csim_sample"])
-    if not np.array_equal(rows, expected):
+    if not np.array_equal(sampled["scenario"], expected):
         raise ProjectError(f"the C-sim shards of {identity.get('project')!r}'s campaign do not hold the seeded "
                            f"sample of {identity['csim_sample']} faults")
-    out = {"csim_checked": np.zeros(n, dtype=bool)}
-    out["csim_checked"][rows] = True
-    out.update({key: _scatter(value, rows, n) for key, value in sampled.items()})
-    return out
+    return sampled
 
 
 def engine_seconds(results_dir: str | Path) -> dict[str, float]:
@@ -1105,11 +1193,29 @@ def engine_seconds(results_dir: str | Path) -> dict[str, float]:
     return totals
 
 
-def report_campaign(results_dir: str | Path, table: FaultTable | None = None, timings: dict | None = None) -> dict:
+def report_campaign(results_dir: str | Path, table: FaultTable | None = None, timings: dict | None = None,
+                    batch_rows: int = BATCH_ROWS) -> dict:
     """Write summary.json, report.md, heatmap.png, histograms.png, results.parquet and results.csv (streamed
-    from the Parquet) for a finished campaign."""
+    from the Parquet) for a finished campaign.
+
+    Without ``table``, the shards are streamed ``batch_rows`` rows at a time: each batch goes into the report's
+    ``Digest`` (exact integer counts and sums) and into results.parquet, so memory does not grow with the faults,
+    and the files equal those made from the whole table in memory."""
     results_dir = Path(results_dir)
-    table = table or load_results(results_dir)
+    if table is None:
+        view = open_results(results_dir)
+        digest = Digest.start(view.header)
+
+        def rows() -> Iterator[dict]:
+            for batch in view.batches(batch_rows):
+                digest.add(batch)
+                yield batch.columns
+
+        parquet = write_batches(results_dir / "results.parquet", rows())
+    else:
+        digest = Digest.of(table)
+        parquet = write_table(results_dir / "results.parquet", table.columns)
+    table = digest
     identity = json.loads((results_dir / CAMPAIGN_JSON).read_text())
     per_engine = engine_seconds(results_dir)
     if timings is None and (results_dir / "summary.json").is_file():  # re-rendering: keep the run's own timings
@@ -1124,11 +1230,11 @@ def report_campaign(results_dir: str | Path, table: FaultTable | None = None, ti
         "golden_accuracy": {e: c / table.n_samples for e, c in table.notes.get("golden_correct", {}).items()},
         "timings": {**{k: v for k, v in (timings or {}).items()},
                     **{f"{e}_engine_seconds": s for e, s in per_engine.items()},
-                    **{f"{e}_fault_samples_per_second": int(table.ran(e).sum()) * table.n_samples / s
+                    **{f"{e}_fault_samples_per_second": table.ran_count(e) * table.n_samples / s
                        for e, s in per_engine.items() if s > 0}},  # --csim-sample: the faults C-sim ran
     }
     title = f"{Path(identity['project']).name}, {identity['selection']['mode']}, engine {identity['engine']}"
     paths = write_report(results_dir, table, info, title, csv=False)
-    paths["results_parquet"] = write_table(results_dir / "results.parquet", table.columns)
-    paths["results"] = export_csv(paths["results_parquet"], results_dir / "results.csv")
+    paths["results_parquet"] = parquet
+    paths["results"] = export_csv(parquet, results_dir / "results.csv")
     return paths

@@ -463,3 +463,58 @@ def test_cli_statistical_campaign(demo, tmp_path):
     assert result.exit_code == 0, result.output
     assert "at 0.8" in result.output
     assert json.loads((tmp_path / "ber" / "summary.json").read_text())["statistics"]["confidence"] == 0.8
+
+
+# ----------------------------------------------------------------------------- reports streamed from the shards
+
+REPORT_FILES = ("summary.json", "report.md", "results.csv", "heatmap.png", "histograms.png")
+
+
+def _report_files(results_dir: Path) -> dict[str, bytes]:
+    return {name: (results_dir / name).read_bytes() for name in REPORT_FILES if (results_dir / name).is_file()}
+
+
+@pytest.mark.parametrize("case", ["exhaustive", "sampled", "ber", "csim_sample"])
+def test_report_streamed_from_the_shards_equals_the_report_of_the_table_in_memory(demo, tmp_path, case):
+    """The report accumulates exact integers batch by batch (``report.Digest``): streamed from the shards in
+    small batches (bounded memory) it writes the same bytes as from the whole table in memory."""
+    import shutil
+
+    from fkhls.campaign.runner import load_results, open_results, report_campaign
+
+    base, manifest, _ = demo
+    if case == "exhaustive":
+        shutil.copytree(base / "exhaustive", tmp_path / case)
+    else:
+        selection = {"sampled": Selection("sampled", confidence=0.95, margin=0.05, per="layer-bit", seed=5),
+                     "ber": Selection("ber", ber=1e-3, trials=300, seed=2),
+                     "csim_sample": Selection("exhaustive", layers=("output",))}[case]
+        engine = "both" if case == "csim_sample" else "tf"
+        sample = {"csim_sample": 40, "csim_seed": 3} if case == "csim_sample" else {}
+        run_campaign(CampaignConfig(manifest.project_dir, base / "x.npy", engine, selection, base / "y.npy",
+                                    shard_size=256, **sample), tmp_path / case, workers=1, quiet=True)
+    results = tmp_path / case
+    table = load_results(results)
+    assert sum(1 for _ in open_results(results).batches(97)) > json.loads(
+        (results / "campaign.json").read_text())["n_shards"]  # batches smaller than the shards
+    report_campaign(results, table)
+    whole = _report_files(results)
+    assert {"summary.json", "report.md", "results.csv", "histograms.png"} <= set(whole)
+    report_campaign(results, batch_rows=97)
+    streamed = _report_files(results)
+    for name in whole:
+        assert streamed[name] == whole[name], name
+    if case == "sampled":  # the exact sums give the numbers of the row-wise estimator (up to float rounding)
+        from fkhls.campaign.report import rate_values
+
+        notes = table.notes["design"]
+        populations = np.array([st["population"] for st in notes["strata"]], dtype=np.float64)
+        strata = np.asarray(table.columns["stratum"])
+        for rate in ("top1_vulnerability", "outputs_changed_fraction", "faults_changing_outputs"):
+            rv = rate_values(table, rate)
+            for name, est in domain_estimates(table, rate, "layer"):
+                mine = np.char.add(np.char.add(table.columns["layer"], " "), table.columns["tensor"]) == name
+                row_wise = domain_estimate(rv.values, strata, populations, 0.95, mine, est.population, rv.bounds,
+                                           rv.method, rv.units)
+                for got, want in zip((est.value, est.low, est.high), (row_wise.value, row_wise.low, row_wise.high)):
+                    assert got == pytest.approx(want, rel=1e-12, abs=1e-15), (rate, name)
