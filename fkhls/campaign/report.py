@@ -220,8 +220,13 @@ def _group(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(distinct rows of the 2-D int array ``keys``, group index of each row)."""
     if not len(keys):
         return keys, np.zeros(0, dtype=np.int64)
-    distinct, inverse = np.unique(keys, axis=0, return_inverse=True)
-    return distinct, inverse.reshape(-1)
+    low = keys.min(axis=0)
+    span = keys.max(axis=0) - low + 1  # a few layers, bits and strata: the mixed-radix code fits in int64
+    code = np.zeros(len(keys), dtype=np.int64)
+    for j in range(keys.shape[1]):
+        code = code * span[j] + (keys[:, j] - low[j])
+    _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+    return keys[first], inverse.reshape(-1)
 
 
 def _group_sum(inverse: np.ndarray, n_groups: int, values: np.ndarray) -> np.ndarray:
