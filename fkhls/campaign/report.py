@@ -3,6 +3,9 @@
 Small pieces rather than one monolith, each reachable from Python (``fkhls.api``) as well:
 
 * ``FaultTable`` -- one row per fault scenario (where it is, what it did), column arrays (``.to_pandas()``);
+* ``Digest`` -- every aggregate below, accumulated a batch of rows at a time in exact integers, so a campaign's
+  report streams over its shards in bounded memory and equals the report of the whole table (every function
+  below takes a FaultTable or a Digest);
 * ``sensitivity`` -- layer/tensor x bit-position table of a metric (single-bit scenarios);
 * ``worst_faults``, ``agreement`` -- the rows and the engine-agreement numbers a report lists;
 * ``domain_estimates`` / ``statistics_summary`` -- population rates and vulnerability factors (whole

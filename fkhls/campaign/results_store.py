@@ -5,7 +5,9 @@ A shard's result columns (one row per scenario, int64 words and counts) go into
 timings (one number per engine, not per row) go into the file's key-value metadata, so the
 rows of a shard depend only on its scenarios. Readers take only the columns they need, shard
 by shard (``pyarrow.dataset``), and the finished table is written once more as
-``results.parquet`` in row groups, from which ``results.csv`` is streamed batch by batch.
+``results.parquet`` in row groups (``write_batches``: as the report streams over the shards), from which
+``results.csv`` is streamed batch by batch. A ``--csim-sample`` campaign's C-sim shards
+(``csim-NNNNN.parquet``) hold the sampled faults' C-sim and agreement columns.
 
 Campaign directories of fkhls before Parquet (``shard-NNNNN.npz``) are still read by
 ``read_shard`` and ``iter_columns``; resuming one is refused by the campaign's schema number.
