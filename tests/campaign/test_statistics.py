@@ -416,6 +416,24 @@ def test_csim_sample_runs_in_csim_shards_that_resume_and_equal_the_full_cross_ch
     assert json.loads((tmp_path / "s" / "summary.json").read_text())["csim_sample"]["faults_checked"] == 70
 
 
+def test_csim_shards_on_dask_equal_the_process_pool(demo, tmp_path):
+    """C-sim shards are Dask tasks like the others (their own keys): the same files as in the process pool."""
+    from fkhls.campaign.results_store import read_shard
+
+    base, manifest, _ = demo
+    config = CampaignConfig(manifest.project_dir, base / "x.npy", "both", Selection("exhaustive", layers=("output",)),
+                            base / "y.npy", shard_size=256, csim_sample=70, csim_seed=4)
+    run_campaign(config, tmp_path / "pool", workers=1, quiet=True, report=False)
+    run_campaign(config, tmp_path / "dask", workers=2, quiet=True, report=False, scheduler="dask-local")
+    names = sorted(p.name for p in (tmp_path / "pool" / "shards").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "dask" / "shards").iterdir()) and len(names) == 4 + 3
+    for name in names:
+        a, b = (read_shard(tmp_path / d / "shards" / name) for d in ("pool", "dask"))
+        for key in a:
+            if not key.startswith("seconds_"):
+                assert_array_equal(a[key], b[key], err_msg=f"{name} {key}")
+
+
 def test_csim_sample_bound_with_disagreements_is_clopper_pearson():
     n = 12
     cols = {"scenario": np.arange(n), "n_bits": np.ones(n, dtype=int), "csim_checked": np.arange(n) < 10,
