@@ -434,6 +434,57 @@ def test_csim_shards_on_dask_equal_the_process_pool(demo, tmp_path):
                 assert_array_equal(a[key], b[key], err_msg=f"{name} {key}")
 
 
+def test_csim_sample_campaign_written_before_csim_shards_is_still_read(demo, tmp_path):
+    """A --csim-sample directory of the layout before C-sim shards (C-sim columns inside every shard, -1 where
+    not run; no csim_chunk in campaign.json) gives the same table and report; resuming it is refused."""
+    import shutil
+
+    from fkhls.campaign.results_store import read_shard, write_shard
+    from fkhls.campaign.runner import load_results, report_campaign
+
+    base, manifest, _ = demo
+    config = CampaignConfig(manifest.project_dir, base / "x.npy", "both", Selection("exhaustive", layers=("output",)),
+                            base / "y.npy", shard_size=256, csim_sample=40, csim_seed=3)
+    new = tmp_path / "new"
+    run_campaign(config, new, workers=1, quiet=True)
+    old = tmp_path / "old"
+    shutil.copytree(new, old)
+    identity = json.loads((old / "campaign.json").read_text())
+    sampled = read_shard(new / "shards" / "csim-00000.parquet")
+    for extra in sorted((old / "shards").glob("csim-*")):
+        extra.unlink()
+    sampled = {k: np.concatenate([sampled[k], read_shard(new / "shards" / f"csim-{j:05d}.parquet")[k]])
+               for j in range(1, identity["csim_shards"]) for k in sampled if not k.startswith("seconds_")} \
+        if identity["csim_shards"] > 1 else {k: v for k, v in sampled.items() if not k.startswith("seconds_")}
+    rows = sampled.pop("scenario")
+    for i in range(identity["n_shards"]):
+        path = old / "shards" / f"shard-{i:05d}.parquet"
+        shard = read_shard(path)
+        lo, hi = shard["scenario"][0], shard["scenario"][-1] + 1
+        inside = (rows >= lo) & (rows < hi)
+        shard["csim_checked"] = np.isin(np.arange(lo, hi), rows)
+        for key, value in sampled.items():
+            column = np.full(hi - lo, -1, dtype=value.dtype)
+            column[rows[inside] - lo] = value[inside]
+            shard[key] = column
+        write_shard(path, shard)
+    del identity["csim_chunk"], identity["csim_shards"]
+    (old / "campaign.json").write_text(json.dumps(identity, indent=2) + "\n")
+    a, b = load_results(new), load_results(old)
+    assert list(a.columns) == list(b.columns)
+    for key in a.columns:
+        assert_array_equal(a.columns[key], b.columns[key], err_msg=key)
+    report_campaign(old)
+    assert (old / "results.csv").read_text() == (new / "results.csv").read_text()
+    # report.md up to its timings (the C-sim shards' seconds went with them)
+    assert (old / "report.md").read_text().split("## Timings")[0] == (new / "report.md").read_text().split(
+        "## Timings")[0]
+    assert json.loads((old / "summary.json").read_text())["csim_sample"] == \
+        json.loads((new / "summary.json").read_text())["csim_sample"]
+    with pytest.raises(CampaignMismatchError, match="csim_chunk: on disk None"):
+        run_campaign(config, old, workers=1, quiet=True)
+
+
 def test_csim_sample_bound_with_disagreements_is_clopper_pearson():
     n = 12
     cols = {"scenario": np.arange(n), "n_bits": np.ones(n, dtype=int), "csim_checked": np.arange(n) < 10,
