@@ -272,7 +272,8 @@ class Digest:
     sens_keys: dict = field(default_factory=dict)  # (layer, tensor) of single-bit rows -> index, first-seen order
     sens: dict = field(default_factory=dict)  # (key index, bit) -> [faults, sum outputs_changed, sum top1_changed]
     sens_top: dict = field(default_factory=dict)  # key index -> largest bit seen
-    domain: dict = field(default_factory=dict)  # engine -> (row code, bit, stratum) -> [faults, sum, square sum per part]
+    # engine -> (row code, bit, stratum) -> [faults, then per part: sum, sum of squares of its numerators]
+    domain: dict = field(default_factory=dict)
     worst: list = field(default_factory=list)  # [(sort key, row dict)], worst first, at most worst_k
     hist: dict = field(default_factory=dict)  # layer -> {max_abs_error: faults}, first-seen order
     hist_rows: dict = field(default_factory=dict)  # layer -> faults

@@ -637,7 +637,7 @@ def _run_csim_shard(task: ShardTask, state: _State) -> tuple[int, int, int, dict
     columns and the engines' agreement (the TF columns of these faults are in their own shards)."""
     seconds = {}
     start = time.perf_counter()
-    tf_out = _tf_outputs(state, task.scenarios)  # again, for the comparison: a few faults of the TF engine's
+    tf_out = _tf_outputs(state, task.scenarios)  # these faults again, for the word-by-word comparison
     seconds["tf"] = time.perf_counter() - start
     start = time.perf_counter()
     csim_out = _csim_outputs(state, task.scenarios)
@@ -1004,7 +1004,8 @@ def _meta_columns(manifest: Manifest, scenarios: Sequence[FaultScenario], where:
         return column
 
     return {
-        "scenario": np.arange(n, dtype=np.int64), "name": np.array([s.name for s in scenarios], dtype=str), "n_bits": n_bits,
+        "scenario": np.arange(n, dtype=np.int64), "name": np.array([s.name for s in scenarios], dtype=str),
+        "n_bits": n_bits,
         "layer": text([t.layer for t in tensors], lambda s: "+".join(dict.fromkeys(f.layer for f in s.faults))),
         "tensor": text([t.tensor for t in tensors], lambda s: "+".join(dict.fromkeys(f.tensor for f in s.faults))),
         "lbi": lbi, "bit": bit, "flat_index": flat,
@@ -1057,8 +1058,6 @@ class ResultsView:
 
     def _table(self, results: dict, lo: int, hi: int, where: tuple) -> FaultTable:
         """Rows ``lo..hi-1`` as the FaultTable columns: coordinates, engine metrics, agreement, stratum."""
-        from fkhls.core.fixedpoint import lsb
-
         h = self.header
         columns = _meta_columns(self.manifest, self.scenarios[lo:hi], where)
         columns["scenario"] = np.arange(lo, hi, dtype=np.int64)
@@ -1066,7 +1065,7 @@ class ResultsView:
         for engine in h.engines:
             for key in ("outputs_changed", "samples_changed", "max_abs_error_lsb", "top1_changed"):
                 columns[f"{engine}_{key}"] = results[f"{engine}_{key}"]
-            columns[f"{engine}_max_abs_error"] = results[f"{engine}_max_abs_error_lsb"] * lsb(self.manifest.output_ptype)
+            columns[f"{engine}_max_abs_error"] = results[f"{engine}_max_abs_error_lsb"] * h.output_lsb
             if h.has_labels:
                 columns[f"{engine}_accuracy_drop"] = (golden_correct[engine] - results[f"{engine}_correct"]) / \
                     float(h.n_samples)
