@@ -120,12 +120,11 @@ def campaign(config, results: Path, workers: int, scheduler: str | None = None, 
     run_campaign(config, results, workers=workers, quiet=True, scheduler=scheduler, report=report, force=True)
     wall = time.perf_counter() - start
     summary = json.loads((results / "summary.json").read_text()) if report else {}
-    faults = {}
-    columns = read_columns(sorted((results / "shards").glob("shard-*")),
-                           ["scenario"] + (["csim_checked"] if config.csim_sample else []))
-    faults = {e: len(columns["scenario"]) for e in config.engines}
-    if config.csim_sample:
-        faults["csim"] = int(columns["csim_checked"].sum())
+    n_faults = len(read_columns(sorted((results / "shards").glob("shard-*")), ["scenario"])["scenario"])
+    faults = {e: n_faults for e in config.engines}
+    if config.csim_sample:  # the C-sim shards hold the sampled faults (the TF engine ran them there again too)
+        faults["csim"] = int(config.csim_sample)
+        faults["tf"] += int(config.csim_sample)
     return Run(results, wall, engine_seconds(results), faults, summary)
 
 
@@ -218,13 +217,30 @@ def part_dense(args, tmp: Path) -> None:
     x = grid_inputs((16,), args.samples)
     np.save(tmp / "x.npy", x)
     weights = sum(int(np.prod(t.shape)) for t in manifest_tensors(manifest))
-    config = CampaignConfig(manifest.project_dir, tmp / "x.npy", "both", Selection("exhaustive"),
+    selection, what, extra = Selection("exhaustive"), "exhaustive TF + C-sim sample", []
+    if args.fraction < 1.0:  # a seeded fraction of the model bits, in model-bit order: to extrapolate a full run
+        n_bits = sum(t.n_bits for t in manifest_tensors(manifest))
+        rng = np.random.default_rng(SEED)
+        chosen = np.sort(rng.choice(n_bits, size=max(1, round(args.fraction * n_bits)), replace=False))
+        selection = Selection("ordered", model_bits=tuple(int(b) for b in chosen))
+        what = f"a seeded {args.fraction:.2%} of the {n_bits:,} faults ({len(chosen):,}) TF + C-sim sample"
+    config = CampaignConfig(manifest.project_dir, tmp / "x.npy", "both", selection,
                             csim_sample=args.csim_sample, csim_seed=SEED)
     run = campaign(config, tmp / "results", args.workers)
     naive = naive_rows(manifest, run, x, args.naive_tf, args.naive_csim, tmp)
-    print_part(f"(a) dense 16-200x5-5, 8-bit, {weights:,} parameters, exhaustive TF + C-sim sample, "
+    if args.fraction < 1.0:
+        n_bits = sum(t.n_bits for t in manifest_tensors(manifest))
+        tf_per_fault = run.engine_seconds["tf"] / run.engine_faults["tf"]
+        csim_per_fault = run.engine_seconds["csim"] / run.engine_faults["csim"]
+        full_csim = 10_000
+        extra = [f"extrapolated to every fault ({n_bits:,}) + a C-sim sample of {full_csim:,}, {args.samples:,} "
+                 f"samples: TF engine {tf_per_fault * n_bits:,.0f} one-core s, C-sim {csim_per_fault * full_csim:,.0f}"
+                 f" one-core s; on {args.workers} workers >= "
+                 f"{(tf_per_fault * n_bits + csim_per_fault * full_csim) / args.workers / 60:,.0f} min wall "
+                 f"(target 30 min)"]
+    print_part(f"(a) dense 16-200x5-5, 8-bit, {weights:,} parameters, {what}, "
                f"{args.samples:,} samples, {args.workers} workers (export {t_export:.0f} s)", run, args.samples, naive,
-               [])
+               extra)
     keep(args, tmp / "results", "dense")
 
 
@@ -310,6 +326,8 @@ def main() -> int:
     parser.add_argument("--samples", type=int, help="inputs per fault (default 1000; --quick 50)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="campaign workers (default: cores)")
     parser.add_argument("--csim-sample", type=int, help="(a) faults cross-checked in C-sim (default 10000; --quick 200)")
+    parser.add_argument("--fraction", type=float, default=1.0,
+                        help="(a) run a seeded fraction of the faults (e.g. 0.01) and extrapolate the full run")
     parser.add_argument("--margin", type=float, help="(b) margin at 99 %% confidence (default 0.01; --quick 0.05)")
     parser.add_argument("--dask-shard", type=int, default=1024, help="(d) shard size (default 1024)")
     parser.add_argument("--naive-tf", type=int, help="faults timed the FKeras way (default 20; --quick 3)")

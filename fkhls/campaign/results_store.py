@@ -5,7 +5,9 @@ A shard's result columns (one row per scenario, int64 words and counts) go into
 timings (one number per engine, not per row) go into the file's key-value metadata, so the
 rows of a shard depend only on its scenarios. Readers take only the columns they need, shard
 by shard (``pyarrow.dataset``), and the finished table is written once more as
-``results.parquet`` in row groups, from which ``results.csv`` is streamed batch by batch.
+``results.parquet`` in row groups (``write_batches``: as the report streams over the shards), from which
+``results.csv`` is streamed batch by batch. A ``--csim-sample`` campaign's C-sim shards
+(``csim-NNNNN.parquet``) hold the sampled faults' C-sim and agreement columns.
 
 Campaign directories of fkhls before Parquet (``shard-NNNNN.npz``) are still read by
 ``read_shard`` and ``iter_columns``; resuming one is refused by the campaign's schema number.
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -26,8 +28,8 @@ import pyarrow.parquet as pq
 from fkhls.core.errors import ProjectError
 from fkhls.core.files import atomic_destination
 
-__all__ = ["SHARD_SUFFIX", "LEGACY_SUFFIX", "shard_file", "find_shard", "write_shard", "read_shard",
-           "iter_columns", "read_columns", "shard_seconds", "write_table", "export_csv"]
+__all__ = ["SHARD_SUFFIX", "LEGACY_SUFFIX", "shard_file", "csim_shard_file", "find_shard", "write_shard", "read_shard",
+           "iter_columns", "read_columns", "shard_seconds", "write_table", "write_batches", "export_csv"]
 
 SHARD_SUFFIX = ".parquet"
 LEGACY_SUFFIX = ".npz"  # shards of campaigns written before Parquet
@@ -38,6 +40,11 @@ BATCH_ROWS = 1 << 16  # rows per row group and per read batch: bounds memory, ke
 def shard_file(shard_dir: str | Path, index: int) -> Path:
     """Where shard ``index`` is written."""
     return Path(shard_dir) / f"shard-{index:05d}{SHARD_SUFFIX}"
+
+
+def csim_shard_file(shard_dir: str | Path, index: int) -> Path:
+    """Where C-sim shard ``index`` of a ``--csim-sample`` campaign (its sampled faults, a chunk) is written."""
+    return Path(shard_dir) / f"csim-{index:05d}{SHARD_SUFFIX}"
 
 
 def find_shard(shard_dir: str | Path, index: int) -> Path | None:
@@ -136,6 +143,26 @@ def write_table(path: str | Path, columns: Mapping[str, np.ndarray], batch_rows:
         for lo in range(0, max(n, 1), batch_rows):
             writer.write_table(_table({k: np.asarray(v)[lo:lo + batch_rows] for k, v in columns.items()})
                                .cast(schema))
+    return path
+
+
+def write_batches(path: str | Path, batches: Iterable[Mapping[str, np.ndarray]]) -> Path:
+    """Batches of result columns (the same columns each, at least one batch) as one Parquet file, a row group
+    per batch, written atomically: only one batch is in memory at a time."""
+    path = Path(path)
+    with atomic_destination(path) as tmp:
+        writer = None
+        try:
+            for columns in batches:
+                table = _table(columns)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                writer.write_table(table.cast(writer.schema))
+            if writer is None:
+                raise ProjectError(f"no rows to write to {path}")
+        finally:
+            if writer is not None:
+                writer.close()
     return path
 
 

@@ -7,9 +7,12 @@ drawn from the seed), cut into shards of
 ``shard_size`` consecutive scenarios. A shard is the unit of work and of storage: a worker runs
 it through the engines asked for (``tf``: the exact integer emulator of ``fkhls.emulate.emulator``, pure
 numpy; ``csim``: the C-sim fault harness -- the cone harness when the project supports it),
-compares the engines' raw output words in memory (with ``csim_sample``: only on a seeded sample of
-the scenarios, the TF engine running all), reduces them to per-scenario rows and writes
-``shards/shard-NNNNN.parquet`` atomically. A worker receives only its shard's scenarios (``ShardTask``);
+compares the engines' raw output words in memory, reduces them to per-scenario rows and writes
+``shards/shard-NNNNN.parquet`` atomically. With ``csim_sample`` the TF engine runs every shard and the
+C-sim engine only a seeded sample of the scenarios, gathered into a few C-sim shards of ``csim_chunk``
+sampled faults each (``shards/csim-NNNNN.parquet``: the TF engine runs those faults again for the
+comparison), so a C-sim process (weights loaded, golden pass) is started per chunk rather than in
+every shard; C-sim shards are units of work and of resume like the others, interleaved with them. A worker receives only its shard's scenarios (``ShardTask``);
 the driver keeps the list compact (``ScenarioList`` over a ``descriptors.FaultList``: a few bytes per
 fault), so neither grows by hundreds of bytes per fault. Shard boundaries do not depend on the number of
 workers, and a shard's rows depend only on its scenarios, so results are identical for any
@@ -21,6 +24,7 @@ Results directory::
                           labels; fault selection; seed; engines; shard size; fkhls version)
     golden.npz            golden raw output words per engine (+ labels), kept once
     shards/shard-NNNNN.parquet  per-scenario result columns (``fkhls.campaign.results_store``)
+    shards/csim-NNNNN.parquet   --csim-sample: the C-sim and agreement columns of a chunk of sampled faults
     results.parquet, results.csv  the whole table (``results_store``), the CSV streamed from the Parquet
     summary.json, report.md, heatmap.png, histograms.png   (``fkhls.campaign.report``)
 
@@ -31,6 +35,7 @@ kept, missing ones are computed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -43,7 +48,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -60,8 +65,9 @@ from fkhls.core.files import (CAMPAIGN, atomic_save_npy, atomic_savez, atomic_wr
                               directory_lock, load_array, sha256_file)
 from fkhls.faults.descriptors import fault_from_model_bit  # ordered campaigns (a ranking's top bits)
 from fkhls.project.manifest import MANIFEST_NAME, Manifest, load_manifest
-from fkhls.campaign.report import FaultTable, write_report
-from fkhls.campaign.results_store import (export_csv, find_shard, read_columns, shard_file, shard_seconds, write_shard,
+from fkhls.campaign.report import Digest, FaultTable, write_report
+from fkhls.campaign.results_store import (BATCH_ROWS, csim_shard_file, export_csv, find_shard, iter_columns,
+                                          read_columns, shard_file, shard_seconds, write_batches, write_shard,
                                           write_table)
 
 __all__ = [
@@ -84,6 +90,7 @@ __all__ = [
     "engine_agreement",
     "csim_engine",
     "default_shard_size",
+    "csim_chunk_size",
     "engine_seconds",
 ]
 
@@ -198,13 +205,20 @@ class CampaignConfig:
 
 @dataclass(frozen=True)
 class CampaignResult:
+    """What ``run_campaign`` did; ``table`` (every row in memory) is read from the shards when first asked for."""
+
     results_dir: Path
-    table: FaultTable
+    finished: bool  # every shard is on disk
     identity: dict
     shards_total: int
     shards_run: int  # computed in this call (the rest were already on disk)
     seconds: float
     reports: dict = field(default_factory=dict)
+
+    @functools.cached_property
+    def table(self) -> FaultTable | None:
+        """The whole results table (``load_results``), or None while the campaign is unfinished."""
+        return load_results(self.results_dir) if self.finished else None
 
 
 # ----------------------------------------------------------------------------- what the campaign is
@@ -241,7 +255,9 @@ def campaign_identity(config: CampaignConfig, manifest: Manifest, n_samples: int
     extra = {}
     if config.csim_sample is not None:
         seeds["csim_sample"] = int(config.csim_seed)
-        extra["csim_sample"] = int(config.csim_sample)
+        chunk = csim_chunk_size(int(config.csim_sample), int(config.shard_size))
+        extra.update(csim_sample=int(config.csim_sample), csim_chunk=chunk,
+                     csim_shards=math.ceil(int(config.csim_sample) / chunk))
     selection = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(sel).items()
                  if not (k in _OPTIONAL_FIELDS and v is None)}  # older campaign.json files still match
     if sel.tensors is None:  # every array: recorded as FKeras's two names then the model's others (as before)
@@ -272,7 +288,7 @@ def campaign_identity(config: CampaignConfig, manifest: Manifest, n_samples: int
 
 # Keys whose difference means a different campaign (paths may move; contents may not).
 _IDENTITY_KEYS = ("schema", "project_hash", "inputs_hash", "labels_hash", "n_samples", "engine", "selection", "seeds",
-                  "shard_size", "n_scenarios", "csim_sample")
+                  "shard_size", "n_scenarios", "csim_sample", "csim_chunk")
 _SAMPLED_FIELDS = ("confidence", "margin", "per", "prior")
 _OPTIONAL_FIELDS = (*_SAMPLED_FIELDS, "model_bits")
 
@@ -298,6 +314,17 @@ def default_shard_size(n_samples: int, n_outputs: int, n_scenarios: int | None =
         even = max(1, -(-int(n_scenarios) // MIN_SHARDS))
         size = min(size, max(MIN_SHARD_SIZE, 1 << (even.bit_length() - 1)))
     return int(size)
+
+
+# --csim-sample: the sampled faults run in C-sim shards of at most a shard's size (the same memory bound), at least
+# MIN_CSIM_CHUNK faults each (a C-sim process start and its golden pass stay small beside the faults), and into
+# about MIN_SHARDS of them when the sample is large enough, so the workers share them evenly.
+MIN_CSIM_CHUNK = 32
+
+
+def csim_chunk_size(n_sampled: int, shard_size: int) -> int:
+    """Sampled faults per C-sim shard: a function of the sample size and the shard size only (not the workers)."""
+    return int(max(1, min(int(shard_size), max(MIN_CSIM_CHUNK, -(-int(n_sampled) // MIN_SHARDS)))))
 
 
 class ScenarioList(Sequence):
@@ -463,6 +490,7 @@ class _State:
     manifest: Manifest | None = None
     csim_binary: Any = None  # CsimBinary of the C-sim engine, compiled once by run_campaign
     csim_cone: bool = False  # that binary is the cone harness (else the reference harness)
+    csim_sampled: bool = False  # --csim-sample: the C-sim engine runs only in the C-sim shards
     address_map: Any = None  # fkhls.faults.addressing.AddressMap, made by the worker on its first C-sim shard
 
 
@@ -470,22 +498,42 @@ class _State:
 class ShardTask:
     """One shard as sent to a worker: its index, first scenario and its own scenarios (not the whole list)."""
 
-    index: int
+    index: int  # unit of work: shards 0..n_shards-1, then the C-sim shards (n_shards + part): a unique task key
     lo: int
     scenarios: tuple[FaultScenario, ...]
-    csim_rows: np.ndarray | None = None  # --csim-sample: offsets in this shard the C-sim engine runs (None: all)
+    # A C-sim shard of --csim-sample (``csim_part`` j): the campaign indices of its sampled ``scenarios``.
+    csim_rows: np.ndarray | None = None
+    csim_part: int | None = None
 
 
 def shard_tasks(scenarios: Sequence[FaultScenario], pending: Sequence[int], shard_size: int,
-                csim_rows: np.ndarray | None = None):
-    """Yield the ``ShardTask`` of each pending shard, made only when the executor asks for it."""
-    for index in pending:
+                csim_rows: np.ndarray | None = None, csim_pending: Sequence[int] = (), csim_chunk: int = 0):
+    """Yield the ``ShardTask`` of each pending shard, made only when the executor asks for it.
+
+    ``csim_rows`` (--csim-sample): the sorted sampled scenario indices; C-sim shard j runs rows
+    ``j*csim_chunk .. (j+1)*csim_chunk - 1`` of it. The pending C-sim shards are spread evenly among the
+    other shards, so every worker gets its share of them and the progress keeps moving."""
+    n_shards = -(-len(scenarios) // shard_size)
+    csim_pending = list(csim_pending)
+    # C-sim shard i goes before the (i * P // C)-th of the P other pending shards (C: pending C-sim shards).
+    before = [i * len(pending) // len(csim_pending) for i in range(len(csim_pending))]
+    j = 0
+    for k, index in enumerate(pending):
+        while j < len(csim_pending) and before[j] <= k:
+            yield _csim_task(scenarios, csim_rows, csim_chunk, csim_pending[j], n_shards)
+            j += 1
         lo = index * shard_size
         hi = min(lo + shard_size, len(scenarios))
-        rows = None
-        if csim_rows is not None:
-            rows = csim_rows[(csim_rows >= lo) & (csim_rows < hi)] - lo
-        yield ShardTask(index, lo, tuple(scenarios[lo:hi]), rows)
+        yield ShardTask(index, lo, tuple(scenarios[lo:hi]))
+    for part in csim_pending[j:]:
+        yield _csim_task(scenarios, csim_rows, csim_chunk, part, n_shards)
+
+
+def _csim_task(scenarios: Sequence[FaultScenario], csim_rows: np.ndarray, chunk: int, part: int,
+               n_shards: int) -> ShardTask:
+    """The task of C-sim shard ``part``: sampled rows ``part*chunk ..`` with their scenarios."""
+    rows = np.asarray(csim_rows[part * chunk:(part + 1) * chunk], dtype=np.int64)
+    return ShardTask(n_shards + part, -1, tuple(scenarios[int(r)] for r in rows), rows, part)
 
 
 _WORKER: _State | None = None
@@ -513,8 +561,8 @@ def _tf_outputs(state: _State, scenarios: Sequence[FaultScenario]) -> np.ndarray
     return out.reshape(len(scenarios), n, -1)
 
 
-def _csim_outputs(state: _State, scenarios: Sequence[FaultScenario], rows: np.ndarray | None = None) -> np.ndarray:
-    """C-sim output words of ``scenarios`` (only those at offsets ``rows`` when given)."""
+def _csim_outputs(state: _State, scenarios: Sequence[FaultScenario]) -> np.ndarray:
+    """C-sim output words of ``scenarios`` (F, N, O), one harness process for them all."""
     from fkhls.csim.cone import run_cone_harness
     from fkhls.csim.harness import run_fault_harness
     from fkhls.faults.addressing import address_map
@@ -523,8 +571,7 @@ def _csim_outputs(state: _State, scenarios: Sequence[FaultScenario], rows: np.nd
         state.manifest = load_manifest(state.project_dir)
     if state.address_map is None:
         state.address_map = address_map(state.manifest)
-    chosen = scenarios if rows is None else [scenarios[int(r)] for r in rows]
-    hw = _hardware_bits(state.address_map, chosen) if chosen else []
+    hw = _hardware_bits(state.address_map, scenarios) if scenarios else []
     if not hw:
         return np.zeros((0, state.x_raw.shape[0], state.golden["csim"].shape[1]), dtype=np.int64)
     run = run_cone_harness if state.csim_cone else run_fault_harness
@@ -556,29 +603,28 @@ def shard_path(shard_dir: Path, index: int) -> Path:
 
 
 def _run_shard(task: ShardTask, state: _State | None = None) -> tuple[int, int, int, dict]:
-    """Compute the shard of ``task`` and write it atomically; returns (index, scenarios, mismatching, seconds)."""
+    """Compute the shard of ``task`` and write it atomically; returns (index, scenarios, mismatching, seconds).
+
+    A C-sim shard of --csim-sample counts 0 scenarios (its faults are counted by the shards the TF engine runs)."""
     state = state or _WORKER
+    if task.csim_part is not None:
+        return _run_csim_shard(task, state)
     index, lo, scenarios = task.index, task.lo, task.scenarios
     hi = lo + len(scenarios)
     columns: dict[str, np.ndarray] = {"scenario": np.arange(lo, hi, dtype=np.int64)}
     outputs, seconds = {}, {}
-    # --csim-sample: the C-sim engine runs only the sampled scenarios of this shard (offsets ``rows``).
-    rows = task.csim_rows
-    if rows is not None:
-        columns["csim_checked"] = np.isin(np.arange(hi - lo), rows)
-    for engine in state.engines:
+    # --csim-sample: the C-sim engine runs the sampled faults in the C-sim shards, not here.
+    engines = ("tf",) if state.csim_sampled else state.engines
+    for engine in engines:
         start = time.perf_counter()
-        outputs[engine] = _tf_outputs(state, scenarios) if engine == "tf" else _csim_outputs(state, scenarios, rows)
+        outputs[engine] = _tf_outputs(state, scenarios) if engine == "tf" else _csim_outputs(state, scenarios)
         seconds[engine] = time.perf_counter() - start
         for key, value in fault_metrics(state.golden[engine], outputs[engine], state.labels).items():
-            columns[f"{engine}_{key}"] = value if engine == "tf" or rows is None else _scatter(value, rows, hi - lo)
+            columns[f"{engine}_{key}"] = value
     mismatching = 0
-    if len(state.engines) == 2:
-        tf_out = outputs["tf"] if rows is None else outputs["tf"][rows]
-        agree = engine_agreement(tf_out, outputs["csim"])
+    if len(engines) == 2:
+        agree = engine_agreement(outputs["tf"], outputs["csim"])
         mismatching = int(np.count_nonzero(agree["mismatched_words"]))
-        if rows is not None:
-            agree = {k: _scatter(v, rows, hi - lo) for k, v in agree.items()}
         columns.update(agree)
     for engine, value in seconds.items():
         columns[f"seconds_{engine}"] = np.float64(value)
@@ -586,6 +632,25 @@ def _run_shard(task: ShardTask, state: _State | None = None) -> tuple[int, int, 
     return index, hi - lo, mismatching, seconds
 
 
+def _run_csim_shard(task: ShardTask, state: _State) -> tuple[int, int, int, dict]:
+    """A chunk of the --csim-sample faults through both engines, one C-sim process for the chunk: the C-sim
+    columns and the engines' agreement (the TF columns of these faults are in their own shards)."""
+    seconds = {}
+    start = time.perf_counter()
+    tf_out = _tf_outputs(state, task.scenarios)  # these faults again, for the word-by-word comparison
+    seconds["tf"] = time.perf_counter() - start
+    start = time.perf_counter()
+    csim_out = _csim_outputs(state, task.scenarios)
+    seconds["csim"] = time.perf_counter() - start
+    columns: dict[str, np.ndarray] = {"scenario": np.asarray(task.csim_rows, dtype=np.int64)}
+    for key, value in fault_metrics(state.golden["csim"], csim_out, state.labels).items():
+        columns[f"csim_{key}"] = value
+    agree = engine_agreement(tf_out, csim_out)
+    columns.update(agree)
+    for engine, value in seconds.items():
+        columns[f"seconds_{engine}"] = np.float64(value)
+    write_shard(csim_shard_file(state.shard_dir, task.csim_part), columns)
+    return task.index, 0, int(np.count_nonzero(agree["mismatched_words"])), seconds
 
 
 # ----------------------------------------------------------------------------- the driver
@@ -782,9 +847,12 @@ def _run_locked(config: CampaignConfig, results_dir: Path, *, workers: int | Non
     pending = [i for i in range(n_shards) if not shard_path(shard_dir, i).is_file()]
     done_before = len(scenarios) - sum(min(config.shard_size, len(scenarios) - i * config.shard_size)
                                        for i in pending)
+    n_csim = identity.get("csim_shards", 0)
+    csim_pending = [j for j in range(n_csim) if not csim_shard_file(shard_dir, j).is_file()]
 
     timings: dict[str, float] = {}
-    state = _State(Path(config.project_dir).resolve(), config.engines, shard_dir, x_raw, labels, {})
+    state = _State(Path(config.project_dir).resolve(), config.engines, shard_dir, x_raw, labels, {},
+                   csim_sampled=config.csim_sample is not None)
     t0 = time.perf_counter()
     if "tf" in config.engines:
         state.spec, state.weights = _tf_model(manifest)
@@ -798,13 +866,16 @@ def _run_locked(config: CampaignConfig, results_dir: Path, *, workers: int | Non
     _write_golden(results_dir, state.golden, labels)
     timings["setup_seconds"] = time.perf_counter() - t0
 
+    n_tasks = len(pending) + len(csim_pending)
     if max_shards is not None:
-        pending = pending[:max_shards]
+        n_tasks = min(n_tasks, max_shards)
     workers = max(1, int(workers or os.cpu_count() or 1))
     t0 = time.perf_counter()
     with _progress(len(scenarios), done_before, quiet) as bar:
-        tasks = shard_tasks(scenarios, pending, config.shard_size, csim_rows if config.csim_sample else None)
-        for _, count, mismatching, _ in _executor(scheduler)(state, tasks, len(pending), workers):
+        tasks = itertools.islice(shard_tasks(scenarios, pending, config.shard_size,
+                                             csim_rows if config.csim_sample else None, csim_pending,
+                                             identity.get("csim_chunk", 0)), n_tasks)
+        for _, count, mismatching, _ in _executor(scheduler)(state, tasks, n_tasks, workers):
             bar.update(count)
             if mismatching:
                 bar.set_postfix(mismatching=mismatching, refresh=False)
@@ -813,12 +884,12 @@ def _run_locked(config: CampaignConfig, results_dir: Path, *, workers: int | Non
     timings["scheduler"] = scheduler or "local-pool"
 
     missing = [i for i in range(n_shards) if not shard_path(shard_dir, i).is_file()]
-    table = load_results(results_dir) if not missing else None
+    missing += [j for j in range(n_csim) if not csim_shard_file(shard_dir, j).is_file()]
     reports = {}
-    if table is not None and report:
-        reports = report_campaign(results_dir, table, timings=timings)
-    return CampaignResult(results_dir, table, identity, n_shards, len(pending), time.perf_counter() - started,
-                          reports)
+    if not missing and report:
+        reports = report_campaign(results_dir, timings=timings)  # streamed from the shards: bounded memory
+    return CampaignResult(results_dir, not missing, identity, n_shards + n_csim, n_tasks,
+                          time.perf_counter() - started, reports)
 
 
 def _build_csim_engine(manifest: Manifest, plan) -> Any:
@@ -886,7 +957,8 @@ def _execute(state: _State, tasks, n_tasks: int, workers: int):
 # ----------------------------------------------------------------------------- reading results back
 
 
-def _meta_columns(manifest: Manifest, scenarios: Sequence[FaultScenario]) -> dict[str, np.ndarray]:
+def _meta_columns(manifest: Manifest, scenarios: Sequence[FaultScenario], where: tuple | None = None
+                  ) -> dict[str, np.ndarray]:
     """Where each scenario is: FKeras coordinates and hardware array/element/bit (single-bit rows).
 
     Vectorized per tensor (``AddressMap.element_bits``): one pass over the scenarios collects two
@@ -894,8 +966,7 @@ def _meta_columns(manifest: Manifest, scenarios: Sequence[FaultScenario]) -> dic
     from fkhls.faults.addressing import address_map, spec_from_manifest
     from fkhls.faults.descriptors import lb_index_to_wb_index
 
-    spec = spec_from_manifest(manifest)
-    amap = address_map(manifest)
+    spec, amap = where or (spec_from_manifest(manifest), address_map(manifest))  # (ModelSpec, AddressMap)
     tensors = spec.tensors()
     code = {(t.layer, t.tensor): i for i, t in enumerate(tensors)}
     widths = np.array([t.width for t in tensors], dtype=np.int64)
@@ -933,7 +1004,8 @@ def _meta_columns(manifest: Manifest, scenarios: Sequence[FaultScenario]) -> dic
         return column
 
     return {
-        "scenario": np.arange(n, dtype=np.int64), "name": np.array([s.name for s in scenarios]), "n_bits": n_bits,
+        "scenario": np.arange(n, dtype=np.int64), "name": np.array([s.name for s in scenarios], dtype=str),
+        "n_bits": n_bits,
         "layer": text([t.layer for t in tensors], lambda s: "+".join(dict.fromkeys(f.layer for f in s.faults))),
         "tensor": text([t.tensor for t in tensors], lambda s: "+".join(dict.fromkeys(f.tensor for f in s.faults))),
         "lbi": lbi, "bit": bit, "flat_index": flat,
@@ -942,9 +1014,78 @@ def _meta_columns(manifest: Manifest, scenarios: Sequence[FaultScenario]) -> dic
     }
 
 
-def load_results(results_dir: str | Path) -> FaultTable:
-    """The finished campaign in ``results_dir`` as a ``report.FaultTable`` (every shard must be present)."""
-    from fkhls.faults.addressing import spec_from_manifest
+@dataclass(frozen=True)
+class ResultsView:
+    """A finished campaign on disk, read a batch of rows at a time (``batches``): what a report streams over.
+
+    ``header`` is a FaultTable with the campaign's columns, engines and notes but no rows. The view itself
+    holds the fault list (a few bytes per fault) and the --csim-sample rows, never a column of every fault."""
+
+    results_dir: Path
+    identity: dict
+    header: FaultTable
+    paths: tuple[Path, ...]
+    csim_paths: tuple[Path, ...]
+    scenarios: Sequence[FaultScenario]
+    stratum: np.ndarray | None  # per scenario (a sampled or exhaustive design; zeros for BER trials)
+    manifest: Manifest
+
+    def __len__(self) -> int:
+        return len(self.scenarios)
+
+    def batches(self, batch_rows: int = BATCH_ROWS) -> Iterator[FaultTable]:
+        """The campaign's rows in order, as FaultTables of at most ``batch_rows`` rows (with the header's notes)."""
+        from fkhls.faults.addressing import address_map, spec_from_manifest
+
+        where = (spec_from_manifest(self.manifest), address_map(self.manifest))
+        sampled = _csim_sampled(self.csim_paths, self.identity, len(self)) if self.csim_paths else None
+        done = 0
+        for results in iter_columns(self.paths, batch_rows=batch_rows):
+            lo, hi = done, done + len(results["scenario"])
+            if not np.array_equal(results["scenario"], np.arange(lo, hi)):
+                raise ProjectError(f"shards in {self.results_dir} do not cover scenarios 0..{len(self) - 1} in order")
+            if sampled is not None:
+                rows = sampled["scenario"]
+                inside = (rows >= lo) & (rows < hi)
+                results["csim_checked"] = np.zeros(hi - lo, dtype=bool)
+                results["csim_checked"][rows[inside] - lo] = True
+                results.update({key: _scatter(value[inside], rows[inside] - lo, hi - lo)
+                                for key, value in sampled.items() if key != "scenario"})
+            yield self._table(results, lo, hi, where)
+            done = hi
+        if done != len(self):
+            raise ProjectError(f"shards in {self.results_dir} hold {done} of the campaign's {len(self)} scenarios")
+
+    def _table(self, results: dict, lo: int, hi: int, where: tuple) -> FaultTable:
+        """Rows ``lo..hi-1`` as the FaultTable columns: coordinates, engine metrics, agreement, stratum."""
+        h = self.header
+        columns = _meta_columns(self.manifest, self.scenarios[lo:hi], where)
+        columns["scenario"] = np.arange(lo, hi, dtype=np.int64)
+        golden_correct = h.notes["golden_correct"]
+        for engine in h.engines:
+            for key in ("outputs_changed", "samples_changed", "max_abs_error_lsb", "top1_changed"):
+                columns[f"{engine}_{key}"] = results[f"{engine}_{key}"]
+            columns[f"{engine}_max_abs_error"] = results[f"{engine}_max_abs_error_lsb"] * h.output_lsb
+            if h.has_labels:
+                columns[f"{engine}_accuracy_drop"] = (golden_correct[engine] - results[f"{engine}_correct"]) / \
+                    float(h.n_samples)
+        if len(h.engines) == 2:
+            for key in ("mismatched_words", "max_lsb_diff", "first_mismatch_sample"):
+                columns[key] = results[key]
+        if self.stratum is not None:
+            columns["stratum"] = self.stratum[lo:hi]
+        if "csim_checked" in results:  # --csim-sample: C-sim columns hold -1 (NaN for floats) where not run
+            checked = results["csim_checked"].astype(bool)
+            columns["csim_checked"] = checked
+            for key in ("csim_max_abs_error", "csim_accuracy_drop"):
+                if key in columns:
+                    columns[key] = np.where(checked, columns[key], np.nan)
+        return FaultTable(columns, h.engines, h.n_samples, h.n_outputs, h.output_lsb, h.has_labels, h.notes)
+
+
+def open_results(results_dir: str | Path) -> ResultsView:
+    """The finished campaign in ``results_dir`` (every shard must be present), to read batch by batch."""
+    from fkhls.faults.addressing import address_map, spec_from_manifest
     from fkhls.core.fixedpoint import lsb
 
     results_dir = Path(results_dir)
@@ -953,24 +1094,23 @@ def load_results(results_dir: str | Path) -> FaultTable:
         raise ProjectError(f"{results_dir} holds no campaign ({CAMPAIGN_JSON} is missing)")
     identity = json.loads(header.read_text())
     paths = [find_shard(results_dir / SHARD_DIR, i) for i in range(identity["n_shards"])]
-    missing = [i for i, path in enumerate(paths) if path is None]
+    csim_paths = [csim_shard_file(results_dir / SHARD_DIR, j) for j in range(identity.get("csim_shards", 0))]
+    missing = [f"shard {i}" for i, path in enumerate(paths) if path is None]
+    missing += [f"C-sim shard {j}" for j, path in enumerate(csim_paths) if not path.is_file()]
     if missing:
-        raise ProjectError(f"campaign in {results_dir} is unfinished: {len(missing)} of {identity['n_shards']} shards "
+        total = identity["n_shards"] + len(csim_paths)
+        raise ProjectError(f"campaign in {results_dir} is unfinished: {len(missing)} of {total} shards "
                            f"missing (first: {missing[0]}); run the same campaign command again to resume")
     manifest = load_manifest(identity["project"])
+    spec = spec_from_manifest(manifest)
     selection = Selection(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in identity["selection"].items()})
     design = None
     if selection.mode in ("exhaustive", "sampled"):
-        design = sample_design(spec_from_manifest(manifest), selection)
+        design = sample_design(spec, selection)
         scenarios = design.scenarios()
     else:
-        scenarios = campaign_scenarios(spec_from_manifest(manifest), selection)
-    results = read_columns(paths)
-    if not np.array_equal(results["scenario"], np.arange(len(scenarios))):
-        raise ProjectError(f"shards in {results_dir} do not cover scenarios 0..{len(scenarios) - 1} in order")
-    columns = _meta_columns(manifest, scenarios)
+        scenarios = campaign_scenarios(spec, selection)
     engines = ("tf", "csim") if identity["engine"] == "both" else (identity["engine"],)
-    out_type = manifest.output_ptype
     n = identity["n_samples"]
     has_labels = identity["labels_hash"] is not None
     golden_correct = {}
@@ -979,53 +1119,102 @@ def load_results(results_dir: str | Path) -> FaultTable:
             labels = data["labels"]
             for engine in engines:
                 golden_correct[engine] = int((data[f"golden_{engine}"].argmax(axis=1) == labels).sum())
-    for engine in engines:
-        for key in ("outputs_changed", "samples_changed", "max_abs_error_lsb", "top1_changed"):
-            columns[f"{engine}_{key}"] = results[f"{engine}_{key}"]
-        columns[f"{engine}_max_abs_error"] = results[f"{engine}_max_abs_error_lsb"] * lsb(out_type)
-        if has_labels:
-            columns[f"{engine}_accuracy_drop"] = (golden_correct[engine] - results[f"{engine}_correct"]) / float(n)
-    if len(engines) == 2:
-        for key in ("mismatched_words", "max_lsb_diff", "first_mismatch_sample"):
-            columns[key] = results[key]
-    widths = {f"{r.layer} {r.tensor}": r.width for r in spec_from_manifest(manifest).tensors()}
+    widths = {f"{r.layer} {r.tensor}": r.width for r in spec.tensors()}
     notes = {"widths": widths, "golden_correct": golden_correct}
+    stratum = None
     if design is not None:
-        columns["stratum"] = design.owner[design.chosen]
+        stratum = design.owner[design.chosen]
         notes["design"] = design.notes(selection)
     elif selection.mode == "ber":  # independent trials from an unbounded population of fault patterns
-        columns["stratum"] = np.zeros(len(scenarios), dtype=np.int64)
-        notes["design"] = {"mode": "ber", "per": None, "confidence": campaign_confidence(selection), "margin": None, "prior": None,
-                           "seed": selection.seed, "population": None, "sample": len(scenarios),
+        stratum = np.zeros(len(scenarios), dtype=np.int64)
+        notes["design"] = {"mode": "ber", "per": None, "confidence": campaign_confidence(selection), "margin": None,
+                           "prior": None, "seed": selection.seed, "population": None, "sample": len(scenarios),
                            "strata": [{"label": "trials", "population": None, "sample": len(scenarios)}],
                            "cell_population": {}}
-    if "csim_checked" in results:  # --csim-sample: C-sim columns hold -1 (NaN for floats) where not run
-        checked = results["csim_checked"].astype(bool)
-        columns["csim_checked"] = checked
-        for key in ("csim_max_abs_error", "csim_accuracy_drop"):
-            if key in columns:
-                columns[key] = np.where(checked, columns[key], np.nan)
-        notes["csim_sample"] = {"faults": int(checked.sum()), "of": len(scenarios),
+    sampled = bool(csim_paths) or (identity.get("csim_sample") is not None)
+    if sampled:
+        checked = identity["csim_sample"] if csim_paths else \
+            sum(int(b["csim_checked"].sum()) for b in iter_columns(paths, ["csim_checked"]))
+        notes["csim_sample"] = {"faults": int(checked), "of": len(scenarios),
                                 "seed": identity["seeds"].get("csim_sample"),
                                 "confidence": campaign_confidence(selection)}
-    return FaultTable(columns, engines, n, int(np.prod(manifest.output_shape)), lsb(out_type), has_labels, notes)
+    empty = np.zeros(0, dtype=np.int64)
+    columns = _meta_columns(manifest, [], (spec, address_map(manifest)))
+    for engine in engines:
+        for key in ("outputs_changed", "samples_changed", "max_abs_error_lsb", "top1_changed"):
+            columns[f"{engine}_{key}"] = empty
+        columns[f"{engine}_max_abs_error"] = np.zeros(0)
+        if has_labels:
+            columns[f"{engine}_accuracy_drop"] = np.zeros(0)
+    if len(engines) == 2:
+        for key in ("mismatched_words", "max_lsb_diff", "first_mismatch_sample"):
+            columns[key] = empty
+    if stratum is not None:
+        columns["stratum"] = empty
+    if sampled:
+        columns["csim_checked"] = np.zeros(0, dtype=bool)
+    out_type = manifest.output_ptype
+    table = FaultTable(columns, engines, n, int(np.prod(manifest.output_shape)), lsb(out_type), has_labels, notes)
+    return ResultsView(results_dir, identity, table, tuple(paths), tuple(csim_paths), scenarios, stratum, manifest)
+
+
+def load_results(results_dir: str | Path) -> FaultTable:
+    """The finished campaign in ``results_dir`` as one ``report.FaultTable`` in memory (every shard must be
+    present); a report streams ``open_results(...).batches()`` instead."""
+    view = open_results(results_dir)
+    parts = list(view.batches())
+    h = view.header
+    if not parts:
+        return h
+    columns = {key: np.concatenate([p.columns[key] for p in parts]) for key in h.columns}
+    return FaultTable(columns, h.engines, h.n_samples, h.n_outputs, h.output_lsb, h.has_labels, h.notes)
+
+
+def _csim_sampled(csim_paths: Sequence[Path], identity: dict, n: int) -> dict[str, np.ndarray]:
+    """The C-sim shards' rows of a --csim-sample campaign (``scenario`` and the C-sim and agreement columns of the
+    sampled faults only: a few per cent of the campaign at most), checked against the seeded sample."""
+    sampled = read_columns(csim_paths)
+    expected = csim_sample_rows(n, identity["csim_sample"], identity["seeds"]["csim_sample"])
+    if not np.array_equal(sampled["scenario"], expected):
+        raise ProjectError(f"the C-sim shards of {identity.get('project')!r}'s campaign do not hold the seeded "
+                           f"sample of {identity['csim_sample']} faults")
+    return sampled
 
 
 def engine_seconds(results_dir: str | Path) -> dict[str, float]:
     """Seconds each engine spent on the shards on disk (summed over shards: one-core seconds)."""
     results_dir = Path(results_dir)
     totals: dict[str, float] = {}
-    for path in sorted((results_dir / SHARD_DIR).glob("shard-*")):
+    shard_dir = results_dir / SHARD_DIR
+    for path in sorted([*shard_dir.glob("shard-*"), *shard_dir.glob("csim-*")]):
         for engine, seconds in shard_seconds(path).items():
             totals[engine] = totals.get(engine, 0.0) + seconds
     return totals
 
 
-def report_campaign(results_dir: str | Path, table: FaultTable | None = None, timings: dict | None = None) -> dict:
+def report_campaign(results_dir: str | Path, table: FaultTable | None = None, timings: dict | None = None,
+                    batch_rows: int = BATCH_ROWS) -> dict:
     """Write summary.json, report.md, heatmap.png, histograms.png, results.parquet and results.csv (streamed
-    from the Parquet) for a finished campaign."""
+    from the Parquet) for a finished campaign.
+
+    Without ``table``, the shards are streamed ``batch_rows`` rows at a time: each batch goes into the report's
+    ``Digest`` (exact integer counts and sums) and into results.parquet, so memory does not grow with the faults,
+    and the files equal those made from the whole table in memory."""
     results_dir = Path(results_dir)
-    table = table or load_results(results_dir)
+    if table is None:
+        view = open_results(results_dir)
+        digest = Digest.start(view.header)
+
+        def rows() -> Iterator[dict]:
+            for batch in view.batches(batch_rows):
+                digest.add(batch)
+                yield batch.columns
+
+        parquet = write_batches(results_dir / "results.parquet", rows())
+    else:
+        digest = Digest.of(table)
+        parquet = write_table(results_dir / "results.parquet", table.columns)
+    table = digest
     identity = json.loads((results_dir / CAMPAIGN_JSON).read_text())
     per_engine = engine_seconds(results_dir)
     if timings is None and (results_dir / "summary.json").is_file():  # re-rendering: keep the run's own timings
@@ -1040,11 +1229,11 @@ def report_campaign(results_dir: str | Path, table: FaultTable | None = None, ti
         "golden_accuracy": {e: c / table.n_samples for e, c in table.notes.get("golden_correct", {}).items()},
         "timings": {**{k: v for k, v in (timings or {}).items()},
                     **{f"{e}_engine_seconds": s for e, s in per_engine.items()},
-                    **{f"{e}_fault_samples_per_second": int(table.ran(e).sum()) * table.n_samples / s
+                    **{f"{e}_fault_samples_per_second": table.ran_count(e) * table.n_samples / s
                        for e, s in per_engine.items() if s > 0}},  # --csim-sample: the faults C-sim ran
     }
     title = f"{Path(identity['project']).name}, {identity['selection']['mode']}, engine {identity['engine']}"
     paths = write_report(results_dir, table, info, title, csv=False)
-    paths["results_parquet"] = write_table(results_dir / "results.parquet", table.columns)
-    paths["results"] = export_csv(paths["results_parquet"], results_dir / "results.csv")
+    paths["results_parquet"] = parquet
+    paths["results"] = export_csv(parquet, results_dir / "results.csv")
     return paths

@@ -19,6 +19,9 @@ Pure functions of numbers and arrays (no files, no campaign objects), so each ca
   happens to show no effect at all (the normal interval would then claim certainty). Rare effects
   (a top-1 change) are where the normal and Wilson intervals undercover; Clopper-Pearson stays at
   or above the stated confidence there.
+* ``domain_estimate_from_sums`` -- the same estimate from per-stratum counts, sums and sums of squares
+  of integer numerators (values = numerator / unit): computed in exact rational arithmetic, so a
+  report that accumulates those integers shard by shard gets the same numbers whatever the batches.
 * ``difference_estimate`` -- a signed rate (accuracy drop) as the difference of two bounded parts.
 * ``disagreement_bound`` -- what ``n`` cross-checked faults with ``k`` disagreements prove about
   the disagreement rate of the faults not checked: the one-sided Clopper-Pearson upper bound,
@@ -29,6 +32,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
+from typing import Sequence
 from statistics import NormalDist
 
 import numpy as np
@@ -50,6 +55,7 @@ __all__ = [
     "sample_size",
     "wilson_interval",
     "domain_estimate",
+    "domain_estimate_from_sums",
     "difference_estimate",
     "clopper_pearson_upper",
     "disagreement_bound",
@@ -189,6 +195,57 @@ def domain_estimate(values: np.ndarray, strata: np.ndarray, populations: np.ndar
         w_h = np.where(finite, populations / np.maximum(n_h, 1), 1.0)
         terms = np.where(n_h > 0, w_h * w_h * n_h * fpc * np.maximum(s2, 0.0), 0.0)  # N_h^2 (1-f_h) s_h^2 / n_h
     variance = float(terms.sum()) / (n_hat * n_hat)
+    return _estimate(value, variance, measured, total, population, confidence, bounds, method, units)
+
+
+def domain_estimate_from_sums(counts: Sequence[int], sums: Sequence[int], squares: Sequence[int], unit: int,
+                              sizes: Sequence[int], populations: Sequence[float], confidence: float,
+                              domain_population: float | None = None, bounds: tuple[float, float] = (0.0, 1.0),
+                              method: str = "beta", units: int = 1) -> Estimate:
+    """``domain_estimate`` from integer sufficient statistics, per stratum h: ``counts[h]`` rows of the domain,
+    ``sums[h]`` and ``squares[h]`` the sum of their numerators and of their squares (each row's value is
+    numerator / ``unit``), ``sizes[h]`` the stratum's rows in the whole sample, ``populations[h]`` its
+    population (``inf``: unbounded). The estimator, its variance and its interval are those of
+    ``domain_estimate``; the sums are exact rationals, so the result does not depend on how the rows were
+    grouped or ordered when the integers were added up."""
+    if method not in METHODS:
+        raise FkhlsError(f"interval method {method!r} is not valid; valid methods: {list(METHODS)}")
+    populations = [float(p) for p in populations]
+    total = float(sum(populations)) if domain_population is None else float(domain_population)
+    measured = int(sum(counts))
+    population = int(total) if math.isfinite(total) else None
+    if measured == 0:
+        return Estimate(math.nan, math.nan, math.nan, 0, population, False)
+    unit = Fraction(int(unit))
+    if measured >= total:
+        value = float(Fraction(int(sum(sums))) / (unit * measured))
+        return Estimate(value, value, value, measured, population, True)
+    strata = [h for h, c in enumerate(counts) if c]
+    weight = {h: (Fraction(int(populations[h])) / int(sizes[h]) if math.isfinite(populations[h]) else Fraction(1))
+              for h in strata}  # N_h / n_h (1 for an unbounded stratum)
+    n_hat = sum(weight[h] * int(counts[h]) for h in strata)
+    value = sum(weight[h] * int(sums[h]) for h in strata) / unit / n_hat
+    variance = Fraction(0)
+    for h in strata:
+        n_h = int(sizes[h])
+        if n_h <= 1:
+            continue
+        c, s1, s2 = int(counts[h]), Fraction(int(sums[h])) / unit, Fraction(int(squares[h])) / (unit * unit)
+        sum_e = s1 - value * c  # residuals of the domain's rows (0 outside it), as in ``domain_estimate``
+        sum_e2 = s2 - 2 * value * s1 + value * value * c
+        s2_h = max((sum_e2 - sum_e * sum_e / n_h) / (n_h - 1), Fraction(0))
+        if math.isfinite(populations[h]):
+            fpc = 1 - Fraction(n_h) / int(populations[h])
+            variance += weight[h] * weight[h] * n_h * fpc * s2_h
+        else:
+            variance += n_h * s2_h
+    variance /= n_hat * n_hat
+    return _estimate(float(value), float(variance), measured, total, population, confidence, bounds, method, units)
+
+
+def _estimate(value: float, variance: float, measured: int, total: float, population: int | None, confidence: float,
+              bounds: tuple[float, float], method: str, units: int) -> Estimate:
+    """The interval of a sampled domain's ``value`` with ``variance`` (the tail of ``domain_estimate``)."""
     if method in ("wilson", "beta"):
         lo_b, hi_b = bounds
         p = min(max((value - lo_b) / (hi_b - lo_b), 0.0), 1.0)

@@ -131,13 +131,20 @@ def test_workers_get_only_their_shards_scenarios(project):
     full = exhaustive_faults(spec)
     assert [s.faults[0] for s in scenarios] == full
     assert scenarios[7] == FaultScenario(f"{full[7].layer}.{full[7].tensor}[lbi={full[7].lbi}]", (full[7],))
-    rows = np.array([0, 3, 99, 100, 101, len(full) - 1])
-    tasks = list(shard_tasks(scenarios, [0, 1, (len(full) - 1) // 100], 100, rows))
+    last = (len(full) - 1) // 100
+    tasks = list(shard_tasks(scenarios, [0, 1, last], 100))
     assert [(t.index, t.lo, len(t.scenarios)) for t in tasks[:2]] == [(0, 0, 100), (1, 100, 100)]
     assert list(tasks[1].scenarios) == scenarios[100:200]
-    assert_array_equal(tasks[0].csim_rows, [0, 3, 99])
-    assert_array_equal(tasks[1].csim_rows, [0, 1])
-    assert tasks[2].lo + len(tasks[2].scenarios) == len(full) and tasks[2].csim_rows[-1] == len(tasks[2].scenarios) - 1
+    assert tasks[2].lo + len(tasks[2].scenarios) == len(full) and tasks[2].csim_rows is None
+    # --csim-sample: the sampled rows in C-sim shards of 2 (a chunk each), spread among the other shards
+    rows = np.array([0, 3, 99, 100, 101, len(full) - 1])
+    tasks = list(shard_tasks(scenarios, [0, 1, last], 100, rows, [0, 2], 2))
+    assert [(t.index, t.csim_part) for t in tasks] == [(last + 1, 0), (0, None), (last + 3, 2), (1, None),
+                                                         (last, None)]
+    assert_array_equal(tasks[0].csim_rows, [0, 3])
+    assert_array_equal(tasks[2].csim_rows, [101, len(full) - 1])
+    assert list(tasks[2].scenarios) == [scenarios[101], scenarios[len(full) - 1]]
+    assert all(t.csim_rows is None for t in tasks if t.csim_part is None)
     assert not {"scenarios", "hw", "csim_rows"} & {f.name for f in dataclasses.fields(_State)}
 
 

@@ -388,6 +388,103 @@ def test_csim_sample_cross_checks_a_seeded_subset_and_states_the_bound(demo, tmp
     assert not (tmp_path / "bad" / "campaign.json").exists()
 
 
+def test_csim_sample_runs_in_csim_shards_that_resume_and_equal_the_full_cross_check(demo, tmp_path):
+    """The sampled faults run as a few C-sim shards (a unit of work and of resume each): their C-sim and
+    agreement columns equal those of a campaign that runs every fault through both engines."""
+    from fkhls.campaign.runner import csim_chunk_size
+
+    base, manifest, _ = demo
+    selection = Selection("exhaustive", layers=("output",))  # 990 faults: 4 shards of 256
+    config = CampaignConfig(manifest.project_dir, base / "x.npy", "both", selection, base / "y.npy", shard_size=256,
+                            csim_sample=70, csim_seed=4)
+    assert csim_chunk_size(70, 256) == 32 and csim_chunk_size(10_000, 2048) == 625 and csim_chunk_size(5, 2) == 2
+    partial = run_campaign(config, tmp_path / "s", workers=1, quiet=True, max_shards=4)
+    assert partial.table is None and partial.shards_total == 4 + 3 and partial.identity["csim_shards"] == 3
+    done = sorted(p.name for p in (tmp_path / "s" / "shards").iterdir())
+    assert done == ["csim-00000.parquet", "csim-00001.parquet", "shard-00000.parquet", "shard-00001.parquet"], done
+    resumed = run_campaign(config, tmp_path / "s", workers=2, quiet=True)
+    assert resumed.shards_run == 3
+    whole = run_campaign(replace(config, csim_sample=None, csim_seed=None), tmp_path / "w", workers=2, quiet=True)
+    rows = csim_sample_rows(990, 70, 4)
+    table = resumed.table
+    assert_array_equal(np.flatnonzero(table.columns["csim_checked"]), rows)
+    for key in ("csim_outputs_changed", "csim_samples_changed", "csim_top1_changed", "csim_max_abs_error_lsb",
+                "mismatched_words", "max_lsb_diff", "first_mismatch_sample", "tf_outputs_changed"):
+        assert_array_equal(np.asarray(table.columns[key])[rows], np.asarray(whole.table.columns[key])[rows], key)
+    for key in ("tf_outputs_changed", "tf_top1_changed", "tf_accuracy_drop"):
+        assert_array_equal(table.columns[key], whole.table.columns[key], key)
+    assert json.loads((tmp_path / "s" / "summary.json").read_text())["csim_sample"]["faults_checked"] == 70
+
+
+def test_csim_shards_on_dask_equal_the_process_pool(demo, tmp_path):
+    """C-sim shards are Dask tasks like the others (their own keys): the same files as in the process pool."""
+    from fkhls.campaign.results_store import read_shard
+
+    base, manifest, _ = demo
+    config = CampaignConfig(manifest.project_dir, base / "x.npy", "both", Selection("exhaustive", layers=("output",)),
+                            base / "y.npy", shard_size=256, csim_sample=70, csim_seed=4)
+    run_campaign(config, tmp_path / "pool", workers=1, quiet=True, report=False)
+    run_campaign(config, tmp_path / "dask", workers=2, quiet=True, report=False, scheduler="dask-local")
+    names = sorted(p.name for p in (tmp_path / "pool" / "shards").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "dask" / "shards").iterdir()) and len(names) == 4 + 3
+    for name in names:
+        a, b = (read_shard(tmp_path / d / "shards" / name) for d in ("pool", "dask"))
+        for key in a:
+            if not key.startswith("seconds_"):
+                assert_array_equal(a[key], b[key], err_msg=f"{name} {key}")
+
+
+def test_csim_sample_campaign_written_before_csim_shards_is_still_read(demo, tmp_path):
+    """A --csim-sample directory of the layout before C-sim shards (C-sim columns inside every shard, -1 where
+    not run; no csim_chunk in campaign.json) gives the same table and report; resuming it is refused."""
+    import shutil
+
+    from fkhls.campaign.results_store import read_shard, write_shard
+    from fkhls.campaign.runner import load_results, report_campaign
+
+    base, manifest, _ = demo
+    config = CampaignConfig(manifest.project_dir, base / "x.npy", "both", Selection("exhaustive", layers=("output",)),
+                            base / "y.npy", shard_size=256, csim_sample=40, csim_seed=3)
+    new = tmp_path / "new"
+    run_campaign(config, new, workers=1, quiet=True)
+    old = tmp_path / "old"
+    shutil.copytree(new, old)
+    identity = json.loads((old / "campaign.json").read_text())
+    sampled = read_shard(new / "shards" / "csim-00000.parquet")
+    for extra in sorted((old / "shards").glob("csim-*")):
+        extra.unlink()
+    sampled = {k: np.concatenate([sampled[k], read_shard(new / "shards" / f"csim-{j:05d}.parquet")[k]])
+               for j in range(1, identity["csim_shards"]) for k in sampled if not k.startswith("seconds_")} \
+        if identity["csim_shards"] > 1 else {k: v for k, v in sampled.items() if not k.startswith("seconds_")}
+    rows = sampled.pop("scenario")
+    for i in range(identity["n_shards"]):
+        path = old / "shards" / f"shard-{i:05d}.parquet"
+        shard = read_shard(path)
+        lo, hi = shard["scenario"][0], shard["scenario"][-1] + 1
+        inside = (rows >= lo) & (rows < hi)
+        shard["csim_checked"] = np.isin(np.arange(lo, hi), rows)
+        for key, value in sampled.items():
+            column = np.full(hi - lo, -1, dtype=value.dtype)
+            column[rows[inside] - lo] = value[inside]
+            shard[key] = column
+        write_shard(path, shard)
+    del identity["csim_chunk"], identity["csim_shards"]
+    (old / "campaign.json").write_text(json.dumps(identity, indent=2) + "\n")
+    a, b = load_results(new), load_results(old)
+    assert list(a.columns) == list(b.columns)
+    for key in a.columns:
+        assert_array_equal(a.columns[key], b.columns[key], err_msg=key)
+    report_campaign(old)
+    assert (old / "results.csv").read_text() == (new / "results.csv").read_text()
+    # report.md up to its timings (the C-sim shards' seconds went with them)
+    assert (old / "report.md").read_text().split("## Timings")[0] == (new / "report.md").read_text().split(
+        "## Timings")[0]
+    assert json.loads((old / "summary.json").read_text())["csim_sample"] == \
+        json.loads((new / "summary.json").read_text())["csim_sample"]
+    with pytest.raises(CampaignMismatchError, match="csim_chunk: on disk None"):
+        run_campaign(config, old, workers=1, quiet=True)
+
+
 def test_csim_sample_bound_with_disagreements_is_clopper_pearson():
     n = 12
     cols = {"scenario": np.arange(n), "n_bits": np.ones(n, dtype=int), "csim_checked": np.arange(n) < 10,
@@ -435,3 +532,58 @@ def test_cli_statistical_campaign(demo, tmp_path):
     assert result.exit_code == 0, result.output
     assert "at 0.8" in result.output
     assert json.loads((tmp_path / "ber" / "summary.json").read_text())["statistics"]["confidence"] == 0.8
+
+
+# ----------------------------------------------------------------------------- reports streamed from the shards
+
+REPORT_FILES = ("summary.json", "report.md", "results.csv", "heatmap.png", "histograms.png")
+
+
+def _report_files(results_dir: Path) -> dict[str, bytes]:
+    return {name: (results_dir / name).read_bytes() for name in REPORT_FILES if (results_dir / name).is_file()}
+
+
+@pytest.mark.parametrize("case", ["exhaustive", "sampled", "ber", "csim_sample"])
+def test_report_streamed_from_the_shards_equals_the_report_of_the_table_in_memory(demo, tmp_path, case):
+    """The report accumulates exact integers batch by batch (``report.Digest``): streamed from the shards in
+    small batches (bounded memory) it writes the same bytes as from the whole table in memory."""
+    import shutil
+
+    from fkhls.campaign.runner import load_results, open_results, report_campaign
+
+    base, manifest, _ = demo
+    if case == "exhaustive":
+        shutil.copytree(base / "exhaustive", tmp_path / case)
+    else:
+        selection = {"sampled": Selection("sampled", confidence=0.95, margin=0.05, per="layer-bit", seed=5),
+                     "ber": Selection("ber", ber=1e-3, trials=300, seed=2),
+                     "csim_sample": Selection("exhaustive", layers=("output",))}[case]
+        engine = "both" if case == "csim_sample" else "tf"
+        sample = {"csim_sample": 40, "csim_seed": 3} if case == "csim_sample" else {}
+        run_campaign(CampaignConfig(manifest.project_dir, base / "x.npy", engine, selection, base / "y.npy",
+                                    shard_size=256, **sample), tmp_path / case, workers=1, quiet=True)
+    results = tmp_path / case
+    table = load_results(results)
+    assert sum(1 for _ in open_results(results).batches(97)) > json.loads(
+        (results / "campaign.json").read_text())["n_shards"]  # batches smaller than the shards
+    report_campaign(results, table)
+    whole = _report_files(results)
+    assert {"summary.json", "report.md", "results.csv", "histograms.png"} <= set(whole)
+    report_campaign(results, batch_rows=97)
+    streamed = _report_files(results)
+    for name in whole:
+        assert streamed[name] == whole[name], name
+    if case == "sampled":  # the exact sums give the numbers of the row-wise estimator (up to float rounding)
+        from fkhls.campaign.report import rate_values
+
+        notes = table.notes["design"]
+        populations = np.array([st["population"] for st in notes["strata"]], dtype=np.float64)
+        strata = np.asarray(table.columns["stratum"])
+        for rate in ("top1_vulnerability", "outputs_changed_fraction", "faults_changing_outputs"):
+            rv = rate_values(table, rate)
+            for name, est in domain_estimates(table, rate, "layer"):
+                mine = np.char.add(np.char.add(table.columns["layer"], " "), table.columns["tensor"]) == name
+                row_wise = domain_estimate(rv.values, strata, populations, 0.95, mine, est.population, rv.bounds,
+                                           rv.method, rv.units)
+                for got, want in zip((est.value, est.low, est.high), (row_wise.value, row_wise.low, row_wise.high)):
+                    assert got == pytest.approx(want, rel=1e-12, abs=1e-15), (rate, name)
