@@ -170,18 +170,13 @@ def naive_rows(manifest, run: Run, x: np.ndarray, n_tf: int, n_csim: int, tmp: P
     return rows
 
 
-def split(run: Run) -> str:
-    """The run's wall time and its set-up / shards / rest parts."""
-    timings = run.summary.get("timings", {})
-    setup, shards = timings.get("setup_seconds", 0.0), timings.get("shards_seconds", 0.0)
-    return (f"campaign wall {run.wall:.1f} s (set-up {setup:.1f} s, shards {shards:.1f} s, report and the rest "
-            f"{run.wall - setup - shards:.1f} s)")
-
-
 def print_part(title: str, run: Run, n_samples: int, naive: list[tuple], extra: list[str]) -> None:
     me, child = peak_rss()
     print(f"\n== {title}")
-    print(f"{split(run)}; peak RSS: campaign process {me:.0f} MiB, largest child {child:.0f} MiB "
+    timings = run.summary.get("timings", {})
+    setup, shards = timings.get("setup_seconds", 0.0), timings.get("shards_seconds", 0.0)
+    print(f"campaign wall {run.wall:.1f} s (set-up {setup:.1f} s, shards {shards:.1f} s, report and the rest "
+          f"{run.wall - setup - shards:.1f} s); peak RSS: campaign process {me:.0f} MiB, largest child {child:.0f} MiB "
           "(a child forked from the campaign process counts its pages: an upper bound)")
     print(f"{'':44s} {'faults':>10s} {'seconds':>9s} {'per fault':>11s} {'fault x samples/s':>18s}")
     per_fault = {}
@@ -273,9 +268,18 @@ def part_demo(args, tmp: Path) -> None:
     naive = naive_rows(manifest, run, x, args.naive_tf, args.naive_csim, tmp)
     print_part(f"(c) demo 16-64-32-32-5, exhaustive, both engines, {args.samples:,} samples, {args.workers} workers, "
                f"C-sim engine {run.summary['timings'].get('csim_engine')} (target < 15 s wall; cold compile cache)",
-               run, args.samples, naive, [f"the same campaign again (compile cache warm): {split(warm)}; engines "
-                                         + ", ".join(f"{e} {s:.1f} one-core s" for e, s in warm.engine_seconds.items())])
+               run, args.samples, naive, [warm_line(warm)])
     keep(args, tmp / "results", "demo")
+
+
+def warm_line(run: Run) -> str:
+    """The warm run of the demo part: its wall time split as print_part's, and its engines' one-core seconds."""
+    timings = run.summary.get("timings", {})
+    setup, shards = timings.get("setup_seconds", 0.0), timings.get("shards_seconds", 0.0)
+    engines = ", ".join(f"{e} {s:.1f}" for e, s in run.engine_seconds.items())
+    return (f"the same campaign again (compile cache warm): campaign wall {run.wall:.1f} s (set-up {setup:.1f} s, "
+            f"shards {shards:.1f} s, report and the rest {run.wall - setup - shards:.1f} s); engines one-core s: "
+            f"{engines}")
 
 
 def part_dask(args, tmp: Path) -> None:

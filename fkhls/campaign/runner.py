@@ -429,6 +429,9 @@ def engine_agreement(a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
     LSBs, and the first sample with a difference (-1 when none)."""
     words = int(np.prod(a.shape[1:]))
     differs = a != b
+    if not differs.any():  # the usual case, bit-exact: no arithmetic on the words
+        return {"mismatched_words": np.zeros(len(a), dtype=np.int64), "max_lsb_diff": np.zeros(len(a), dtype=np.int64),
+                "first_mismatch_sample": np.full(len(a), -1, dtype=np.int64)}
     per_sample = differs.any(axis=2)
     first = np.where(per_sample.any(axis=1), per_sample.argmax(axis=1), -1)
     return {
