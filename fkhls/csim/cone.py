@@ -5,8 +5,9 @@ file), generated from the top function read as a Program (``fkhls.project.progra
 ``nnet::`` calls with the same template arguments, so the arithmetic stays the hardware's.
 
 Per process the binary runs every sample once through a replay of the top function and keeps
-all activations (the golden pass; it checks the replay against the top function itself).
-Per scenario and sample it then
+all activations (the golden pass; it checks the replay against the top function itself). The
+first process saves them beside the binary (``golden_file``), later ones (a campaign's shards)
+load them. Per scenario and sample it then
 
 1. *cone + skip*: starts at the first call that reads a flipped weight array, recomputes a
    call only when it reads a flipped array or a variable that differs from golden, and stops
@@ -20,6 +21,16 @@ Per scenario and sample it then
    ``+ (accum_t)(x_new*w) - (accum_t)(x_old*w)``), and an elementwise activation
    (``ELEMENTWISE``) runs its own ``nnet::`` function, instantiated for one element, on the
    changed elements only; otherwise the call runs whole.
+
+What differs from golden is tracked per element: for each variable, the ascending indices of its
+changed elements (the work struct holds their new values; a clean variable is read from the
+golden struct), so no activation struct is copied per sample and a whole variable is compared
+with golden only after a whole ``nnet::`` call wrote it. Two memos cut the ap_fixed arithmetic
+without replacing it: a Dense call with a narrow input type (<= 8 bits) gets a table of
+``(accum_t)product(x, w)`` for every input word and weight, made once per process with its own
+``product`` from the unflipped weights (the sparse step never runs on a call whose weights are
+flipped); an elementwise call with a narrow input (<= 18 bits) keeps each input word's result
+the first time its ``nnet::`` function computes it.
 
 The delta is exact when the sum is modular in ``accum_t`` and nothing rounds it afterwards:
 the call's result type *is* its ``accum_t`` (so ``cast`` is the identity), ``accum_t`` is an

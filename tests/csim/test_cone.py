@@ -258,3 +258,22 @@ def test_golden_activations_file(demo, tmp_path):
     # A truncated file: likewise.
     path.write_bytes(path.read_bytes()[:-8])
     assert_array_equal(cone.run_cone_harness(manifest, x, hw, binary=binary), first)
+
+
+@pytest.mark.parametrize("project_name", ["demo", "dense"])
+def test_product_tables_and_memo_change_no_word(project_name, request, tmp_path):
+    """The same binary built without the product tables and the elementwise memo (the plain product<> and nnet::
+    calls per sample) gives the same words as with them, and as the reference harness."""
+    from fkhls.csim.build import compile_program
+
+    project = request.getfixturevalue(project_name)
+    manifest = project.manifest
+    plain = compile_program(manifest.project_dir, cone.render_cone_harness(manifest), "cone_harness",
+                            extra_flags=("-DFKHLS_PRODUCT_TABLE_BITS=0", "-DFKHLS_MEMO_BITS=0"))
+    assert plain.path != project.cone_binary.path
+    hw = _hardware(manifest, _faults(manifest, np.random.default_rng(8), per_tensor=5)) + [[]]
+    with_memos = cone.run_cone_harness(manifest, project.x_raw, hw, binary=project.cone_binary)
+    without = cone.run_cone_harness(manifest, project.x_raw, hw, binary=plain)
+    _assert_same(with_memos, without, hw, "with vs without product tables and memo")
+    _assert_same(with_memos, run_fault_harness(manifest, project.x_raw, hw, binary=project.reference_binary), hw,
+                 "cone vs reference")
