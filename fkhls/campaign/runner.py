@@ -45,7 +45,7 @@ import os
 import shutil
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -456,6 +456,9 @@ def engine_agreement(a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
     LSBs, and the first sample with a difference (-1 when none)."""
     words = int(np.prod(a.shape[1:]))
     differs = a != b
+    if not differs.any():  # the usual case, bit-exact: no arithmetic on the words
+        return {"mismatched_words": np.zeros(len(a), dtype=np.int64), "max_lsb_diff": np.zeros(len(a), dtype=np.int64),
+                "first_mismatch_sample": np.full(len(a), -1, dtype=np.int64)}
     per_sample = differs.any(axis=2)
     first = np.where(per_sample.any(axis=1), per_sample.argmax(axis=1), -1)
     return {
@@ -754,10 +757,12 @@ def _golden(state: _State, manifest: Manifest) -> dict:
 
         golden["tf"] = forward_raw(state.spec, state.weights, state.x_raw.reshape(n, *state.spec.input_shape)
                                    ).reshape(n, -1)
-    if "csim" in state.engines:
+    if "csim" in state.engines:  # the empty scenario through the shards' binary (the cone's also saves its golden
+        from fkhls.csim.cone import run_cone_harness  # activations for the shards: fkhls.csim.cone.golden_file)
         from fkhls.csim.harness import run_fault_harness
 
-        golden["csim"] = np.asarray(run_fault_harness(manifest, state.x_raw, [[]]))[0]
+        run = run_cone_harness if state.csim_cone else run_fault_harness
+        golden["csim"] = np.asarray(run(manifest, state.x_raw, [[]], binary=state.csim_binary))[0]
     return golden
 
 
@@ -854,14 +859,20 @@ def _run_locked(config: CampaignConfig, results_dir: Path, *, workers: int | Non
     state = _State(Path(config.project_dir).resolve(), config.engines, shard_dir, x_raw, labels, {},
                    csim_sampled=config.csim_sample is not None)
     t0 = time.perf_counter()
-    if "tf" in config.engines:
-        state.spec, state.weights = _tf_model(manifest)
-    if "csim" in config.engines:
-        _check_hardware_bits(manifest, scenarios)
-        plan, engine_name = csim_engine(manifest)
-        timings["csim_engine"] = engine_name
-        state.csim_cone = plan.supported
-        state.csim_binary = _build_csim_engine(manifest, plan)  # plan and compile once here, not in every worker
+    with ThreadPoolExecutor(1) as pool:
+        build = None
+        if "csim" in config.engines:
+            _check_hardware_bits(manifest, scenarios)
+            plan, engine_name = csim_engine(manifest)
+            timings["csim_engine"] = engine_name
+            state.csim_cone = plan.supported
+            # Plan and compile once here, not in every worker; g++ runs while TensorFlow loads (the thread waits on
+            # a subprocess, without the GIL).
+            build = pool.submit(_build_csim_engine, manifest, plan)
+        if "tf" in config.engines:
+            state.spec, state.weights = _tf_model(manifest)
+        if build is not None:
+            state.csim_binary = build.result()
     state.golden = _golden(state, manifest)
     _write_golden(results_dir, state.golden, labels)
     timings["setup_seconds"] = time.perf_counter() - t0
@@ -893,17 +904,15 @@ def _run_locked(config: CampaignConfig, results_dir: Path, *, workers: int | Non
 
 
 def _build_csim_engine(manifest: Manifest, plan) -> Any:
-    """Compile the reference harness (the golden run uses it) and, when the plan allows, the cone harness.
-
-    Returns the binary the shards run (the cone harness, else the reference harness)."""
-    from fkhls.csim.harness import build_harness
-
-    reference = build_harness(manifest)
+    """Compile the binary the shards run and the golden run uses: the cone harness when the plan allows (its golden
+    pass is checked against the top function), else the reference harness."""
     if plan.supported:
         from fkhls.csim.cone import build_cone_harness
 
         return build_cone_harness(manifest, plan)
-    return reference
+    from fkhls.csim.harness import build_harness
+
+    return build_harness(manifest)
 
 
 def _write_golden(results_dir: Path, golden: dict, labels: np.ndarray | None) -> None:

@@ -1,7 +1,8 @@
 """The compile cache (``build.cache_root()/csim``): what is in it, and removing what fkhls built there.
 
 ``fkhls.csim.build.compile_program`` keeps one directory per content hash, ``<program>-<24 hex>`` (a binary, its
-source and ``build.log``), and ``failed-<program>-<24 hex>`` for a build that failed; a killed build
+source and ``build.log``; a cone harness also keeps ``golden-<24 hex>.bin``, its golden activations per input set,
+``fkhls.csim.cone.golden_file``), and ``failed-<program>-<24 hex>`` for a build that failed; a killed build
 can leave a ``.<program>-*`` staging directory. Only names of those three shapes are listed or
 removed: anything else a user put under the cache root is left alone.
 """

@@ -5,8 +5,9 @@ file), generated from the top function read as a Program (``fkhls.project.progra
 ``nnet::`` calls with the same template arguments, so the arithmetic stays the hardware's.
 
 Per process the binary runs every sample once through a replay of the top function and keeps
-all activations (the golden pass; it checks the replay against the top function itself).
-Per scenario and sample it then
+all activations (the golden pass; it checks the replay against the top function itself). The
+first process saves them beside the binary (``golden_file``), later ones (a campaign's shards)
+load them. Per scenario and sample it then
 
 1. *cone + skip*: starts at the first call that reads a flipped weight array, recomputes a
    call only when it reads a flipped array or a variable that differs from golden, and stops
@@ -20,6 +21,16 @@ Per scenario and sample it then
    ``+ (accum_t)(x_new*w) - (accum_t)(x_old*w)``), and an elementwise activation
    (``ELEMENTWISE``) runs its own ``nnet::`` function, instantiated for one element, on the
    changed elements only; otherwise the call runs whole.
+
+What differs from golden is tracked per element: for each variable, the ascending indices of its
+changed elements (the work struct holds their new values; a clean variable is read from the
+golden struct), so no activation struct is copied per sample and a whole variable is compared
+with golden only after a whole ``nnet::`` call wrote it. Two memos cut the ap_fixed arithmetic
+without replacing it: a Dense call with a narrow input type (<= 8 bits) gets a table of
+``(accum_t)product(x, w)`` for every input word and weight, made once per process with its own
+``product`` from the unflipped weights (the sparse step never runs on a call whose weights are
+flipped); an elementwise call with a narrow input (<= 18 bits) keeps each input word's result
+the first time its ``nnet::`` function computes it.
 
 The delta is exact when the sum is modular in ``accum_t`` and nothing rounds it afterwards:
 the call's result type *is* its ``accum_t`` (so ``cast`` is the identity), ``accum_t`` is an
@@ -35,6 +46,7 @@ arrays, cone + skip, no neuron delta); the build and the run below are shared.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 import tempfile
@@ -56,7 +68,7 @@ from fkhls.project.readback import config_structs, read_parameters, read_typedef
 from fkhls.core.templates import render
 
 __all__ = ["DeltaLayer", "ConePlan", "cone_plan", "cone_support", "render_cone_harness", "build_cone_harness",
-           "run_cone_harness"]
+           "golden_file", "run_cone_harness"]
 
 _DENSE_RE = re.compile(r"^nnet::dense<\s*(?P<data>\w+)\s*,\s*(?P<res>\w+)\s*,\s*(?P<config>\w+)\s*>$")
 _ELEMENTWISE_RE = re.compile(r"^(?P<head>nnet::(?P<name>\w+)<.*,\s*)(?P<config>\w+)\s*>$")
@@ -241,16 +253,29 @@ def render_cone_harness(manifest: Manifest, plan: ConePlan | None = None) -> str
     var_id = {v.name: k for k, v in enumerate(variables)}
     arrays = manifest.arrays()
     array_names = {a.array for a in arrays}
+    input_var, output_var = program.resolve(manifest.input_var), program.resolve(manifest.output_var)
+
+    def var(name: str) -> dict:
+        return dict(id=var_id[name], name=name)
+
+    reads = [[program.resolve(arg) for arg in call.inputs] for call in program.calls]
+    writes = [[program.resolve(arg) for arg in call.outputs] for call in program.calls]
+    # A variable other than the output is dropped from the cone after the last call that names it.
+    last_use = {name: k for k, names in enumerate(zip(reads, writes)) for name in (*names[0], *names[1])}
     calls = []
-    for call in program.calls:
+    for k, call in enumerate(program.calls):
         args = [arg if arg in array_names or _NUMBER_RE.match(arg) else f"a.{program.resolve(arg)}" for arg in call.args]
-        touched = sorted({var_id[program.resolve(arg)] for arg in call.args
-                          if arg not in array_names and not _NUMBER_RE.match(arg)})
-        calls.append(dict(layer=call.layer, function=call.function, args=args, dense=None, elementwise=None,
-                          vars=[dict(id=k, name=variables[k].name) for k in touched]))
+        # In the cone a clean input is read from the golden struct, a dirty one (completed first) from the work struct.
+        cone_args = [arg if arg in array_names or _NUMBER_RE.match(arg) else
+                     f"(t.dirty[{var_id[program.resolve(arg)]}] ? a.{program.resolve(arg)} : g.{program.resolve(arg)})"
+                     if program.resolve(arg) in reads[k] else f"a.{program.resolve(arg)}" for arg in call.args]
+        retire = sorted(name for name, last in last_use.items() if last == k and name not in (input_var, output_var))
+        calls.append(dict(layer=call.layer, function=call.function, args=args, cone_args=cone_args, dense=None,
+                          elementwise=None, inputs=[var(n) for n in dict.fromkeys(reads[k])],
+                          outputs=[var(n) for n in dict.fromkeys(writes[k])], retire=[var(n) for n in retire]))
     ids = {a.array: k for k, a in enumerate(arrays)}
     delta = [dict(d.__dict__, kernel_id=ids[d.kernel], bias_id=ids[d.bias] if d.bias else -1,
-                  output_id=var_id[d.output]) for d in plan.delta]
+                  input_id=var_id[d.input], output_id=var_id[d.output]) for d in plan.delta]
     for d in delta:
         calls[d["call"]]["dense"] = d
     for index in plan.elementwise:
@@ -259,6 +284,7 @@ def render_cone_harness(manifest: Manifest, plan: ConePlan | None = None) -> str
         inp, out = program.resolve(call.args[0]), program.resolve(call.args[-1])
         calls[index]["elementwise"] = dict(
             config=match["config"], function=f"{match['head']}{match['config']}_one_{index}>", input=inp, output=out,
+            input_id=var_id[inp], output_id=var_id[out],
             args=[f"&a.{inp}[i]", *call.args[1:-1], f"&a.{out}[i]"])
     out_type = manifest.output_ptype
     return render("cone_harness.cpp.j2", project_name=manifest.project_name, io_type=manifest.io_type,
@@ -267,13 +293,21 @@ def render_cone_harness(manifest: Manifest, plan: ConePlan | None = None) -> str
                   arrays=[dict(array=a.array, type_name=a.type_name, cpp=a.type["cpp"], size=a.size,
                                width=a.ptype.width, call=c) for a, c in zip(arrays, plan.array_calls)],
                   variables=variables, calls=calls, delta=delta,
-                  input_var=program.resolve(manifest.input_var), output_var=program.resolve(manifest.output_var),
-                  plan_reason=plan.reason)
+                  input_var=input_var, output_var=output_var, output_id=var_id[output_var], plan_reason=plan.reason)
 
 
 def build_cone_harness(manifest: Manifest, plan: ConePlan | None = None) -> CsimBinary:
     """Compile (or reuse from the cache) the project's cone harness; ProjectError when the plan is unsupported."""
     return compile_program(manifest.project_dir, render_cone_harness(manifest, plan), "cone_harness")
+
+
+def golden_file(binary: CsimBinary, n_samples: int, x_raw) -> Path:
+    """Where the cone binary keeps the golden activations of these inputs: beside the binary in the compile cache
+    (the file holds the binary's own struct bytes), named by a hash of the raw inputs. The binary checks the
+    header (its struct size, inputs and loaded weights) and recomputes the pass on any mismatch."""
+    words = np.ascontiguousarray(x_raw, dtype=np.int64)
+    digest = hashlib.sha256(f"{n_samples}:{words.shape}".encode() + words.tobytes()).hexdigest()[:24]
+    return Path(binary.path).parent / f"golden-{digest}.bin"
 
 
 def run_cone_harness(manifest: Manifest, x_raw, scenarios: Sequence[Sequence] | EncodedScenarios, *,
@@ -285,7 +319,8 @@ def run_cone_harness(manifest: Manifest, x_raw, scenarios: Sequence[Sequence] | 
     results stay in that file and a read-only memmap is returned. Projects the cone harness does
     not replay (``cone_support`` False) run the reference harness. ``workers`` > 1
     processes take interleaved scenarios (s % workers), not contiguous slices: fault costs
-    differ by layer by 10x and exhaustive lists are ordered by layer.
+    differ by layer by 10x and exhaustive lists are ordered by layer. The golden pass runs once per binary and
+    inputs (``golden_file``): later calls, a campaign's shards, load its activations.
     """
     if binary is None:  # callers that run many batches plan and build once and pass ``binary`` (or ``plan``)
         plan = plan or cone_plan(manifest)
@@ -298,7 +333,8 @@ def run_cone_harness(manifest: Manifest, x_raw, scenarios: Sequence[Sequence] | 
         if job.n_scenarios == 0:
             return np.zeros((0, job.n_samples, job.n_out), dtype=np.int64)
         step = max(1, min(int(workers), job.n_scenarios))
-        procs = [subprocess.Popen([*_command(job, 0, job.n_scenarios), str(step), str(phase)],
+        golden = golden_file(binary, job.n_samples, x_raw)
+        procs = [subprocess.Popen([*_command(job, 0, job.n_scenarios), str(step), str(phase), str(golden)],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=job.project)
                  for phase in range(step)]
         failures = []

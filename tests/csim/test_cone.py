@@ -223,3 +223,58 @@ def test_io_stream_falls_back_to_the_reference_harness(demo, monkeypatch):
     monkeypatch.setattr(cone, "run_fault_harness", lambda *a, **k: calls.append((a, k)) or "reference")
     assert cone.run_cone_harness(stream, demo.x_raw, [[]], workers=2) == "reference"
     assert calls[0][1]["workers"] == 2
+
+
+def test_golden_activations_file(demo, tmp_path):
+    """The first run saves the golden activations beside the binary, later runs load them (same words); a file that
+    does not match (other inputs, damaged bytes) is recomputed, never trusted."""
+    manifest, binary = demo.manifest, demo.cone_binary
+    hw = [[("w2", 5, 5)], [("w5", 40, 0)], [("b8", 3, 2)], [("w11", 7, 4), ("w2", 1, 0)], []]
+    reference = run_fault_harness(manifest, demo.x_raw, hw, binary=demo.reference_binary)
+    x = demo.x_raw[:17]
+    path = cone.golden_file(binary, len(x), x)
+    assert path.parent == binary.path.parent and path != cone.golden_file(binary, len(x) - 1, x[:-1])
+    path.unlink(missing_ok=True)
+    first = cone.run_cone_harness(manifest, x, hw, binary=binary)
+    assert path.is_file()
+    inode = path.stat().st_ino
+    again = cone.run_cone_harness(manifest, x, hw, binary=binary, workers=2)
+    assert path.stat().st_ino == inode, "a matching file is loaded, not rewritten"
+    assert_array_equal(first, reference[:, :17])
+    assert_array_equal(again, first)
+    # Another input set's file under this name: the inputs hash in its header differs.
+    other = demo.x_raw[17:34]
+    cone.run_cone_harness(manifest, other, [[]], binary=binary)
+    shutil.copyfile(cone.golden_file(binary, len(other), other), path)
+    inode = path.stat().st_ino
+    assert_array_equal(cone.run_cone_harness(manifest, x, hw, binary=binary), first)
+    assert path.stat().st_ino != inode, "a file of other inputs is recomputed and replaced"
+    # Damaged activations (header intact): the body hash differs, the pass runs again and rewrites the file.
+    data = bytearray(path.read_bytes())
+    inode = path.stat().st_ino
+    data[-100:] = bytes(b ^ 0xFF for b in data[-100:])
+    path.write_bytes(bytes(data))
+    assert_array_equal(cone.run_cone_harness(manifest, x, hw, binary=binary), first)
+    assert path.stat().st_ino != inode and path.read_bytes() != bytes(data)
+    # A truncated file: likewise.
+    path.write_bytes(path.read_bytes()[:-8])
+    assert_array_equal(cone.run_cone_harness(manifest, x, hw, binary=binary), first)
+
+
+@pytest.mark.parametrize("project_name", ["demo", "dense"])
+def test_product_tables_and_memo_change_no_word(project_name, request, tmp_path):
+    """The same binary built without the product tables and the elementwise memo (the plain product<> and nnet::
+    calls per sample) gives the same words as with them, and as the reference harness."""
+    from fkhls.csim.build import compile_program
+
+    project = request.getfixturevalue(project_name)
+    manifest = project.manifest
+    plain = compile_program(manifest.project_dir, cone.render_cone_harness(manifest), "cone_harness",
+                            extra_flags=("-DFKHLS_PRODUCT_TABLE_BITS=0", "-DFKHLS_MEMO_BITS=0"))
+    assert plain.path != project.cone_binary.path
+    hw = _hardware(manifest, _faults(manifest, np.random.default_rng(8), per_tensor=5)) + [[]]
+    with_memos = cone.run_cone_harness(manifest, project.x_raw, hw, binary=project.cone_binary)
+    without = cone.run_cone_harness(manifest, project.x_raw, hw, binary=plain)
+    _assert_same(with_memos, without, hw, "with vs without product tables and memo")
+    _assert_same(with_memos, run_fault_harness(manifest, project.x_raw, hw, binary=project.reference_binary), hw,
+                 "cone vs reference")
