@@ -46,6 +46,9 @@ _PER_CHANNEL = ("batchnorm", "apply_alpha")
 # products number at most this fraction of a full recomputation's (else it is recomputed on the changed rows).
 _SPARSE_FRACTION = 0.25
 _SPARSE_FRACTION_DENSE = 1 / 16  # a dense recomputation is one BLAS product, no im2col
+# ... and only when a full recomputation costs at least this many multiply-adds per input word (finding the changed
+# words costs a pass over the input; a float BLAS product of a small step is cheaper than the scatter).
+_SPARSE_MIN_MACS = 32
 _FLOAT64_EXACT = 2**53
 # Steps that only move words (reshape.py): a row with a changed input has a changed output, no comparison needed.
 _BIJECTIVE = ("flatten", "reshape", "dropout")
@@ -77,6 +80,8 @@ class _Linear:
     channel: np.ndarray
     matrix: np.ndarray  # (T, C) int64: kernel words << (frac - in_frac - kernel_frac), zero where unused
     float_exact: bool  # twice the bound on sum|terms| is below 2**53: change sums are exact in float64
+    offset: np.ndarray  # (C,) int64 aligned bias words (zeros without a bias)
+    sum_dtype: type | None  # float32 / float64 when a whole sum is exact in it (bound <= 2**24 / 2**53), else None
     scatter: tuple | None = None
 
 
@@ -123,9 +128,14 @@ class GraphGolden:
             shift = acc.frac - in_type.fractional - layer.kernel.ptype.fractional
             matrix[term, channel] = kernel.reshape(-1).astype(np.int64) << shift
             patches_t = np.ascontiguousarray(np.asarray(acc.patches, dtype=np.int64).transpose(2, 0, 1))
-            exact = 2 * sum_magnitude(layer, in_type, acc.frac) <= _FLOAT64_EXACT
+            bound = sum_magnitude(layer, in_type, acc.frac)
+            offset = np.zeros(channels, dtype=np.int64)
+            if layer.bias is not None:
+                bias = self.weights[(layer.bias.layer, layer.bias.tensor)].reshape(-1).astype(np.int64)
+                offset += bias << (acc.frac - layer.bias.ptype.fractional)
+            sum_dtype = np.float32 if bound <= 2**24 else np.float64 if bound <= _FLOAT64_EXACT else None
             cached = self.linear[j] = _Linear(np.asarray(acc.acc, dtype=np.int64), acc.frac, patches_t, term,
-                                              channel, matrix, exact)
+                                              channel, matrix, 2 * bound <= _FLOAT64_EXACT, offset, sum_dtype)
         return cached
 
     def scatter(self, j: int):
@@ -295,18 +305,38 @@ def _accumulate_change(g: GraphGolden, j: int, x: np.ndarray, samples: np.ndarra
     return mine, acc.reshape(len(mine), p, c)
 
 
+def _recompute(g: GraphGolden, j: int, x: np.ndarray) -> np.ndarray:
+    """Step j on faulty input rows. A dense / conv / pointwise sum runs as one product of the im2col input with the
+    aligned kernel in float32 / float64 when every product and partial sum is an integer that float holds
+    (``sum_dtype``, the fast path's rule; the input converted before im2col), cast by the step's ``finish``."""
+    layer = g.spec.layers[j]
+    lin = g.lin(j) if _accumulating(layer) and not layer.kind.startswith("depthwise") else None
+    if lin is None or lin.sum_dtype is None:
+        return np.asarray(g.step(j, x), dtype=np.int64)
+    patches = handler_for_kind(layer.kind).patches(layer, x.astype(lin.sum_dtype))
+    acc = patches @ lin.matrix.astype(lin.sum_dtype)
+    acc = acc.astype(np.int64)
+    acc += lin.offset
+    return WeightedHandler.finish(layer, acc, lin.frac).reshape(len(x), *layer.output_shape)
+
+
 def _run_step(g: GraphGolden, j: int, x, samples: np.ndarray) -> np.ndarray:
     """Step j's output words on faulty input rows ``x`` of ``samples``."""
     layer = g.spec.layers[j]
+    fraction = _SPARSE_FRACTION_DENSE if layer.kind == "dense" else _SPARSE_FRACTION
     if len(g.sources[j]) != 1 or not _accumulating(layer):
         return np.asarray(g.step(j, x), dtype=np.int64)
+    lin = g.lin(j)
+    macs = lin.patches_t.shape[0] * lin.acc.shape[1] * lin.acc.shape[2]
+    if fraction < 0 or macs < _SPARSE_MIN_MACS * int(np.prod(layer.input_shape)):
+        return _recompute(g, j, x)
     mine, acc = _accumulate_change(g, j, x, samples)
     if len(mine) == len(samples):
         return WeightedHandler.finish(layer, acc, g.lin(j).frac).reshape(len(samples), *layer.output_shape)
     out = np.empty((len(samples), *layer.output_shape), dtype=np.int64)
     rest = np.ones(len(samples), dtype=bool)
     rest[mine] = False
-    out[rest] = g.step(j, x[rest])
+    out[rest] = _recompute(g, j, x[rest])
     if len(mine):
         out[mine] = WeightedHandler.finish(layer, acc, g.lin(j).frac).reshape(len(mine), *layer.output_shape)
     return out
@@ -342,7 +372,9 @@ def single_bit_effects(g: GraphGolden, index: int, faults: Sequence[BitFault], m
                 continue
             rows, x = _inputs(g, j, faulty, rows_s)
             out = _run_step(g, j, x, rows_s[rows])
-            if spec.layers[j].kind in _BIJECTIVE:  # a changed input word is a changed output word
+            if j != last and (spec.layers[j].kind in _BIJECTIVE or _accumulating(spec.layers[j])):
+                # a reshape moves a changed word; a sum comes back to golden only by an exact cancellation: the
+                # rows are carried without a comparison (a golden row stays golden downstream, the end drops it)
                 faulty[j] = (rows, out)
                 continue
             keep = (out != g.outs[j][rows_s[rows]]).reshape(len(rows), -1).any(axis=1)

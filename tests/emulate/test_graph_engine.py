@@ -42,6 +42,7 @@ def _set_mode(monkeypatch, mode: str) -> None:
     if mode == "sparse_int64":  # every changed row through the golden accumulator, summed in int64
         monkeypatch.setattr(graph_engine, "_SPARSE_FRACTION", float("inf"))
         monkeypatch.setattr(graph_engine, "_SPARSE_FRACTION_DENSE", float("inf"))
+        monkeypatch.setattr(graph_engine, "_SPARSE_MIN_MACS", 0)
         original = graph_engine.GraphGolden.lin
 
         def int64_sums(self, j):
@@ -50,9 +51,10 @@ def _set_mode(monkeypatch, mode: str) -> None:
             return lin
 
         monkeypatch.setattr(graph_engine.GraphGolden, "lin", int64_sums)
-    elif mode == "step_forward":  # no per-channel shortcut at entry or downstream: each step's own forward
+    elif mode == "step_forward":  # no per-channel shortcut at entry or downstream, no float sums: each step's forward
         monkeypatch.setattr(graph_engine, "_ACCUMULATING", ())
         monkeypatch.setattr(graph_engine, "_PER_CHANNEL", ())
+        monkeypatch.setattr(graph_engine, "_SPARSE_FRACTION", -1.0)
     elif mode == "recompute_small_batches":  # every downstream step recomputed, rows 5 at a time, 3 faults a chunk
         monkeypatch.setattr(graph_engine, "_SPARSE_FRACTION", -1.0)
         monkeypatch.setattr(graph_engine, "_SPARSE_FRACTION_DENSE", -1.0)
