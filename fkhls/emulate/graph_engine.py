@@ -17,10 +17,12 @@ path needs only each step's exact forward, and still avoids recomputing what a f
 * Downstream, each step runs only on the rows where one of the steps it reads differs from
   golden (the others read golden rows) and keeps only the rows whose output still differs: a
   row leaves as soon as it is golden again (every step computes each sample on its own and is
-  deterministic). An accumulating step reading one changed tensor starts from its golden
+  deterministic). An elementwise step (activation) maps only the changed words. An accumulating step reading one changed tensor starts from its golden
   accumulator and adds the change: each changed input word ``d`` at input index ``i`` adds
   ``d * W[t]`` to every (position, term) that reads ``i`` (a scatter map from ``patches`` of an
-  index image), exact in int64; when the change is dense it recomputes the step instead.
+  index image), exact in int64 -- a rank-1 update when one word changed. Rows whose change is
+  dense, and small steps, are recomputed instead: one im2col product in float32 / float64 where
+  every product and partial sum is an integer that float holds (the fast path's bound).
 Rows of the model output that differ from golden are what the caller gets.
 """
 
@@ -33,7 +35,7 @@ import numpy as np
 
 from fkhls.core.fixedpoint import FixedPrecisionType, flip_bits
 from fkhls.faults.descriptors import BitFault, lb_index_to_wb_index
-from fkhls.model.layers import handler_for_kind
+from fkhls.model.layers import handler_for_kind, role_of
 from fkhls.model.layers.dense import WeightedHandler, sum_magnitude
 from fkhls.model.steps import LayerSpec, ModelSpec
 
@@ -48,7 +50,7 @@ _SPARSE_FRACTION = 0.25
 _SPARSE_FRACTION_DENSE = 1 / 16  # a dense recomputation is one BLAS product, no im2col
 # ... and only when a full recomputation costs at least this many multiply-adds per input word (finding the changed
 # words costs a pass over the input; a float BLAS product of a small step is cheaper than the scatter).
-_SPARSE_MIN_MACS = 32
+_SPARSE_MIN_MACS = 128
 _FLOAT64_EXACT = 2**53
 # Steps that only move words (reshape.py): a row with a changed input has a changed output, no comparison needed.
 _BIJECTIVE = ("flatten", "reshape", "dropout")
@@ -79,7 +81,6 @@ class _Linear:
     term: np.ndarray  # per flat kernel index
     channel: np.ndarray
     matrix: np.ndarray  # (T, C) int64: kernel words << (frac - in_frac - kernel_frac), zero where unused
-    float_exact: bool  # twice the bound on sum|terms| is below 2**53: change sums are exact in float64
     offset: np.ndarray  # (C,) int64 aligned bias words (zeros without a bias)
     sum_dtype: type | None  # float32 / float64 when a whole sum is exact in it (bound <= 2**24 / 2**53), else None
     scatter: tuple | None = None
@@ -135,7 +136,7 @@ class GraphGolden:
                 offset += bias << (acc.frac - layer.bias.ptype.fractional)
             sum_dtype = np.float32 if bound <= 2**24 else np.float64 if bound <= _FLOAT64_EXACT else None
             cached = self.linear[j] = _Linear(np.asarray(acc.acc, dtype=np.int64), acc.frac, patches_t, term,
-                                              channel, matrix, 2 * bound <= _FLOAT64_EXACT, offset, sum_dtype)
+                                              channel, matrix, offset, sum_dtype)
         return cached
 
     def scatter(self, j: int):
@@ -270,9 +271,9 @@ def _accumulate_change(g: GraphGolden, j: int, x: np.ndarray, samples: np.ndarra
     change is sparse: returns (those rows' positions, their accumulators (R', P, C)).
 
     Each changed word ``d`` at input index ``i`` adds ``d * W[t]`` at every (position, term) reading ``i``; a row
-    takes this way when those products number at most ``_SPARSE_FRACTION`` of a full recomputation's. The
-    sums run in float64 (``np.bincount``) when exact: every |partial sum| is at most sum|d * w| <= twice the
-    layer's bound on sum|terms| (|d| <= 2 max|x|), an integer below 2**53; else in int64 (``np.add.at``).
+    takes this way when those products number at most ``_SPARSE_FRACTION`` of a full recomputation's. Sums are
+    int64 (exact: the accumulator type bounds them). The k-th changed word of every row is added in pass k: one
+    input word is read at most once per position, so no (row, position) repeats within a pass.
     """
     lin = g.lin(j)
     rows = len(samples)
@@ -284,24 +285,19 @@ def _accumulate_change(g: GraphGolden, j: int, x: np.ndarray, samples: np.ndarra
     fraction = _SPARSE_FRACTION_DENSE if g.spec.layers[j].kind == "dense" else _SPARSE_FRACTION
     sparse = np.bincount(r, weights=counts, minlength=rows) <= fraction * p * lin.patches_t.shape[0]
     mine = np.flatnonzero(sparse)
-    if len(mine) < rows:
-        keep = sparse[r]
-        r, i, counts = np.searchsorted(mine, r[keep]), i[keep], counts[keep]
-        d = diff[mine][r, i]
-    else:
-        d = diff[r, i]
-    total = int(counts.sum())
-    rep = np.repeat(np.arange(len(r)), counts)
-    k = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(ptr[i], counts)
-    where = r[rep] * p + pos[k]
+    keep = sparse[r]
+    d = diff[r[keep], i[keep]]
+    r, i, counts = np.searchsorted(mine, r[keep]), i[keep], counts[keep]
     acc = lin.acc[samples[mine]].reshape(len(mine) * p, c)
-    d, weights = d[rep], lin.matrix[term[k]]
-    if lin.float_exact:
-        d = d.astype(np.float64)
-        for ch in range(c):
-            acc[:, ch] += np.bincount(where, weights=d * weights[:, ch], minlength=len(mine) * p).astype(np.int64)
-    else:
-        np.add.at(acc, where, d[:, None] * weights)
+    first = np.ones(len(r), dtype=bool)
+    np.not_equal(r[1:], r[:-1], out=first[1:])
+    rank = np.arange(len(r)) - np.maximum.accumulate(np.where(first, np.arange(len(r)), 0))
+    for k in range(int(rank.max()) + 1 if len(r) else 0):
+        e = np.flatnonzero(rank == k)
+        n_e = counts[e]
+        rep = np.repeat(e, n_e)
+        at = np.arange(len(rep)) - np.repeat(np.cumsum(n_e) - n_e, n_e) + ptr[i[rep]]
+        acc[r[rep] * p + pos[at]] += d[rep][:, None] * lin.matrix[term[at]]
     return mine, acc.reshape(len(mine), p, c)
 
 
@@ -342,6 +338,29 @@ def _run_step(g: GraphGolden, j: int, x, samples: np.ndarray) -> np.ndarray:
     return out
 
 
+def _words_alone(layer: LayerSpec, x: np.ndarray) -> bool:
+    """An elementwise step (each output word from its own input word, ``LayerHandler.role``) of one input shape."""
+    return role_of(layer.kind) == "elementwise" and tuple(layer.output_shape) == tuple(x.shape[1:])
+
+
+def _elementwise_change(g: GraphGolden, j: int, rows: np.ndarray, x: np.ndarray, samples: np.ndarray):
+    """An elementwise step on the changed words only: (kept row positions, their output rows) of the rows whose
+    output still differs. Every other word of a row is its golden input word, so its output is golden."""
+    src = g.sources[j][0]
+    golden_in = g.outs[src][samples]
+    golden_out = g.outs[j][samples].reshape(len(rows), -1)
+    width = golden_out.shape[1]
+    where = np.flatnonzero(x.reshape(-1) != golden_in.reshape(-1))
+    new = np.asarray(g.step(j, x.reshape(-1)[where]), dtype=np.int64)
+    differs = new != golden_out.reshape(-1)[where]
+    where, new = where[differs], new[differs]
+    row = where // width
+    kept = np.unique(row)
+    out = golden_out[kept].astype(np.int64)
+    out[np.searchsorted(kept, row), where - row * width] = new
+    return kept, out.reshape(len(kept), *g.spec.layers[j].output_shape)
+
+
 def downstream_steps(spec: ModelSpec, index: int) -> list[int]:
     """Steps after ``index`` that read its output, directly or through other steps, in order."""
     reach, out = {index}, []
@@ -371,6 +390,11 @@ def single_bit_effects(g: GraphGolden, index: int, faults: Sequence[BitFault], m
             if not any(s in faulty for s in g.sources[j]):
                 continue
             rows, x = _inputs(g, j, faulty, rows_s)
+            if len(g.sources[j]) == 1 and _words_alone(spec.layers[j], x):
+                kept, out = _elementwise_change(g, j, rows, x, rows_s[rows])
+                if len(kept):
+                    faulty[j] = (rows[kept], out)
+                continue
             out = _run_step(g, j, x, rows_s[rows])
             if j != last and (spec.layers[j].kind in _BIJECTIVE or _accumulating(spec.layers[j])):
                 # a reshape moves a changed word; a sum comes back to golden only by an exact cancellation: the

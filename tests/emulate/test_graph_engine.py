@@ -3,8 +3,8 @@
 Every graph model and every chain model with arrays the fast path does not take (batch norm and
 ApplyAlpha scales/biases, depthwise and pointwise kernels), plus chain models forced through the
 generic path; each in four modes: the defaults, every accumulating step updated from its golden
-accumulator with int64 sums (``np.add.at``), every fault's step by its own forward (the path of
-kinds without a per-channel shortcut), and every step recomputed in small row batches.
+accumulator plus the change, every fault's step by its own forward (the path of kinds without a
+per-channel shortcut), and every step recomputed in small row batches.
 """
 
 from __future__ import annotations
@@ -39,18 +39,10 @@ def _built(name: str):
 
 
 def _set_mode(monkeypatch, mode: str) -> None:
-    if mode == "sparse_int64":  # every changed row through the golden accumulator, summed in int64
+    if mode == "golden_plus_change":  # every changed row of an accumulating step: golden accumulator + change
         monkeypatch.setattr(graph_engine, "_SPARSE_FRACTION", float("inf"))
         monkeypatch.setattr(graph_engine, "_SPARSE_FRACTION_DENSE", float("inf"))
         monkeypatch.setattr(graph_engine, "_SPARSE_MIN_MACS", 0)
-        original = graph_engine.GraphGolden.lin
-
-        def int64_sums(self, j):
-            lin = original(self, j)
-            lin.float_exact = False
-            return lin
-
-        monkeypatch.setattr(graph_engine.GraphGolden, "lin", int64_sums)
     elif mode == "step_forward":  # no per-channel shortcut at entry or downstream, no float sums: each step's forward
         monkeypatch.setattr(graph_engine, "_ACCUMULATING", ())
         monkeypatch.setattr(graph_engine, "_PER_CHANNEL", ())
@@ -63,7 +55,7 @@ def _set_mode(monkeypatch, mode: str) -> None:
         monkeypatch.setattr(emulate._iter_effects, "__defaults__", (12 * 3 * 8, 7))
 
 
-@pytest.mark.parametrize("mode", ["default", "sparse_int64", "step_forward", "recompute_small_batches"])
+@pytest.mark.parametrize("mode", ["default", "golden_plus_change", "step_forward", "recompute_small_batches"])
 @pytest.mark.parametrize("name", GRAPH_MODELS + ARRAY_MODELS + FORCED_MODELS)
 def test_generic_path_equals_full_forward_on_every_fault(name, mode, monkeypatch):
     spec, weights, x_raw = _built(name)
@@ -87,14 +79,15 @@ def test_generic_path_equals_full_forward_on_every_fault(name, mode, monkeypatch
 
 @pytest.mark.parametrize("name", ["residual", "depthwise", "separable1d", "pointwise", "zeropad", "concat_axes"])
 def test_accumulator_from_golden_plus_change_equals_the_sum(name):
-    """For every accumulating step: its golden accumulator plus a scattered change of random input words (sparse
-    and dense rows, both sum dtypes) equals the handler's own accumulator of the changed inputs."""
+    """For every accumulating step: its golden accumulator plus a scattered change of random input words (rows with
+    0 to many changed words) equals the handler's own accumulator of the changed inputs."""
     spec, weights, x_raw = _built(name)
     _, traced = emulate.forward_raw(spec, weights, x_raw, trace=True)
     outs = [traced[s.name] for s in spec.layers]
     sources = spec.sources()
     in_types = [emulate._step_inputs(spec, sources[i], outs, None)[0] for i in range(len(outs))]
-    g = graph_engine.GraphGolden(spec, weights, outs, in_types, None)
+    g = graph_engine.GraphGolden(spec, weights, outs, in_types,
+                                 lambda j, x: emulate._step(spec.layers[j], in_types[j], x, weights))
     rng = np.random.default_rng(3)
     steps = [j for j, s in enumerate(spec.layers) if graph_engine._accumulating(s) and len(sources[j]) == 1]
     assert steps
@@ -109,13 +102,13 @@ def test_accumulator_from_golden_plus_change_equals_the_sum(name):
             where = rng.choice(flat.shape[1], size=min(flat.shape[1], (r % 4) * (1 + r // 8)), replace=False)
             flat[r, where] = rng.integers(lo, hi, len(where))
         expected = handler_for_kind(layer.kind).accumulate(layer, in_types[j], x, weights).acc
-        for exact in (True, False):
-            g.lin(j).float_exact = exact
-            for fraction in (float("inf"), 0.3):
-                with pytest.MonkeyPatch.context() as mp:
-                    mp.setattr(graph_engine, "_SPARSE_FRACTION", fraction)
-                    mp.setattr(graph_engine, "_SPARSE_FRACTION_DENSE", fraction)
-                    mine, acc = graph_engine._accumulate_change(g, j, x, samples)
-                assert_array_equal(acc, expected[mine], err_msg=f"{name}.{layer.name} float={exact} {fraction}")
-                if fraction == float("inf"):
-                    assert len(mine) == len(samples)
+        for fraction in (float("inf"), 0.3):
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(graph_engine, "_SPARSE_FRACTION", fraction)
+                mp.setattr(graph_engine, "_SPARSE_FRACTION_DENSE", fraction)
+                mine, acc = graph_engine._accumulate_change(g, j, x, samples)
+            assert_array_equal(acc, expected[mine], err_msg=f"{name}.{layer.name} fraction {fraction}")
+            if fraction == float("inf"):
+                assert len(mine) == len(samples)
+        recomputed = graph_engine._recompute(g, j, x).reshape(expected.shape[0], -1)
+        assert_array_equal(recomputed, emulate._step(layer, in_types[j], x, weights).reshape(len(x), -1))
