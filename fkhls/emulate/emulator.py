@@ -379,7 +379,7 @@ _STATE_TABLE = 1 << 25
 
 
 # Weighted kinds whose faults the fast path carries (a kernel matrix over im2col patches);
-# faults in any other step's tensors, and every fault of a graph model, take the generic path.
+# faults in any other step's tensors, and every fault of a graph model, take the generic path (graph_engine.py).
 _FAST_KINDS = ("dense", "conv1d", "conv2d")
 
 

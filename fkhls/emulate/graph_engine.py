@@ -17,12 +17,16 @@ path needs only each step's exact forward, and still avoids recomputing what a f
 * Downstream, each step runs only on the rows where one of the steps it reads differs from
   golden (the others read golden rows) and keeps only the rows whose output still differs: a
   row leaves as soon as it is golden again (every step computes each sample on its own and is
-  deterministic). An elementwise step (activation) maps only the changed words. An accumulating step reading one changed tensor starts from its golden
-  accumulator and adds the change: each changed input word ``d`` at input index ``i`` adds
-  ``d * W[t]`` to every (position, term) that reads ``i`` (a scatter map from ``patches`` of an
-  index image), exact in int64 -- a rank-1 update when one word changed. Rows whose change is
-  dense, and small steps, are recomputed instead: one im2col product in float32 / float64 where
-  every product and partial sum is an integer that float holds (the fast path's bound).
+  deterministic). Sums and reshapes are carried without that comparison (a row that came back
+  to golden stays golden; the output step compares). On wide rows an elementwise step
+  (activation) maps only the changed words. An accumulating step reading one changed tensor,
+  when a full product is costly, starts from its golden accumulator and adds the change: each
+  changed input word ``d`` at input index ``i`` adds ``d * W[t]`` at every (position, term)
+  reading ``i`` (a scatter map from ``patches`` of an index image), exact in int64 -- a rank-1
+  update when one word changed. Rows whose change is dense, and small steps, are recomputed:
+  one im2col product in float32 / float64 where every product and partial sum is an integer
+  that float holds (the fast path's bound), else the step's own forward.
+Measured in ``scripts/bench_graph_engine.py`` (README, Speed).
 Rows of the model output that differ from golden are what the caller gets.
 """
 
@@ -51,6 +55,9 @@ _SPARSE_FRACTION_DENSE = 1 / 16  # a dense recomputation is one BLAS product, no
 # ... and only when a full recomputation costs at least this many multiply-adds per input word (finding the changed
 # words costs a pass over the input; a float BLAS product of a small step is cheaper than the scatter).
 _SPARSE_MIN_MACS = 128
+# An elementwise step maps only a row's changed words when the row has at least this many (finding them costs two
+# gathers and a comparison; on narrow rows mapping every word is cheaper).
+_ELEMENTWISE_MIN_WORDS = 64
 _FLOAT64_EXACT = 2**53
 # Steps that only move words (reshape.py): a row with a changed input has a changed output, no comparison needed.
 _BIJECTIVE = ("flatten", "reshape", "dropout")
@@ -340,7 +347,8 @@ def _run_step(g: GraphGolden, j: int, x, samples: np.ndarray) -> np.ndarray:
 
 def _words_alone(layer: LayerSpec, x: np.ndarray) -> bool:
     """An elementwise step (each output word from its own input word, ``LayerHandler.role``) of one input shape."""
-    return role_of(layer.kind) == "elementwise" and tuple(layer.output_shape) == tuple(x.shape[1:])
+    return (role_of(layer.kind) == "elementwise" and tuple(layer.output_shape) == tuple(x.shape[1:])
+            and x[0].size >= _ELEMENTWISE_MIN_WORDS)
 
 
 def _elementwise_change(g: GraphGolden, j: int, rows: np.ndarray, x: np.ndarray, samples: np.ndarray):
@@ -355,9 +363,12 @@ def _elementwise_change(g: GraphGolden, j: int, rows: np.ndarray, x: np.ndarray,
     differs = new != golden_out.reshape(-1)[where]
     where, new = where[differs], new[differs]
     row = where // width
-    kept = np.unique(row)
+    hit = np.zeros(len(rows), dtype=bool)
+    hit[row] = True
+    kept = np.flatnonzero(hit)
+    slot = np.cumsum(hit) - 1
     out = golden_out[kept].astype(np.int64)
-    out[np.searchsorted(kept, row), where - row * width] = new
+    out[slot[row], where - row * width] = new
     return kept, out.reshape(len(kept), *g.spec.layers[j].output_shape)
 
 

@@ -51,7 +51,8 @@ def _set_mode(monkeypatch, mode: str) -> None:
         monkeypatch.setattr(graph_engine, "_SPARSE_FRACTION", -1.0)
         monkeypatch.setattr(graph_engine, "_SPARSE_FRACTION_DENSE", -1.0)
         original = emulate._generic_effects
-        monkeypatch.setattr(emulate, "_generic_effects", lambda g, index, faults, max_rows: original(g, index, faults, 5))
+        monkeypatch.setattr(emulate, "_generic_effects",
+                            lambda g, index, faults, max_rows: original(g, index, faults, 5))
         monkeypatch.setattr(emulate._iter_effects, "__defaults__", (12 * 3 * 8, 7))
 
 
