@@ -2,9 +2,10 @@
 
 Every graph model and every chain model with arrays the fast path does not take (batch norm and
 ApplyAlpha scales/biases, depthwise and pointwise kernels), plus chain models forced through the
-generic path; each in four modes: the defaults, every accumulating step updated from its golden
-accumulator plus the change, every fault's step by its own forward (the path of kinds without a
-per-channel shortcut), and every step recomputed in small row batches.
+generic path; each in four modes: the defaults; every accumulating step updated from its golden
+accumulator plus the change and every elementwise step mapping only the changed words; every
+fault's step by its own forward (the path of kinds without a per-channel shortcut); and every step
+recomputed in small row batches.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def _built(name: str):
 
 
 def _set_mode(monkeypatch, mode: str) -> None:
-    if mode == "golden_plus_change":  # every changed row of an accumulating step: golden accumulator + change
+    if mode == "golden_plus_change":  # accumulating steps: golden accumulator + change; activations: changed words
+        monkeypatch.setattr(graph_engine, "_ELEMENTWISE_MIN_WORDS", 0)
         monkeypatch.setattr(graph_engine, "_SPARSE_FRACTION", float("inf"))
         monkeypatch.setattr(graph_engine, "_SPARSE_FRACTION_DENSE", float("inf"))
         monkeypatch.setattr(graph_engine, "_SPARSE_MIN_MACS", 0)
