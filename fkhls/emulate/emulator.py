@@ -55,7 +55,8 @@ from fkhls.core.fixedpoint import (
     raw_bounds,
     to_raw,
 )
-from fkhls.model.layers import handler_for_kind, po2, role_of
+from fkhls.emulate import graph_engine
+from fkhls.model.layers import handler_for_kind, role_of
 from fkhls.model.layers.activation import is_lossless
 from fkhls.model.layers.dense import Accumulated, WeightedHandler, float64_is_exact, sum_magnitude
 from fkhls.model.spec import LayerSpec, ModelSpec
@@ -391,7 +392,7 @@ _STATE_TABLE = 1 << 25
 
 
 # Weighted kinds whose faults the fast path carries (a kernel matrix over im2col patches);
-# faults in any other step's tensors, and every fault of a graph model, take the generic path.
+# faults in any other step's tensors, and every fault of a graph model, take the generic path (graph_engine.py).
 _FAST_KINDS = ("dense", "conv1d", "conv2d")
 
 
@@ -505,6 +506,7 @@ class _Golden:
     tables: dict[int, tuple[int, np.ndarray]]
     kernels: dict[int, tuple] = field(default_factory=dict)
     entry: dict[int, tuple] = field(default_factory=dict)
+    graph: graph_engine.GraphGolden | None = None  # the generic path's caches, built on its first fault
 
     @classmethod
     def run(cls, spec: ModelSpec, weights: Weights, x_raw: np.ndarray) -> "_Golden":
@@ -833,97 +835,17 @@ def _effects_of_group(g: _Golden, index: int, faults: Sequence[BitFault], max_ro
     return _Effects(fpos, samples, slot[inverse], rows, row_samples)
 
 
-def _downstream_steps(spec: ModelSpec, index: int) -> list[int]:
-    """Steps after ``index`` that read its output, directly or through other steps, in order."""
-    reach, out = {index}, []
-    for j, srcs in enumerate(spec.sources()):
-        if j > index and any(src in reach for src in srcs):
-            reach.add(j)
-            out.append(j)
-    return out
-
-
-def _channel_fault(layer: LayerSpec, in_type: FixedPrecisionType, acc: Accumulated, golden: np.ndarray,
-                   tspec, flat: int, delta: int, old: int = 0) -> np.ndarray:
-    """A dense/conv step's output words with one kernel or bias word moved by ``delta`` (raw; ``old`` its golden
-    word), from its golden accumulator: only the weight's output channel changes, by the weight's products (the sum
-    is linear in each word; a po2 word's shift product is recomputed for its inputs, po2.column_change)."""
-    channels = layer.kernel.shape[-1]
-    if tspec == layer.kernel and is_po2(tspec.ptype):
-        term, channel = divmod(flat, channels)
-        r_frac = po2.product_type(in_type, tspec.ptype).fractional
-        change = po2.column_change(in_type, tspec.ptype, acc.patches[:, :, term], old, old + delta)
-        column = acc.acc[:, :, channel] + (change << (acc.frac - r_frac))
-    elif tspec == layer.kernel:
-        term, channel = divmod(flat, channels)
-        shift = acc.frac - in_type.fractional - layer.kernel.ptype.fractional
-        column = acc.acc[:, :, channel] + (delta << shift) * acc.patches[:, :, term]
-    else:
-        channel = flat
-        column = acc.acc[:, :, channel] + (delta << (acc.frac - layer.bias.ptype.fractional))
-    out = golden.reshape(golden.shape[0], -1, channels).copy()
-    out[:, :, channel] = _finish(layer, column, acc.frac)
-    return out.reshape(golden.shape)
-
-
 def _generic_effects(g: _Golden, index: int, faults: Sequence[BitFault], max_rows: int = 1 << 14) -> _Effects:
-    """Effects of single-bit faults in any tensor of step ``index``, for any graph: exact, slower.
+    """Effects of single-bit faults in any tensor of step ``index``, for any graph: exact
+    (``fkhls.emulate.graph_engine``: batched entry from golden accumulators, changed rows only downstream).
 
-    Per fault, the step is recomputed with the flipped word (a dense/conv step: only the weight's
-    output channel, from the golden accumulator, ``_channel_fault``); the (fault, sample) rows whose
-    step output changed are gathered over all the faults, then run together (``max_rows`` at a
-    time) through the steps downstream of it, each fed the faulty rows where it reads a changed
-    step and the sample's golden rows elsewhere (every step computes each sample on its own).
-    Used where the fast path's block algebra does not apply (graphs, steps other than dense/conv
-    kernels).
+    Used where the fast path's block algebra does not apply (graphs, steps other than dense/conv kernels).
     """
-    spec = g.spec
-    sources = spec.sources()
-    layer = spec.layers[index]
-    in_type, x_in = _step_inputs(spec, sources[index], g.outs, None)
-    x_in = tuple(a.astype(np.int64) for a in x_in) if isinstance(x_in, tuple) else x_in.astype(np.int64)
-    later = _downstream_steps(spec, index)
-    last = len(spec.layers) - 1
-    golden = g.outs[index].astype(np.int64)
-    n = golden.shape[0]
-    per_channel = layer.kind in _FAST_KINDS and layer.kernel is not None  # po2 kernels too (not on the fast path)
-    acc = _accumulate(layer, in_type, x_in, g.weights) if per_channel else None
-    fpos, pair_samples, changed = [], [], []
-    for k, fault in enumerate(faults):
-        faulty = apply_faults(spec, g.weights, [fault])
-        if acc is not None:
-            key = (fault.layer, fault.tensor)
-            flat = int(lb_index_to_wb_index(np.array([fault.lbi]), fault.width)[0][0])
-            delta = int(faulty[key].reshape(-1)[flat]) - int(g.weights[key].reshape(-1)[flat])
-            out = _channel_fault(layer, in_type, acc, golden, spec.tensor(*key), flat, delta,
-                                 int(g.weights[key].reshape(-1)[flat]))
-        else:
-            out = _step(layer, in_type, x_in, faulty)
-        samples = np.flatnonzero((out != golden).reshape(n, -1).any(axis=1))
-        if len(samples):
-            fpos.append(np.full(len(samples), k))
-            pair_samples.append(samples)
-            changed.append(out[samples])
-    out_shape = g.final.shape[1:]
-    empty = np.empty(0, dtype=np.int64)
-    if not changed or (index != last and last not in later):
-        return _Effects(empty, empty, empty, np.empty((0, *out_shape), dtype=g.final.dtype), empty)
-    fpos, samples, changed = np.concatenate(fpos), np.concatenate(pair_samples), np.concatenate(changed)
-    finals = []
-    for lo in range(0, len(samples), max_rows):
-        rows = samples[lo:lo + max_rows]
-        faulty = {index: changed[lo:lo + max_rows]}
-        for j in later:
-            if not any(src in faulty for src in sources[j]):
-                continue
-            ins = [faulty[src] if src in faulty else g.outs[src][rows].astype(np.int64) for src in sources[j]]
-            types = tuple(spec.layers[src].result_type for src in sources[j])
-            faulty[j] = _step(spec.layers[j], types[0] if len(ins) == 1 else types,
-                              ins[0] if len(ins) == 1 else tuple(ins), g.weights)
-        finals.append(faulty[last])
-    final = np.concatenate(finals)
-    differs = np.flatnonzero((final != g.final[samples]).reshape(len(samples), -1).any(axis=1))
-    return _Effects(fpos[differs], samples[differs], np.arange(len(differs)), final[differs], samples[differs])
+    if g.graph is None:
+        g.graph = graph_engine.GraphGolden(g.spec, g.weights, g.outs, g.in_types, g.step)
+    fpos, samples, rows = graph_engine.single_bit_effects(g.graph, index, faults, max_rows)
+    rows = rows.astype(g.final.dtype, copy=False)
+    return _Effects(fpos, samples, np.arange(len(fpos)), rows, samples)
 
 
 def _check_faults(spec: ModelSpec, faults: Sequence[BitFault]) -> dict[tuple[str, str], list[int]]:
@@ -960,7 +882,7 @@ def _iter_effects(spec: ModelSpec, weights: Weights, x_raw, faults: Sequence[Bit
         layer = spec.layers[index]
         members = np.asarray(members)
         if index not in g.blocks:
-            step = max(1, min(64, chunk_elements // max(n * int(np.prod(layer.output_shape)), 1)))
+            step = max(1, chunk_elements // max(n * int(np.prod(layer.output_shape)), 1))
             for lo in range(0, len(members), step):
                 chunk = members[lo:lo + step]
                 yield chunk, _generic_effects(g, index, [faults[i] for i in chunk], max_rows)
