@@ -791,6 +791,8 @@ def _downstream(g: _Golden, block: _Block, channel: np.ndarray, samples: np.ndar
     rows, samples, ids = g.carry(block, rows, samples, ids)
     if nxt is None:
         return rows, ids
+    if not len(samples):  # every row became golden again: nothing to accumulate (numpy cannot reshape 0 rows by -1)
+        return np.empty((0, *g.final.shape[1:]), dtype=g.final.dtype), ids
     rows, _, ids = _run_blocks(g, nxt, g.accumulate(nxt, rows), samples, ids)
     return rows, ids
 

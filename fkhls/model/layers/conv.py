@@ -36,7 +36,8 @@ def conv_patches(step: LayerSpec, x: np.ndarray) -> np.ndarray:
     win = win[(slice(None), *[slice(None, None, s) for s in step.strides])]
     order = (0, *axes, *range(nd + 2, 2 * nd + 2), nd + 1)  # (N, *pos, *k, cin)
     win = win.transpose(order)
-    return win.reshape(x.shape[0], -1, int(np.prod(step.kernel.shape[:-1])))
+    positions = int(np.prod(win.shape[1:1 + nd]))  # not -1: numpy cannot infer it for zero samples
+    return win.reshape(x.shape[0], positions, int(np.prod(step.kernel.shape[:-1])))
 
 
 def conv_refusals(layer, where: str) -> list[str]:
