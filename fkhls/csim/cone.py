@@ -333,8 +333,9 @@ def run_cone_harness(manifest: Manifest, x_raw, scenarios: Sequence[Sequence] | 
         if job.n_scenarios == 0:
             return np.zeros((0, job.n_samples, job.n_out), dtype=np.int64)
         step = max(1, min(int(workers), job.n_scenarios))
-        golden = golden_file(binary, job.n_samples, x_raw)
-        procs = [subprocess.Popen([*_command(job, 0, job.n_scenarios), str(step), str(phase), str(golden)],
+        # io_parallel cone binaries keep their golden pass in a file; the io_stream one (cone_stream) recomputes it.
+        golden = [] if manifest.io_type == "io_stream" else [str(golden_file(binary, job.n_samples, x_raw))]
+        procs = [subprocess.Popen([*_command(job, 0, job.n_scenarios), str(step), str(phase), *golden],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=job.project)
                  for phase in range(step)]
         failures = []

@@ -333,8 +333,8 @@ def test_a_merge_wider_than_float32_is_marked_approximate():
 
 
 def test_faults_in_an_io_stream_graph_equal_the_emulator(tmp_path):
-    """io_stream (Clone streams for the skip tensor, padding layers): the cone harness says it falls back, and the
-    reference harness's faulty words equal the emulator's for faults in every array."""
+    """io_stream (Clone streams for the skip tensor, padding layers): the io_stream cone harness replays it, and its
+    faulty words and the reference harness's equal the emulator's for faults in every array."""
     from fkhls.csim import cone
     from fkhls.csim.build import input_words
     from fkhls.csim.harness import run_fault_harness
@@ -346,13 +346,14 @@ def test_faults_in_an_io_stream_graph_equal_the_emulator(tmp_path):
     spec = describe_model(model)
     manifest = export_model(model, tmp_path / "prj", ExportOptions(io_type="io_stream"))
     supported, reason = cone.cone_support(manifest)
-    assert not supported and "reference harness" in reason
+    assert supported and reason.startswith("io_stream cone"), reason
     rng = np.random.default_rng(1)
     scenarios = [[BitFault(t.layer, t.tensor, int(lbi), t.width)] for t in spec.tensors()
                  for lbi in rng.choice(t.n_bits, size=min(8, t.n_bits), replace=False)]
     x = _inputs(model, 20, seed=3)
     encoded = [[(b.array, b.element, b.array_bit) for b in map_faults(manifest, s)] for s in scenarios]
     hw = run_fault_harness(manifest, input_words(manifest, x), encoded)
+    assert_array_equal(cone.run_cone_harness(manifest, input_words(manifest, x), encoded), hw)
     weights = emulate.golden_weights(model, spec)
     x_raw = emulate.input_raw(spec, x)
     for k, scenario in enumerate(scenarios):
