@@ -941,3 +941,38 @@ def binary_po2_conv_model(seed: int = 24):
 
 
 BUILDERS.update(binary_po2_conv=binary_po2_conv_model)
+
+
+def po2_conv_model(seed: int = 25):
+    """quantized_po2 kernels in QConv2D and QConv1D (hls4ml 1.3.0's conv product is the same weight_exponential
+    shift as Dense: exponent-struct words) and quantized_relu_po2 kernels in a QDense, one plain (exponents -4..3,
+    with a max_value=2 relu_po2 bias: -4..1) and a 4-bit one with a negative_slope (signed words): hls4ml types those as
+    fixed point, fkhls as the exact ap_(u)fixed holding every power of two."""
+    import tensorflow as tf
+    from qkeras import QActivation, QConv1D, QConv2D, QDense
+    from qkeras.quantizers import quantized_bits, quantized_po2, quantized_relu, quantized_relu_po2
+
+    tf.keras.utils.set_random_seed(seed)
+    x_in = tf.keras.Input(shape=(5, 5, 2), name="img")
+    h = QConv2D(3, (3, 3), name="pc2", kernel_quantizer=quantized_po2(4), bias_quantizer=quantized_bits(5, 1, alpha=1))(x_in)
+    h = QActivation(quantized_relu(6, 2), name="r1")(h)
+    h = tf.keras.layers.Reshape((9, 3), name="rows")(h)
+    h = QConv1D(2, 3, name="pc1", kernel_quantizer=quantized_po2(4, max_value=1),
+                bias_quantizer=quantized_bits(5, 1, alpha=1))(h)
+    h = QActivation(quantized_relu(6, 2), name="r2")(h)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    h = QDense(3, name="rp", kernel_quantizer=quantized_relu_po2(3), bias_quantizer=quantized_relu_po2(3, max_value=2))(h)
+    h = QActivation(quantized_relu(6, 2), name="r3")(h)
+    out = QDense(2, name="rpn", kernel_quantizer=quantized_relu_po2(4, negative_slope=0.25),
+                 bias_quantizer=quantized_bits(5, 1, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="po2_conv_test")
+    rng = np.random.default_rng(seed)
+    for name, spread in (("pc2", [1, 0.2, 3]), ("pc1", [0.3, 1]), ("rp", [0.3, 1, 6]), ("rpn", [1.5, 4])):
+        layer = model.get_layer(name)
+        kernel, bias = layer.get_weights()
+        layer.set_weights([(rng.uniform(-1, 1, kernel.shape) * np.array(spread)).astype(np.float32),
+                           rng.uniform(-2, 2, bias.shape).astype(np.float32)])
+    return model
+
+
+BUILDERS.update(po2_conv=po2_conv_model)

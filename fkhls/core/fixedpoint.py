@@ -10,6 +10,7 @@ sign/exponent code, and to_raw/from_raw/literal/parse_type/cpp_type know it).
 
 from __future__ import annotations
 
+import math
 import re
 from fractions import Fraction
 
@@ -358,12 +359,7 @@ def quantizer_type(config: dict, *, activation: bool = False, where: str = "quan
                 "converter refuses it); use quantized_bits or quantized_relu"
             )
         if name == "quantized_relu_po2":
-            raise UnsupportedModelError(
-                f"{where}: quantized_relu_po2 weights are not supported: hls4ml 1.3.0 builds exponent-struct weights "
-                "only from quantized_po2 (converters/keras/qkeras.py); it types any other quantizer as fixed point, "
-                "whose words would not hold QKeras's powers of two; use quantized_po2(bits) or quantized_bits(bits, "
-                "integer, alpha=1)"
-            )
+            return _relu_po2_weight_type(cfg, where)
         return _po2_weight_type(cfg, where)
     if name in ("quantized_sigmoid", "quantized_tanh"):
         if not activation:
@@ -384,7 +380,7 @@ def quantizer_type(config: dict, *, activation: bool = False, where: str = "quan
         return _relu_type(cfg, where)
     raise UnsupportedModelError(
         f"{where}: quantizer {name!r} is not supported (supported: quantized_bits(alpha=1), quantized_relu; "
-        "binary(alpha=1), ternary(alpha=1) and quantized_po2 weights; alpha='auto_po2' on QDense/QConv1D/QConv2D "
+        "binary(alpha=1), ternary(alpha=1), quantized_po2 and quantized_relu_po2 weights; alpha='auto_po2' on QDense/QConv1D/QConv2D "
         "kernels)"
     )
 
@@ -403,6 +399,44 @@ def _po2_weight_type(cfg: dict, where: str) -> Po2Type:
             "of two); use qnoise_factor=1.0"
         )
     return Po2Type(int(cfg["bits"]))
+
+
+def _relu_po2_weight_type(cfg: dict, where: str) -> FixedPrecisionType:
+    """quantized_relu_po2(bits) weights: plain fixed-point words holding every power of two the quantizer outputs.
+
+    hls4ml 1.3.0 has no exponent struct for them (its converter prints "Unsupported quantizer" and types them
+    ap_fixed<16,6>, which wraps relu_po2(4)'s 2**5..2**7); fkhls sets the narrowest exact type instead. QKeras 0.9.0
+    never outputs 0 (x < eps becomes 2**min_exp); exponents lie in [q * min_exp, q * max_exp] (q = 2 with
+    quadratic_approximation), min_exp = -2**(bits - s), max_exp = 2**(bits - s) - 1 (s = 0 when max_value <= 1),
+    capped by max_value; a negative_slope adds -2**e (a signed word).
+    """
+    qnoise = cfg.get("qnoise_factor", 1.0)
+    if qnoise is not None and float(qnoise) != 1.0:
+        raise UnsupportedModelError(
+            f"{where}: quantized_relu_po2(qnoise_factor={qnoise!r}) mixes unquantized values into the weights (not "
+            "powers of two); use qnoise_factor=1.0"
+        )
+    bits, max_value = int(cfg["bits"]), cfg.get("max_value")
+    sign_bit = 0 if max_value is not None and float(max_value) <= 1 else 1
+    q = 2 if cfg.get("quadratic_approximation") else 1
+    min_exp, max_exp = -(2 ** (bits - sign_bit)), 2 ** (bits - sign_bit) - 1
+    if q == 2:
+        max_exp = 2 * (max_exp // 2)
+    lo, hi = q * min_exp, q * max_exp
+    if max_value is not None:
+        cap = q * math.ceil(math.log2(float(max_value)) / q) if float(max_value) > 0 else min_exp
+        hi = max(min(hi, cap), min_exp)
+    hi = max(hi, -1)  # keep the integer part >= 0 (an ap_ufixed<W, 0> at least)
+    signed = bool(cfg.get("negative_slope"))
+    width = hi - lo + 1 + signed
+    if width > MAX_WIDTH:
+        raise UnsupportedModelError(
+            f"{where}: quantized_relu_po2({bits}) weights are powers of two 2**{lo} .. 2**{hi}: an exact fixed-point "
+            f"word needs {width} bits (> {MAX_WIDTH}, what fkhls emulates; hls4ml 1.3.0's own ap_fixed<16,6> for them "
+            f"would drop or wrap most of that range); use fewer bits or quantized_po2(bits) (hls4ml's "
+            "exponent struct)"
+        )
+    return _make(width, hi + 1 + signed, signed)
 
 
 def _relu_type(cfg: dict, where: str) -> FixedPrecisionType:

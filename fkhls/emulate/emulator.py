@@ -281,6 +281,12 @@ PO2_TF_REFUSAL = ("{what} is a quantized_po2 array (hls4ml's exponent struct: si
                   "QKeras re-quantizes an assigned faulty value (clipping the exponent); use method='exact' / "
                   "--reference emulator")
 
+# A relu_po2 word is plain fixed point, but QKeras re-quantizes the assigned variable to a power of two on every
+# call, so a flipped word that is not a power of two (most are) never reaches the model's product.
+RELU_PO2_TF_REFUSAL = ("{what} is a quantized_relu_po2 array: its hardware word is fixed point, but QKeras "
+                       "re-quantizes an assigned faulty value to a power of two, so the TF way (FKeras's) computes "
+                       "with other values than the hardware; use method='exact' / --reference emulator")
+
 
 def _predict_with(model, spec: ModelSpec, faulty: Weights, keys, x) -> np.ndarray:
     """Set faulty quantized values into the Keras variables and predict (the FKeras way)."""
@@ -288,6 +294,8 @@ def _predict_with(model, spec: ModelSpec, faulty: Weights, keys, x) -> np.ndarra
     for key in keys:
         if is_po2(spec.tensor(*key).ptype):
             raise FaultSpecError(PO2_TF_REFUSAL.format(what=f"{key[0]}.{key[1]}"))
+        if (spec.tensor(*key).quantizer or {}).get("class_name") == "quantized_relu_po2":
+            raise FaultSpecError(RELU_PO2_TF_REFUSAL.format(what=f"{key[0]}.{key[1]}"))
         names = {layer.name for layer in model.layers}
         variable = getattr(model.get_layer(key[0]), key[1], None) if key[0] in names else None
         if variable is None or not hasattr(variable, "assign") or not _is_variable(spec, key):

@@ -23,7 +23,7 @@ from tests import models
 
 GRAPH_MODELS = ["residual", "concat", "merges", "concat_axes"]
 ARRAY_MODELS = ["batchnorm", "alpha", "convbn", "depthwise", "separable", "separable1d", "pointwise", "dense_po2",
-                "binary_po2", "binary_po2_conv"]
+                "binary_po2", "binary_po2_conv", "po2_conv"]
 FORCED_MODELS = ["shapes", "pooling", "zeropad", "upsampling", "permute", "softmax", "binary", "plain_dense"]
 
 _BUILT: dict = {}

@@ -139,10 +139,11 @@ STAGE_MODELS = ["shapes", "pooling", "pooling1d", "avgpool", "avgpool1d", "zerop
                 "softmax", "leaky", "binary", "hard", "plain_dense", "plain_conv"]
 STAGE_MODELS_MORE = ["batchnorm", "convbn", "alpha", "residual", "concat", "merges", "depthwise", "separable",
                      "separable1d", "upsampling", "upsampling1d", "permute", "pointwise", "dense_po2", "binary_po2",
-                     "binary_po2_conv"]
+                     "binary_po2_conv", "po2_conv"]
 IO_STREAM_MODELS = ["shapes", "pooling1d", "avgpool1d", "zeropad", "sigmoid", "tanh", "softmax", "leaky", "binary", "hard"]
 IO_STREAM_MODELS_MORE = ["batchnorm", "alpha", "residual", "depthwise", "separable", "separable1d", "upsampling",
-                         "upsampling1d", "permute", "pointwise", "dense_po2", "binary_po2", "binary_po2_conv"]
+                         "upsampling1d", "permute", "pointwise", "dense_po2", "binary_po2", "binary_po2_conv",
+                         "po2_conv"]
 
 
 def stage_fixture(name: str, tmp_path_factory):

@@ -135,7 +135,7 @@ def test_binary_and_ternary_weights_are_two_bit_signed_words():
 
 
 @pytest.mark.parametrize("kernel, words", [
-    ("quantized_relu_po2(4)", ["quantized_relu_po2 weights", "only from quantized_po2", "quantized_po2(bits)"]),
+    ("quantized_relu_po2(6)", ["quantized_relu_po2(6) weights", "64 bits", "quantized_po2(bits)"]),
     ("quantized_po2(4, qnoise_factor=0.5)", ["qnoise_factor=0.5", "not powers of two"]),
     ("binary(use_01=True, alpha=1)", ["use_01", "both to 1", "binary(alpha=1)"]),
     ("binary(alpha='auto')", ["alpha='auto'", "ApplyAlpha", "no power of two", "auto_po2"]),
@@ -314,19 +314,14 @@ def test_po2_word_is_sign_then_exponent_code():
 @pytest.mark.parametrize("where, build, words", [
     ("bias", lambda q: _one_dense(q.quantized_po2(4, max_value=1), q.quantized_po2(4), name="odd"),
      ["quantized_po2 biases", "does not compile", "quantized_bits"]),
-    ("conv", None, ["quantized_po2 kernels are supported in QDense only"]),
-    ("depthwise", None, ["depthwise_quantizer: quantized_po2 kernels are supported in QDense only"]),
+    ("depthwise", None, ["depthwise_quantizer: quantized_po2 weights are supported in QDense, QConv1D and QConv2D "
+                         "only"]),
 ])
 def test_po2_refusals_name_layer_and_way_out(where, build, words):
     import tensorflow as tf
-    from qkeras import QConv1D
     from qkeras import quantizers as q
 
-    if where == "conv":
-        x_in = tf.keras.Input(shape=(5, 2))
-        model = tf.keras.Model(x_in, QConv1D(2, 2, name="odd", kernel_quantizer=q.quantized_po2(4),
-                                              bias_quantizer=q.quantized_bits(5, 1, alpha=1))(x_in))
-    elif where == "depthwise":
+    if where == "depthwise":
         from qkeras import QDepthwiseConv2D
 
         x_in = tf.keras.Input(shape=(4, 4, 2))

@@ -123,12 +123,12 @@ class WeightedHandler(LayerHandler):
             reasons += _type_errors(_alpha().unscaled(k_cfg), f"{where} kernel_quantizer")
         else:
             reasons += _tensor_type_errors(layer, "kernel", where)
-            if k_cfg is not None and k_cfg["class_name"] == "quantized_po2" and self.kinds[0] != "dense":
-                reasons.append(f"{where} kernel_quantizer: quantized_po2 kernels are supported in QDense only (fkhls "
-                               "emulates hls4ml's weight_exponential product for Dense); use quantized_bits(bits, "
-                               "integer, alpha=1) here")
         if is_folded(layer):  # QConv2DBatchnorm: a folded bias always exists and must be quantized
             reasons += folded_blockers(layer, where)
+            if k_cfg is not None and k_cfg["class_name"] in ("quantized_po2", "quantized_relu_po2"):
+                reasons.append(f"{where} kernel_quantizer: {k_cfg['class_name']} kernels are not supported in a "
+                               "folded batch-normalized layer (fkhls reproduces hls4ml's po2 words of unfolded "
+                               "QDense/QConv1D/QConv2D kernels only); use quantized_bits(bits, integer, alpha=1) here")
             b_cfg = quantizer_config(layer, "bias")
             reasons += _type_errors(b_cfg, f"{where} bias_quantizer") if b_cfg is not None else []
         elif config.get("use_bias", True):
@@ -170,7 +170,7 @@ class WeightedHandler(LayerHandler):
         if is_po2(kernel.ptype):  # hls4ml's weight_exponential shift (po2.py)
             if bias is not None and is_po2(bias.ptype):
                 raise UnsupportedModelError(f"{where} bias_quantizer: quantized_po2 biases are not supported: hls4ml "
-                                            "1.3.0 stores them as exponent structs that its Dense casts to accum_t "
+                                            "1.3.0 stores them as exponent structs that its layer casts to accum_t "
                                             "(the project does not compile); use quantized_bits(bits, integer, "
                                             "alpha=1)")
             acc = po2.accumulator_type(walk.in_type, kernel.ptype, bias.ptype if bias else None, n_terms)

@@ -74,9 +74,9 @@ def _refusals(layer, arrays: tuple[str, ...]) -> list[str]:
             quantizer_type(q_config, where=f"{where} {key}_quantizer")
         except UnsupportedModelError as exc:
             reasons.append(str(exc))
-        if q_config["class_name"] == "quantized_po2":  # fkhls emulates hls4ml's po2 (shift) product for Dense only
-            reasons.append(f"{where} {key}_quantizer: quantized_po2 kernels are supported in QDense only; use "
-                           "quantized_bits(bits, integer, alpha=1) here")
+        if q_config["class_name"] in ("quantized_po2", "quantized_relu_po2"):  # checked in QDense/QConv only
+            reasons.append(f"{where} {key}_quantizer: {q_config['class_name']} weights are supported in QDense, "
+                           "QConv1D and QConv2D only; use quantized_bits(bits, integer, alpha=1) here")
     try:
         act = activation_of(config.get("activation"), f"{where} activation")
         if act is not None and act[1] is not None:
