@@ -8,8 +8,20 @@ element, e.g. ``nnet::array<ap_fixed<...>, 16>``). Per scenario and sample it st
 first call that reads a flipped weight array; each recomputed call gets fresh streams filled
 from the arrays of its inputs (the faulty copy of a variable that differs from golden, the
 golden one otherwise), its output streams are drained into arrays and compared with golden,
-and the sample stops (outputs golden) as soon as nothing differs. There is no neuron delta:
-one conv weight feeds every output pixel of its channel.
+and the sample stops (outputs golden) as soon as nothing differs.
+
+*Neuron delta* (single-bit scenarios in an eligible io_stream Dense call, as ``fkhls.csim.cone``):
+hls4ml 1.3.0's stream ``nnet::dense`` (``nnet_dense_stream.h``) reads the whole input vector from
+its stream, runs the io_parallel kernel (``dense_latency`` / ``dense_resource``) on
+``data_T::value_type`` / ``res_T::value_type`` arrays and writes the result, so the element arrays
+kept here are that kernel's input and output. The one output a flipped weight feeds is
+``golden + (accum_t)product(x, w_new) - (accum_t)product(x, w_old)`` (bias: ``+ (accum_t)b_new -
+(accum_t)b_old``) with the config's own ``product``; samples where it did not change are golden,
+the others continue the cone from the next call with that output stream dirty. Exact under the
+io_parallel conditions (``fkhls.csim.cone``'s docstring): the stream element type *is* accum_t,
+accum_t is an ap_(u)fixed that wraps, defines.h says what the manifest records; asserted at compile
+time too. Where they fail, and for conv calls (one weight feeds every output pixel of its channel),
+the layer runs cone + skip and the plan says why.
 
 Every stream is written by one call and read by at most one (hls4ml inserts ``clone_stream``
 for a tensor with several readers), so a variable stops mattering once its reader ran. The
@@ -28,9 +40,11 @@ import numpy as np
 
 from fkhls.core.errors import ProjectError
 from fkhls.core.templates import render
-from fkhls.csim.cone import ConePlan
+from fkhls.core.fixedpoint import SaturationMode
+from fkhls.csim.cone import _DENSE_RE, ConePlan, DeltaLayer, _project_types, _same_type, _strides
 from fkhls.project.manifest import Manifest
 from fkhls.project.program import NUMBER_RE, Program, read_program
+from fkhls.project.readback import _ARRAY_RE
 
 __all__ = ["stream_cone_plan", "render_stream_cone_harness"]
 
@@ -79,8 +93,77 @@ def stream_cone_plan(manifest: Manifest) -> ConePlan:
     if program.resolve(manifest.input_var) != program.params[0].name or output not in variables or readers[output]:
         return _refuse(f"input {manifest.input_var} / output {manifest.output_var} are not the top function's "
                        "input and unread output streams")
-    return ConePlan(True, "io_stream cone + skip on every weighted call (golden streams kept as arrays, no neuron "
-                          "delta)", program, tuple(users[a][0] for a in arrays))
+    typedefs, configs = _project_types(manifest)
+    delta, notes = [], []
+    for index in sorted({calls[0] for calls in users.values()}):
+        layer, note = _stream_delta_layer(manifest, program, index, typedefs, configs)
+        if layer is not None:
+            delta.append(layer)
+        else:
+            notes.append(note)
+    reason = "io_stream cone + skip on every weighted call (golden streams kept as arrays); neuron delta on " + (
+        ", ".join(d.layer for d in delta) if delta else "no layer")
+    if notes:
+        reason += "; cone + skip only: " + "; ".join(notes)
+    return ConePlan(True, reason, program, tuple(users[a][0] for a in arrays), tuple(delta), (), tuple(notes))
+
+
+def _element(typedefs: dict[str, str], name: str) -> str | None:
+    """The element type (C++ text) of a packed stream type ``nnet::array<T, N>``; None for anything else."""
+    match = _ARRAY_RE.match(typedefs.get(name, "").strip())
+    return match["inner"].strip() if match else None
+
+
+def _stream_delta_layer(manifest: Manifest, program: Program, index: int, typedefs: dict, configs: dict):
+    """(DeltaLayer, None) when stream call ``index`` qualifies for the neuron delta, else (None, reason)."""
+    call = program.calls[index]
+    match = _DENSE_RE.match(call.function)
+    if not match:
+        return None, f"{call.layer}: {call.function.split('<')[0]} is not an io_stream nnet::dense call"
+    record = next((r for r in manifest.weighted_layers if r.hls_name == call.layer), None)
+    if record is None or record.kind != "dense" or record.kernel is None:
+        return None, f"{call.layer}: no Dense layer with a kernel in the manifest"
+    if "po2_exponent_bits" in record.kernel.type:
+        return None, f"{call.layer}: its po2 kernel multiplies by a shift (weight_exponential), not linear in the word"
+    output = program.resolve(call.output)
+    if record.output_var is None or program.resolve(record.output_var) != output:
+        return None, (f"{call.layer}: its accumulator is not materialized (the call writes {call.output}, the "
+                      f"manifest's output variable is {record.output_var}): the result type differs from accum_t")
+    if record.accum_type is None or record.accum_type != record.result_type:
+        return None, f"{call.layer}: result type {record.result_type['cpp']} is not its accumulator type"
+    if not record.accum_type["cpp"].startswith(("ap_fixed<", "ap_ufixed<")):
+        return None, f"{call.layer}: accumulator {record.accum_type['cpp']} is not an ap_(u)fixed type"
+    if record.accum_ptype.saturation_mode != SaturationMode.WRAP:
+        return None, f"{call.layer}: accumulator {record.accum_type['cpp']} saturates (its sum is not modular)"
+    config = configs.get(match["config"], {})
+    accum_name = config.get("accum_t")
+    checks = [  # (what, C++ text in defines.h, what the manifest records)
+        (f"{match['res']}'s element", _element(typedefs, match["res"]), record.result_type),
+        (accum_name, typedefs.get(accum_name or ""), record.accum_type),
+        (config.get("weight_t"), typedefs.get(config.get("weight_t") or ""), record.kernel.type),
+        (config.get("bias_t"), typedefs.get(config.get("bias_t") or ""), record.bias.type if record.bias else None),
+    ]
+    for name, cpp, recorded in checks:
+        if recorded is not None and not _same_type(cpp, recorded):
+            return None, (f"{call.layer}: firmware/defines.h has {name} = {cpp!r}, the manifest records "
+                          f"{recorded['cpp']} (edited by hand?): the accumulator may not be exact")
+    data = _element(typedefs, match["data"])
+    if data is None:
+        return None, f"{call.layer}: input stream type {match['data']} is not an nnet::array"
+    if data.replace(" ", "") == "ap_uint<1>":
+        return None, f"{call.layer}: binary inputs use a different cast"
+    kernel, bias = record.kernel, record.bias
+    if tuple(call.args[2:]) != (kernel.array, *((bias.array,) if bias else ())):
+        return None, f"{call.layer}: call arguments {call.args} do not match arrays {kernel.array}/{bias and bias.array}"
+    if len(kernel.keras_shape) != 2:
+        return None, f"{call.layer}: kernel shape {kernel.keras_shape} is not (n_in, n_out)"
+    strides = _strides(kernel.hls_shape)
+    position = {axis: k for k, axis in enumerate(kernel.axes)}  # Keras axis -> position in the hls4ml order
+    n_in, n_out = kernel.keras_shape
+    return DeltaLayer(call=index, layer=call.layer, data_t=match["data"], res_t=match["res"], config=match["config"],
+                      input=program.resolve(call.input), output=output, kernel=kernel.array,
+                      bias=bias.array if bias else None, n_in=int(n_in), n_out=int(n_out),
+                      i_stride=strides[position[0]], j_stride=strides[position[1]]), None
 
 
 def _stream_calls(program: Program) -> list[dict]:
@@ -107,12 +190,16 @@ def render_stream_cone_harness(manifest: Manifest, plan: ConePlan) -> str:
         raise ProjectError(f"no cone harness for {manifest.project_dir}: {plan.reason}")
     program = plan.program
     out_type = manifest.output_ptype
+    ids = {a.array: k for k, a in enumerate(manifest.arrays())}
+    var_id = {v.name: k for k, v in enumerate((*program.params, *program.locals))}
+    delta = [dict(d.__dict__, kernel_id=ids[d.kernel], bias_id=ids[d.bias] if d.bias else -1,
+                  input_id=var_id[d.input], output_id=var_id[d.output]) for d in plan.delta]
     return render("cone_stream_harness.cpp.j2", project_name=manifest.project_name, io_type=manifest.io_type,
                   n_in=int(np.prod(manifest.input_shape)), n_out=int(np.prod(manifest.output_shape)),
                   out_signed=bool(out_type.signed), out_width=out_type.width,
                   arrays=[dict(array=a.array, type_name=a.type_name, cpp=a.type["cpp"], size=a.size,
                                width=a.ptype.width, call=c) for a, c in zip(manifest.arrays(), plan.array_calls)],
-                  variables=[*program.params, *program.locals], calls=_stream_calls(program),
+                  variables=[*program.params, *program.locals], calls=_stream_calls(program), delta=delta,
                   input_var=program.resolve(manifest.input_var), output_var=program.resolve(manifest.output_var),
                   output_id=[v.name for v in (*program.params, *program.locals)].index(
                       program.resolve(manifest.output_var)),
