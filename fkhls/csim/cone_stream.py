@@ -20,8 +20,15 @@ kept here are that kernel's input and output. The one output a flipped weight fe
 the others continue the cone from the next call with that output stream dirty. Exact under the
 io_parallel conditions (``fkhls.csim.cone``'s docstring): the stream element type *is* accum_t,
 accum_t is an ap_(u)fixed that wraps, defines.h says what the manifest records; asserted at compile
-time too. Where they fail, and for conv calls (one weight feeds every output pixel of its channel),
-the layer runs cone + skip and the plan says why.
+time too. Where they fail the layer runs cone + skip and the plan says why.
+
+*Channel delta* (single-bit scenarios in an eligible ``nnet::conv_2d_cl`` call, same conditions):
+the stream conv (``nnet_conv2d_stream.h``, line buffer, no padding: hls4ml pads in a layer of its
+own) runs ``mult_config``'s Dense kernel on each full window and writes one packed pixel of
+``n_filt`` channels per output position, row-major. A flipped weight (kh, kw, c, f) changes
+channel f only: at output (oh, ow) by ``(accum_t)product(x[oh*s_h+kh, ow*s_w+kw, c], w_new) -
+(accum_t)product(x, w_old)``; a flipped bias adds ``(accum_t)b_new - (accum_t)b_old`` to channel
+f everywhere. The geometry comes from the config struct in the generated code itself.
 
 Every stream is written by one call and read by at most one (hls4ml inserts ``clone_stream``
 for a tensor with several readers), so a variable stops mattering once its reader ran. The
@@ -34,6 +41,7 @@ reference harness's command line plus the cone harness's optional STEP PHASE.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,9 +54,27 @@ from fkhls.project.manifest import Manifest
 from fkhls.project.program import NUMBER_RE, Program, read_program
 from fkhls.project.readback import _ARRAY_RE
 
-__all__ = ["stream_cone_plan", "render_stream_cone_harness"]
+__all__ = ["ConvDeltaLayer", "stream_cone_plan", "render_stream_cone_harness"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
+_CONV_RE = re.compile(r"^nnet::conv_2d_cl<\s*(?P<data>\w+)\s*,\s*(?P<res>\w+)\s*,\s*(?P<config>\w+)\s*>$")
+
+
+@dataclass(frozen=True)
+class ConvDeltaLayer:
+    """An io_stream Conv2D call whose faulted output channel can be updated pixel by pixel (module docstring)."""
+
+    call: int
+    layer: str
+    data_t: str  # template arguments of the nnet::conv_2d_cl call
+    res_t: str
+    config: str
+    input: str  # stream variables read and written
+    output: str
+    kernel: str
+    bias: str | None
+    shape: tuple[int, int, int, int]  # Keras kernel shape (kh, kw, c, f)
+    strides: tuple[int, int, int, int]  # kernel element e -> Keras axis a index (e / strides[a]) % shape[a]
 _FALLBACK = "this io_stream project runs the reference harness (full top function per fault)"
 
 
@@ -101,7 +127,8 @@ def stream_cone_plan(manifest: Manifest) -> ConePlan:
             delta.append(layer)
         else:
             notes.append(note)
-    reason = "io_stream cone + skip on every weighted call (golden streams kept as arrays); neuron delta on " + (
+    reason = "io_stream cone + skip on every weighted call (golden streams kept as arrays); delta (Dense: one " \
+             "output, Conv2D: one channel) on " + (
         ", ".join(d.layer for d in delta) if delta else "no layer")
     if notes:
         reason += "; cone + skip only: " + "; ".join(notes)
@@ -117,12 +144,15 @@ def _element(typedefs: dict[str, str], name: str) -> str | None:
 def _stream_delta_layer(manifest: Manifest, program: Program, index: int, typedefs: dict, configs: dict):
     """(DeltaLayer, None) when stream call ``index`` qualifies for the neuron delta, else (None, reason)."""
     call = program.calls[index]
-    match = _DENSE_RE.match(call.function)
+    match = _DENSE_RE.match(call.function) or _CONV_RE.match(call.function)
     if not match:
-        return None, f"{call.layer}: {call.function.split('<')[0]} is not an io_stream nnet::dense call"
+        return None, (f"{call.layer}: {call.function.split('<')[0]} is not an io_stream nnet::dense or conv_2d_cl "
+                      "call")
+    conv = match.re is _CONV_RE
     record = next((r for r in manifest.weighted_layers if r.hls_name == call.layer), None)
-    if record is None or record.kind != "dense" or record.kernel is None:
-        return None, f"{call.layer}: no Dense layer with a kernel in the manifest"
+    kind = "conv2d" if conv else "dense"
+    if record is None or record.kind != kind or record.kernel is None:
+        return None, f"{call.layer}: no {kind} layer with a kernel in the manifest"
     if "po2_exponent_bits" in record.kernel.type:
         return None, f"{call.layer}: its po2 kernel multiplies by a shift (weight_exponential), not linear in the word"
     output = program.resolve(call.output)
@@ -155,10 +185,25 @@ def _stream_delta_layer(manifest: Manifest, program: Program, index: int, typede
     kernel, bias = record.kernel, record.bias
     if tuple(call.args[2:]) != (kernel.array, *((bias.array,) if bias else ())):
         return None, f"{call.layer}: call arguments {call.args} do not match arrays {kernel.array}/{bias and bias.array}"
-    if len(kernel.keras_shape) != 2:
-        return None, f"{call.layer}: kernel shape {kernel.keras_shape} is not (n_in, n_out)"
     strides = _strides(kernel.hls_shape)
     position = {axis: k for k, axis in enumerate(kernel.axes)}  # Keras axis -> position in the hls4ml order
+    if conv:
+        if len(kernel.keras_shape) != 4:
+            return None, f"{call.layer}: kernel shape {kernel.keras_shape} is not (kh, kw, c, f)"
+        pads = {side: config.get(f"pad_{side}") for side in ("top", "bottom", "left", "right")}
+        if any(pad != "0" for pad in pads.values()):
+            return None, f"{call.layer}: padded inside the conv ({pads}): the window geometry is not the plain one"
+        mult = configs.get(f"{match['config']}_mult", {})
+        if mult.get("accum_t") != accum_name or mult.get("weight_t") != config.get("weight_t"):
+            return None, (f"{call.layer}: {match['config']}_mult's accum_t / weight_t are not {match['config']}'s "
+                          "(the kernel's sum may not be the layer's)")
+        return ConvDeltaLayer(call=index, layer=call.layer, data_t=match["data"], res_t=match["res"],
+                              config=match["config"], input=program.resolve(call.input), output=output,
+                              kernel=kernel.array, bias=bias.array if bias else None,
+                              shape=tuple(int(n) for n in kernel.keras_shape),
+                              strides=tuple(strides[position[a]] for a in range(4))), None
+    if len(kernel.keras_shape) != 2:
+        return None, f"{call.layer}: kernel shape {kernel.keras_shape} is not (n_in, n_out)"
     n_in, n_out = kernel.keras_shape
     return DeltaLayer(call=index, layer=call.layer, data_t=match["data"], res_t=match["res"], config=match["config"],
                       input=program.resolve(call.input), output=output, kernel=kernel.array,
@@ -192,7 +237,7 @@ def render_stream_cone_harness(manifest: Manifest, plan: ConePlan) -> str:
     out_type = manifest.output_ptype
     ids = {a.array: k for k, a in enumerate(manifest.arrays())}
     var_id = {v.name: k for k, v in enumerate((*program.params, *program.locals))}
-    delta = [dict(d.__dict__, kernel_id=ids[d.kernel], bias_id=ids[d.bias] if d.bias else -1,
+    delta = [dict(d.__dict__, conv=isinstance(d, ConvDeltaLayer), kernel_id=ids[d.kernel], bias_id=ids[d.bias] if d.bias else -1,
                   input_id=var_id[d.input], output_id=var_id[d.output]) for d in plan.delta]
     return render("cone_stream_harness.cpp.j2", project_name=manifest.project_name, io_type=manifest.io_type,
                   n_in=int(np.prod(manifest.input_shape)), n_out=int(np.prod(manifest.output_shape)),

@@ -28,14 +28,16 @@ from fkhls.project.manifest import load_manifest
 from tests import models
 
 # dense; conv2d + pooling; Add + Clone; Concatenate + Clone; depthwise (a bias array that is no fault target);
-# quantized_po2 kernels (hls4ml's {sign, exponent} struct words: flipped through _weight_word.cpp.j2)
-MODELS = ["dense", "pooling", "residual", "concat", "depthwise", "dense_po2"]
-# The io_stream Dense calls that take the neuron delta. dense's d3 has a rounding, saturating result type (not its
-# accum_t), dense_po2's kernels are po2 shifts, and conv / depthwise calls run cone + skip: each is in the plan's notes.
-DELTA = {"dense": ("d1", "d2", "out"), "pooling": ("head",), "residual": ("head",), "concat": ("da", "db", "head"),
-         "depthwise": ("head",), "dense_po2": ()}
-NO_DELTA = {"dense": ("d3",), "pooling": ("c1", "c2"), "residual": ("c0", "c1", "c2"), "concat": (),
-            "depthwise": ("dw1", "dw2"), "dense_po2": ("p1", "p2")}
+# quantized_po2 kernels (hls4ml's {sign, exponent} struct words: flipped through _weight_word.cpp.j2); conv2d (same
+# padding, a ZeroPadding call of its own in io_stream, and a strided conv)
+MODELS = ["dense", "pooling", "residual", "concat", "depthwise", "dense_po2", "conv2d"]
+# The io_stream Dense (neuron delta) and Conv2D (channel delta) calls that take a delta; conv2d's c2 has strides 2.
+# dense's d3 has a rounding, saturating result type (not its accum_t), dense_po2's kernels are po2 shifts, and
+# depthwise calls run cone + skip: each is in the plan's notes.
+DELTA = {"dense": ("d1", "d2", "out"), "pooling": ("c1", "c2", "head"), "residual": ("c0", "c1", "c2", "head"),
+         "concat": ("da", "db", "head"), "depthwise": ("head",), "dense_po2": (), "conv2d": ("c1", "c2", "head")}
+NO_DELTA = {"dense": ("d3",), "pooling": (), "residual": (), "concat": (), "depthwise": ("dw1", "dw2"),
+            "dense_po2": ("p1", "p2"), "conv2d": ()}
 
 
 def _build(manifest):
@@ -72,7 +74,7 @@ def test_every_fault_equals_the_reference_harness(project):
     assert plan.supported and plan.reason.startswith("io_stream cone + skip"), plan.reason
     assert tuple(d.layer for d in plan.delta) == DELTA[name], plan.reason
     assert tuple(note.split(":")[0] for note in plan.notes) == NO_DELTA[name], plan.notes
-    assert ("neuron delta on " + ", ".join(DELTA[name] or ("no layer",))) in plan.reason
+    assert ("Conv2D: one channel) on " + ", ".join(DELTA[name] or ("no layer",))) in plan.reason
     source = cone.render_cone_harness(manifest)
     assert "io_stream cone harness" in source.splitlines()[1]
     for d in plan.delta:  # the generated run_delta has a case for the layer's kernel and asserts its exactness
