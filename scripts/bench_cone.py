@@ -208,7 +208,7 @@ def stream_line(label: str, model, x: np.ndarray, n_faults: int, out: Path) -> s
             f"each (builds {t_build:.0f} s): reference harness {fs / t_ref:12,.0f} fault x samples/s "
             f"({t_ref / len(scenarios) * 1e3:.1f} ms/fault); io_stream cone harness {fs / t_cone:12,.0f} fault x "
             f"samples/s ({t_cone / len(scenarios) * 1e3:.1f} ms/fault); ratio {t_ref / t_cone:.1f} x; every word equal"
-            f"; neuron delta on {delta}")
+            f"; delta on {delta}")
 
 
 if __name__ == "__main__":

@@ -184,7 +184,8 @@ def _stream_delta_layer(manifest: Manifest, program: Program, index: int, typede
         return None, f"{call.layer}: binary inputs use a different cast"
     kernel, bias = record.kernel, record.bias
     if tuple(call.args[2:]) != (kernel.array, *((bias.array,) if bias else ())):
-        return None, f"{call.layer}: call arguments {call.args} do not match arrays {kernel.array}/{bias and bias.array}"
+        return None, (f"{call.layer}: call arguments {call.args} do not match arrays "
+                      f"{kernel.array}/{bias and bias.array}")
     strides = _strides(kernel.hls_shape)
     position = {axis: k for k, axis in enumerate(kernel.axes)}  # Keras axis -> position in the hls4ml order
     if conv:
@@ -237,7 +238,8 @@ def render_stream_cone_harness(manifest: Manifest, plan: ConePlan) -> str:
     out_type = manifest.output_ptype
     ids = {a.array: k for k, a in enumerate(manifest.arrays())}
     var_id = {v.name: k for k, v in enumerate((*program.params, *program.locals))}
-    delta = [dict(d.__dict__, conv=isinstance(d, ConvDeltaLayer), kernel_id=ids[d.kernel], bias_id=ids[d.bias] if d.bias else -1,
+    delta = [dict(d.__dict__, conv=isinstance(d, ConvDeltaLayer), kernel_id=ids[d.kernel],
+                  bias_id=ids[d.bias] if d.bias else -1,
                   input_id=var_id[d.input], output_id=var_id[d.output]) for d in plan.delta]
     return render("cone_stream_harness.cpp.j2", project_name=manifest.project_name, io_type=manifest.io_type,
                   n_in=int(np.prod(manifest.input_shape)), n_out=int(np.prod(manifest.output_shape)),
