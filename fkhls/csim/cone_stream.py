@@ -28,7 +28,8 @@ own) runs ``mult_config``'s Dense kernel on each full window and writes one pack
 ``n_filt`` channels per output position, row-major. A flipped weight (kh, kw, c, f) changes
 channel f only: at output (oh, ow) by ``(accum_t)product(x[oh*s_h+kh, ow*s_w+kw, c], w_new) -
 (accum_t)product(x, w_old)``; a flipped bias adds ``(accum_t)b_new - (accum_t)b_old`` to channel
-f everywhere. The geometry comes from the config struct in the generated code itself.
+f everywhere. The geometry comes from the config struct in the generated code itself; a 1-row
+kernel (``compute_output_buffer_1d``) keeps cone + skip.
 
 Every stream is written by one call and read by at most one (hls4ml inserts ``clone_stream``
 for a tensor with several readers), so a variable stops mattering once its reader ran. The
@@ -194,6 +195,8 @@ def _stream_delta_layer(manifest: Manifest, program: Program, index: int, typede
         pads = {side: config.get(f"pad_{side}") for side in ("top", "bottom", "left", "right")}
         if any(pad != "0" for pad in pads.values()):
             return None, f"{call.layer}: padded inside the conv ({pads}): the window geometry is not the plain one"
+        if config.get("filt_height") == "1":  # nnet_conv2d_stream.h then takes compute_output_buffer_1d (untested here)
+            return None, f"{call.layer}: a 1-row kernel takes hls4ml's 1D line-buffer path, not the one modelled"
         mult = configs.get(f"{match['config']}_mult", {})
         if mult.get("accum_t") != accum_name or mult.get("weight_t") != config.get("weight_t"):
             return None, (f"{call.layer}: {match['config']}_mult's accum_t / weight_t are not {match['config']}'s "
