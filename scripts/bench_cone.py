@@ -1,7 +1,8 @@
 """Per-fault cost of the cone harness vs the reference harness vs a per-fault recompile, in one run.
 
     .venv/bin/python scripts/bench_cone.py [--samples 1000] [--recompiles 2] [--reference-faults 100]
-                                           [--workers 2] [--no-emulate]
+                                           [--workers 2] [--no-emulate] [--stream-faults 200]
+                                           [--cnn-samples 50] [--no-cnn] [--stream-only]
 
 On the demo model (16-64-32-32-5, 6-bit weights), fresh build cache so every g++ run is real:
   (a) naive: `inject` a faulty copy + g++ build of its C-sim + run, for a couple of faults;
@@ -13,7 +14,8 @@ On the demo model (16-64-32-32-5, 6-bit weights), fresh build cache so every g++
   (e) io_stream (fkhls.csim.cone_stream against the reference harness, one process each, the same
       seeded sample of ``--stream-faults`` single-bit faults, every word compared): the demo model
       exported io_stream at ``--samples`` inputs, and unless --no-cnn bench_scale.py's io_stream CNN
-      (16x16x3 -> conv 16 -> conv 32 /2 -> dense 48 -> dense 10, 8-bit) at ``--cnn-samples`` inputs.
+      (16x16x3 -> conv 16 -> conv 32 /2 -> dense 48 -> dense 10, 8-bit) at ``--cnn-samples`` inputs; the
+      line names the Dense calls that take the io_stream neuron delta.
 The cone rows are also checked against (a) and (b). Prints wall time, CPU time of the harness
 processes, ms per fault, fault x samples per second and the ratios against the naive way.
 """
@@ -49,11 +51,16 @@ def main() -> None:
     parser.add_argument("--stream-faults", type=int, default=200, help="io_stream: faults through both harnesses")
     parser.add_argument("--cnn-samples", type=int, default=50, help="io_stream CNN: inputs per fault")
     parser.add_argument("--no-cnn", action="store_true", help="io_stream: the demo model only")
+    parser.add_argument("--stream-only", action="store_true", help="only (e), the io_stream lines")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="fkhls-bench-cone-") as tmp:
         tmp = Path(tmp)
         os.environ["FKHLS_CACHE_DIR"] = str(tmp / "cache")  # every build below really compiles
+        if args.stream_only:
+            for row in stream_lines(args, tmp):
+                print(row)
+            return
         from fkhls.csim import build as csim
         from fkhls.faults.addressing import map_faults, spec_from_manifest
         from fkhls.csim.inject import inject_bits
@@ -125,14 +132,7 @@ def main() -> None:
             assert mismatched == 0, f"{mismatched} faults differ between the cone harness and the emulator"
 
         # (e) io_stream: the stream cone harness against the reference harness, same faults, same run
-        stream_rows = [stream_line("demo model, io_stream", DATA / "demo_model.h5", x, args.stream_faults,
-                                   tmp / "stream_demo")]
-        if not args.no_cnn:
-            from bench_scale import cnn_model, grid_inputs  # scripts/ is on sys.path when this script runs
-
-            stream_rows.append(stream_line("io_stream CNN (bench_scale)", cnn_model(),
-                                           grid_inputs((16, 16, 3), args.cnn_samples), args.stream_faults,
-                                           tmp / "stream_cnn"))
+        stream_rows = stream_lines(args, tmp)
 
     per_ref = (t_ref - t_ref_overhead) / len(sample)
     per_cone = t_cone / n_faults
@@ -164,17 +164,31 @@ def main() -> None:
         print(row)
 
 
+def stream_lines(args, tmp: Path) -> list[str]:
+    """(e): the demo model exported io_stream and, unless --no-cnn, bench_scale.py's io_stream CNN."""
+    x = np.load(DATA / "demo_inputs.npy")
+    rows = [stream_line("demo model, io_stream", DATA / "demo_model.h5", np.resize(x, (args.samples, x.shape[1])),
+                        args.stream_faults, tmp / "stream_demo")]
+    if not args.no_cnn:
+        from bench_scale import cnn_model, grid_inputs  # scripts/ is on sys.path when this script runs
+
+        rows.append(stream_line("io_stream CNN (bench_scale)", cnn_model(), grid_inputs((16, 16, 3), args.cnn_samples),
+                                args.stream_faults, tmp / "stream_cnn"))
+    return rows
+
+
 def stream_line(label: str, model, x: np.ndarray, n_faults: int, out: Path) -> str:
     """Export MODEL io_stream, run one seeded sample of its single-bit faults through the io_stream cone harness and
     the reference harness (one process each, start-up and golden pass included in both), check every word."""
     from fkhls.csim import build as csim
-    from fkhls.csim.cone import build_cone_harness, cone_support, run_cone_harness
+    from fkhls.csim.cone import build_cone_harness, cone_plan, run_cone_harness
     from fkhls.csim.harness import build_harness, run_fault_harness
     from fkhls.project.export import ExportOptions, export_model
 
     manifest = export_model(model, out, ExportOptions(io_type="io_stream"))
-    supported, reason = cone_support(manifest)
-    assert supported, reason
+    plan = cone_plan(manifest)
+    assert plan.supported, plan.reason
+    delta = ", ".join(d.layer for d in plan.delta) or "no layer"
     x_raw = csim.input_words(manifest, x)
     pool = [(a.array, e, b) for a in manifest.arrays() for e in range(a.size) for b in range(a.ptype.width)]
     rng = np.random.default_rng(1)
@@ -193,7 +207,8 @@ def stream_line(label: str, model, x: np.ndarray, n_faults: int, out: Path) -> s
     return (f"(e) {label}, {len(pool):,} faults, seeded sample of {len(scenarios)} x {len(x_raw)} samples, 1 process "
             f"each (builds {t_build:.0f} s): reference harness {fs / t_ref:12,.0f} fault x samples/s "
             f"({t_ref / len(scenarios) * 1e3:.1f} ms/fault); io_stream cone harness {fs / t_cone:12,.0f} fault x "
-            f"samples/s ({t_cone / len(scenarios) * 1e3:.1f} ms/fault); ratio {t_ref / t_cone:.1f} x; every word equal")
+            f"samples/s ({t_cone / len(scenarios) * 1e3:.1f} ms/fault); ratio {t_ref / t_cone:.1f} x; every word equal"
+            f"; delta on {delta}")
 
 
 if __name__ == "__main__":

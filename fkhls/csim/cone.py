@@ -41,7 +41,7 @@ product and the bias are cast to ``accum_t`` before the sum, exactly as in
 conditions at compile time too. Where they fail the layer runs cone + skip (``ConePlan.notes``).
 
 io_stream projects are planned and rendered by ``fkhls.csim.cone_stream`` (golden streams kept as
-arrays, cone + skip, no neuron delta); the build and the run below are shared.
+arrays, cone + skip, a neuron delta on eligible io_stream Dense calls); the build and the run below are shared.
 """
 
 from __future__ import annotations

@@ -8,8 +8,28 @@ element, e.g. ``nnet::array<ap_fixed<...>, 16>``). Per scenario and sample it st
 first call that reads a flipped weight array; each recomputed call gets fresh streams filled
 from the arrays of its inputs (the faulty copy of a variable that differs from golden, the
 golden one otherwise), its output streams are drained into arrays and compared with golden,
-and the sample stops (outputs golden) as soon as nothing differs. There is no neuron delta:
-one conv weight feeds every output pixel of its channel.
+and the sample stops (outputs golden) as soon as nothing differs.
+
+*Neuron delta* (single-bit scenarios in an eligible io_stream Dense call, as ``fkhls.csim.cone``):
+hls4ml 1.3.0's stream ``nnet::dense`` (``nnet_dense_stream.h``) reads the whole input vector from
+its stream, runs the io_parallel kernel (``dense_latency`` / ``dense_resource``) on
+``data_T::value_type`` / ``res_T::value_type`` arrays and writes the result, so the element arrays
+kept here are that kernel's input and output. The one output a flipped weight feeds is
+``golden + (accum_t)product(x, w_new) - (accum_t)product(x, w_old)`` (bias: ``+ (accum_t)b_new -
+(accum_t)b_old``) with the config's own ``product``; samples where it did not change are golden,
+the others continue the cone from the next call with that output stream dirty. Exact under the
+io_parallel conditions (``fkhls.csim.cone``'s docstring): the stream element type *is* accum_t,
+accum_t is an ap_(u)fixed that wraps, defines.h says what the manifest records; asserted at compile
+time too. Where they fail the layer runs cone + skip and the plan says why.
+
+*Channel delta* (single-bit scenarios in an eligible ``nnet::conv_2d_cl`` call, same conditions):
+the stream conv (``nnet_conv2d_stream.h``, line buffer, no padding: hls4ml pads in a layer of its
+own) runs ``mult_config``'s Dense kernel on each full window and writes one packed pixel of
+``n_filt`` channels per output position, row-major. A flipped weight (kh, kw, c, f) changes
+channel f only: at output (oh, ow) by ``(accum_t)product(x[oh*s_h+kh, ow*s_w+kw, c], w_new) -
+(accum_t)product(x, w_old)``; a flipped bias adds ``(accum_t)b_new - (accum_t)b_old`` to channel
+f everywhere. The geometry comes from the config struct in the generated code itself; a 1-row
+kernel (``compute_output_buffer_1d``) keeps cone + skip.
 
 Every stream is written by one call and read by at most one (hls4ml inserts ``clone_stream``
 for a tensor with several readers), so a variable stops mattering once its reader ran. The
@@ -22,19 +42,40 @@ reference harness's command line plus the cone harness's optional STEP PHASE.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from fkhls.core.errors import ProjectError
 from fkhls.core.templates import render
-from fkhls.csim.cone import ConePlan
+from fkhls.core.fixedpoint import SaturationMode
+from fkhls.csim.cone import _DENSE_RE, ConePlan, DeltaLayer, _project_types, _same_type, _strides
 from fkhls.project.manifest import Manifest
 from fkhls.project.program import NUMBER_RE, Program, read_program
+from fkhls.project.readback import _ARRAY_RE
 
-__all__ = ["stream_cone_plan", "render_stream_cone_harness"]
+__all__ = ["ConvDeltaLayer", "stream_cone_plan", "render_stream_cone_harness"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
+_CONV_RE = re.compile(r"^nnet::conv_2d_cl<\s*(?P<data>\w+)\s*,\s*(?P<res>\w+)\s*,\s*(?P<config>\w+)\s*>$")
+
+
+@dataclass(frozen=True)
+class ConvDeltaLayer:
+    """An io_stream Conv2D call whose faulted output channel can be updated pixel by pixel (module docstring)."""
+
+    call: int
+    layer: str
+    data_t: str  # template arguments of the nnet::conv_2d_cl call
+    res_t: str
+    config: str
+    input: str  # stream variables read and written
+    output: str
+    kernel: str
+    bias: str | None
+    shape: tuple[int, int, int, int]  # Keras kernel shape (kh, kw, c, f)
+    strides: tuple[int, int, int, int]  # kernel element e -> Keras axis a index (e / strides[a]) % shape[a]
 _FALLBACK = "this io_stream project runs the reference harness (full top function per fault)"
 
 
@@ -79,8 +120,99 @@ def stream_cone_plan(manifest: Manifest) -> ConePlan:
     if program.resolve(manifest.input_var) != program.params[0].name or output not in variables or readers[output]:
         return _refuse(f"input {manifest.input_var} / output {manifest.output_var} are not the top function's "
                        "input and unread output streams")
-    return ConePlan(True, "io_stream cone + skip on every weighted call (golden streams kept as arrays, no neuron "
-                          "delta)", program, tuple(users[a][0] for a in arrays))
+    typedefs, configs = _project_types(manifest)
+    delta, notes = [], []
+    for index in sorted({calls[0] for calls in users.values()}):
+        layer, note = _stream_delta_layer(manifest, program, index, typedefs, configs)
+        if layer is not None:
+            delta.append(layer)
+        else:
+            notes.append(note)
+    reason = "io_stream cone + skip on every weighted call (golden streams kept as arrays); delta (Dense: one " \
+             "output, Conv2D: one channel) on " + (
+        ", ".join(d.layer for d in delta) if delta else "no layer")
+    if notes:
+        reason += "; cone + skip only: " + "; ".join(notes)
+    return ConePlan(True, reason, program, tuple(users[a][0] for a in arrays), tuple(delta), (), tuple(notes))
+
+
+def _element(typedefs: dict[str, str], name: str) -> str | None:
+    """The element type (C++ text) of a packed stream type ``nnet::array<T, N>``; None for anything else."""
+    match = _ARRAY_RE.match(typedefs.get(name, "").strip())
+    return match["inner"].strip() if match else None
+
+
+def _stream_delta_layer(manifest: Manifest, program: Program, index: int, typedefs: dict, configs: dict):
+    """(DeltaLayer, None) when stream call ``index`` qualifies for the neuron delta, else (None, reason)."""
+    call = program.calls[index]
+    match = _DENSE_RE.match(call.function) or _CONV_RE.match(call.function)
+    if not match:
+        return None, (f"{call.layer}: {call.function.split('<')[0]} is not an io_stream nnet::dense or conv_2d_cl "
+                      "call")
+    conv = match.re is _CONV_RE
+    record = next((r for r in manifest.weighted_layers if r.hls_name == call.layer), None)
+    kind = "conv2d" if conv else "dense"
+    if record is None or record.kind != kind or record.kernel is None:
+        return None, f"{call.layer}: no {kind} layer with a kernel in the manifest"
+    if "po2_exponent_bits" in record.kernel.type:
+        return None, f"{call.layer}: its po2 kernel multiplies by a shift (weight_exponential), not linear in the word"
+    output = program.resolve(call.output)
+    if record.output_var is None or program.resolve(record.output_var) != output:
+        return None, (f"{call.layer}: its accumulator is not materialized (the call writes {call.output}, the "
+                      f"manifest's output variable is {record.output_var}): the result type differs from accum_t")
+    if record.accum_type is None or record.accum_type != record.result_type:
+        return None, f"{call.layer}: result type {record.result_type['cpp']} is not its accumulator type"
+    if not record.accum_type["cpp"].startswith(("ap_fixed<", "ap_ufixed<")):
+        return None, f"{call.layer}: accumulator {record.accum_type['cpp']} is not an ap_(u)fixed type"
+    if record.accum_ptype.saturation_mode != SaturationMode.WRAP:
+        return None, f"{call.layer}: accumulator {record.accum_type['cpp']} saturates (its sum is not modular)"
+    config = configs.get(match["config"], {})
+    accum_name = config.get("accum_t")
+    checks = [  # (what, C++ text in defines.h, what the manifest records)
+        (f"{match['res']}'s element", _element(typedefs, match["res"]), record.result_type),
+        (accum_name, typedefs.get(accum_name or ""), record.accum_type),
+        (config.get("weight_t"), typedefs.get(config.get("weight_t") or ""), record.kernel.type),
+        (config.get("bias_t"), typedefs.get(config.get("bias_t") or ""), record.bias.type if record.bias else None),
+    ]
+    for name, cpp, recorded in checks:
+        if recorded is not None and not _same_type(cpp, recorded):
+            return None, (f"{call.layer}: firmware/defines.h has {name} = {cpp!r}, the manifest records "
+                          f"{recorded['cpp']} (edited by hand?): the accumulator may not be exact")
+    data = _element(typedefs, match["data"])
+    if data is None:
+        return None, f"{call.layer}: input stream type {match['data']} is not an nnet::array"
+    if data.replace(" ", "") == "ap_uint<1>":
+        return None, f"{call.layer}: binary inputs use a different cast"
+    kernel, bias = record.kernel, record.bias
+    if tuple(call.args[2:]) != (kernel.array, *((bias.array,) if bias else ())):
+        return None, (f"{call.layer}: call arguments {call.args} do not match arrays "
+                      f"{kernel.array}/{bias and bias.array}")
+    strides = _strides(kernel.hls_shape)
+    position = {axis: k for k, axis in enumerate(kernel.axes)}  # Keras axis -> position in the hls4ml order
+    if conv:
+        if len(kernel.keras_shape) != 4:
+            return None, f"{call.layer}: kernel shape {kernel.keras_shape} is not (kh, kw, c, f)"
+        pads = {side: config.get(f"pad_{side}") for side in ("top", "bottom", "left", "right")}
+        if any(pad != "0" for pad in pads.values()):
+            return None, f"{call.layer}: padded inside the conv ({pads}): the window geometry is not the plain one"
+        if config.get("filt_height") == "1":  # nnet_conv2d_stream.h then takes compute_output_buffer_1d (untested here)
+            return None, f"{call.layer}: a 1-row kernel takes hls4ml's 1D line-buffer path, not the one modelled"
+        mult = configs.get(f"{match['config']}_mult", {})
+        if mult.get("accum_t") != accum_name or mult.get("weight_t") != config.get("weight_t"):
+            return None, (f"{call.layer}: {match['config']}_mult's accum_t / weight_t are not {match['config']}'s "
+                          "(the kernel's sum may not be the layer's)")
+        return ConvDeltaLayer(call=index, layer=call.layer, data_t=match["data"], res_t=match["res"],
+                              config=match["config"], input=program.resolve(call.input), output=output,
+                              kernel=kernel.array, bias=bias.array if bias else None,
+                              shape=tuple(int(n) for n in kernel.keras_shape),
+                              strides=tuple(strides[position[a]] for a in range(4))), None
+    if len(kernel.keras_shape) != 2:
+        return None, f"{call.layer}: kernel shape {kernel.keras_shape} is not (n_in, n_out)"
+    n_in, n_out = kernel.keras_shape
+    return DeltaLayer(call=index, layer=call.layer, data_t=match["data"], res_t=match["res"], config=match["config"],
+                      input=program.resolve(call.input), output=output, kernel=kernel.array,
+                      bias=bias.array if bias else None, n_in=int(n_in), n_out=int(n_out),
+                      i_stride=strides[position[0]], j_stride=strides[position[1]]), None
 
 
 def _stream_calls(program: Program) -> list[dict]:
@@ -107,12 +239,17 @@ def render_stream_cone_harness(manifest: Manifest, plan: ConePlan) -> str:
         raise ProjectError(f"no cone harness for {manifest.project_dir}: {plan.reason}")
     program = plan.program
     out_type = manifest.output_ptype
+    ids = {a.array: k for k, a in enumerate(manifest.arrays())}
+    var_id = {v.name: k for k, v in enumerate((*program.params, *program.locals))}
+    delta = [dict(d.__dict__, conv=isinstance(d, ConvDeltaLayer), kernel_id=ids[d.kernel],
+                  bias_id=ids[d.bias] if d.bias else -1,
+                  input_id=var_id[d.input], output_id=var_id[d.output]) for d in plan.delta]
     return render("cone_stream_harness.cpp.j2", project_name=manifest.project_name, io_type=manifest.io_type,
                   n_in=int(np.prod(manifest.input_shape)), n_out=int(np.prod(manifest.output_shape)),
                   out_signed=bool(out_type.signed), out_width=out_type.width,
                   arrays=[dict(array=a.array, type_name=a.type_name, cpp=a.type["cpp"], size=a.size,
                                width=a.ptype.width, call=c) for a, c in zip(manifest.arrays(), plan.array_calls)],
-                  variables=[*program.params, *program.locals], calls=_stream_calls(program),
+                  variables=[*program.params, *program.locals], calls=_stream_calls(program), delta=delta,
                   input_var=program.resolve(manifest.input_var), output_var=program.resolve(manifest.output_var),
                   output_id=[v.name for v in (*program.params, *program.locals)].index(
                       program.resolve(manifest.output_var)),

@@ -4,7 +4,8 @@ Small io_stream projects (a dense MLP, conv2d + max pooling + global pooling, a 
 and a Concatenate, both behind hls4ml's clone_stream, a depthwise conv whose zero bias array is
 no fault target), each exported and both harnesses built
 once per module. Every single-bit fault of every weight array, plus multi-bit scenarios across
-layers and the empty scenario, is compared raw word for raw word with the reference harness.
+layers and the empty scenario, is compared raw word for raw word with the reference harness; the
+plan must list the Dense calls that take the neuron delta (DELTA), so those faults go through it.
 """
 
 from __future__ import annotations
@@ -27,8 +28,16 @@ from fkhls.project.manifest import load_manifest
 from tests import models
 
 # dense; conv2d + pooling; Add + Clone; Concatenate + Clone; depthwise (a bias array that is no fault target);
-# quantized_po2 kernels (hls4ml's {sign, exponent} struct words: flipped through _weight_word.cpp.j2)
-MODELS = ["dense", "pooling", "residual", "concat", "depthwise", "dense_po2"]
+# quantized_po2 kernels (hls4ml's {sign, exponent} struct words: flipped through _weight_word.cpp.j2); conv2d (same
+# padding, a ZeroPadding call of its own in io_stream, and a strided conv)
+MODELS = ["dense", "pooling", "residual", "concat", "depthwise", "dense_po2", "conv2d"]
+# The io_stream Dense (neuron delta) and Conv2D (channel delta) calls that take a delta; conv2d's c2 has strides 2.
+# dense's d3 has a rounding, saturating result type (not its accum_t), dense_po2's kernels are po2 shifts, and
+# depthwise calls run cone + skip: each is in the plan's notes.
+DELTA = {"dense": ("d1", "d2", "out"), "pooling": ("c1", "c2", "head"), "residual": ("c0", "c1", "c2", "head"),
+         "concat": ("da", "db", "head"), "depthwise": ("head",), "dense_po2": (), "conv2d": ("c1", "c2", "head")}
+NO_DELTA = {"dense": ("d3",), "pooling": (), "residual": (), "concat": (), "depthwise": ("dw1", "dw2"),
+            "dense_po2": ("p1", "p2"), "conv2d": ()}
 
 
 def _build(manifest):
@@ -61,9 +70,16 @@ def _every_fault(manifest, seed: int, multi: int = 12) -> list[list[tuple]]:
 
 def test_every_fault_equals_the_reference_harness(project):
     name, manifest, x_raw, cone_binary, reference_binary = project
-    supported, reason = cone.cone_support(manifest)
-    assert supported and reason.startswith("io_stream cone + skip"), reason
-    assert "io_stream cone harness" in cone.render_cone_harness(manifest).splitlines()[1]
+    plan = cone.cone_plan(manifest)
+    assert plan.supported and plan.reason.startswith("io_stream cone + skip"), plan.reason
+    assert tuple(d.layer for d in plan.delta) == DELTA[name], plan.reason
+    assert tuple(note.split(":")[0] for note in plan.notes) == NO_DELTA[name], plan.notes
+    assert ("Conv2D: one channel) on " + ", ".join(DELTA[name] or ("no layer",))) in plan.reason
+    source = cone.render_cone_harness(manifest)
+    assert "io_stream cone harness" in source.splitlines()[1]
+    for d in plan.delta:  # the generated run_delta has a case for the layer's kernel and asserts its exactness
+        assert f"case {[a.array for a in manifest.arrays()].index(d.kernel)}: {{  // {d.kernel}" in source
+        assert f'"{d.layer}: result element type is not accum_t"' in source
     scenarios = _every_fault(manifest, seed=len(name))
     got = cone.run_cone_harness(manifest, x_raw, scenarios, binary=cone_binary, workers=2)
     reference = run_fault_harness(manifest, x_raw, scenarios, binary=reference_binary, workers=2)
@@ -114,3 +130,21 @@ def test_a_stream_with_two_readers_falls_back(project, tmp_path, monkeypatch):
     monkeypatch.setattr(cone, "run_fault_harness", lambda *a, **k: calls.append(k) or "reference")
     assert cone.run_cone_harness(edited, x_raw, [[]], workers=2) == "reference"
     assert calls[0]["workers"] == 2
+
+
+@pytest.mark.parametrize("project", ["dense"], indirect=True)
+def test_a_hand_edited_accumulator_loses_the_delta(project, tmp_path):
+    """defines.h no longer says what the manifest records (d1's accumulator made saturating by hand): d1 runs cone
+    + skip, and the plan says why; the other layers keep the delta."""
+    name, manifest, *_ = project
+    copy = tmp_path / "edited"
+    shutil.copytree(manifest.project_dir, copy)
+    defines = copy / "firmware" / "defines.h"
+    text, count = re.subn(r"typedef ap_fixed<27,12> d1_accum_t;", "typedef ap_fixed<27,12,AP_TRN,AP_SAT> d1_accum_t;",
+                          defines.read_text())
+    assert count == 1
+    defines.write_text(text)
+    plan = cone.cone_plan(load_manifest(copy))
+    assert plan.supported
+    assert tuple(d.layer for d in plan.delta) == ("d2", "out"), plan.reason
+    assert "d1: firmware/defines.h has d1_accum_t = 'ap_fixed<27,12,AP_TRN,AP_SAT>'" in plan.reason, plan.reason
