@@ -67,7 +67,7 @@ from fkhls.project.program import Program, read_program
 from fkhls.project.readback import config_structs, read_parameters, read_typedef_text
 from fkhls.core.templates import render
 
-__all__ = ["DeltaLayer", "ConePlan", "cone_plan", "cone_support", "render_cone_harness", "build_cone_harness",
+__all__ = ["DeltaLayer", "ConePlan", "accumulator_refusal", "cone_plan", "cone_support", "render_cone_harness", "build_cone_harness",
            "golden_file", "run_cone_harness"]
 
 _DENSE_RE = re.compile(r"^nnet::dense<\s*(?P<data>\w+)\s*,\s*(?P<res>\w+)\s*,\s*(?P<config>\w+)\s*>$")
@@ -129,6 +129,27 @@ def _strides(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(int(np.prod(shape[k + 1:])) for k in range(len(shape)))
 
 
+def accumulator_refusal(program: Program, call, record) -> str | None:
+    """Why a weighted call's output cannot be updated by a delta (golden + new product - old product), or None.
+
+    The delta is exact only when the call's output *is* its accumulator (materialized, result type == accum_t)
+    and that accumulator is an ap_(u)fixed that wraps (a modular sum), and the kernel is linear in its word (a
+    po2 exponent word multiplies by a shift). Shared by the io_parallel and io_stream cone harnesses.
+    """
+    if "po2_exponent_bits" in record.kernel.type:
+        return f"{call.layer}: its po2 kernel multiplies by a shift (weight_exponential), not linear in the word"
+    if record.output_var is None or program.resolve(record.output_var) != program.resolve(call.output):
+        return (f"{call.layer}: its accumulator is not materialized (the call writes {call.output}, the "
+                f"manifest's output variable is {record.output_var}): the result type differs from accum_t")
+    if record.accum_type is None or record.accum_type != record.result_type:
+        return f"{call.layer}: result type {record.result_type['cpp']} is not its accumulator type"
+    if not record.accum_type["cpp"].startswith(("ap_fixed<", "ap_ufixed<")):
+        return f"{call.layer}: accumulator {record.accum_type['cpp']} is not an ap_(u)fixed type"
+    if record.accum_ptype.saturation_mode != SaturationMode.WRAP:
+        return f"{call.layer}: accumulator {record.accum_type['cpp']} saturates (its sum is not modular)"
+    return None
+
+
 def _delta_layer(manifest: Manifest, program: Program, index: int, typedefs: dict, configs: dict):
     """(DeltaLayer, None) when call ``index`` qualifies for the neuron delta, else (None, reason)."""
     call = program.calls[index]
@@ -138,18 +159,10 @@ def _delta_layer(manifest: Manifest, program: Program, index: int, typedefs: dic
     record = next((r for r in manifest.weighted_layers if r.hls_name == call.layer), None)
     if record is None or record.kind != "dense" or record.kernel is None:
         return None, f"{call.layer}: no Dense layer with a kernel in the manifest"
-    if "po2_exponent_bits" in record.kernel.type:
-        return None, f"{call.layer}: its po2 kernel multiplies by a shift (weight_exponential), not linear in the word"
+    reason = accumulator_refusal(program, call, record)
+    if reason:
+        return None, reason
     output = program.resolve(call.output)
-    if record.output_var is None or program.resolve(record.output_var) != output:
-        return None, (f"{call.layer}: its accumulator is not materialized (the call writes {call.output}, the "
-                      f"manifest's output variable is {record.output_var}): the result type differs from accum_t")
-    if record.accum_type is None or record.accum_type != record.result_type:
-        return None, f"{call.layer}: result type {record.result_type['cpp']} is not its accumulator type"
-    if not record.accum_type["cpp"].startswith(("ap_fixed<", "ap_ufixed<")):
-        return None, f"{call.layer}: accumulator {record.accum_type['cpp']} is not an ap_(u)fixed type"
-    if record.accum_ptype.saturation_mode != SaturationMode.WRAP:
-        return None, f"{call.layer}: accumulator {record.accum_type['cpp']} saturates (its sum is not modular)"
     config = configs.get(match["config"], {})
     accum_name = config.get("accum_t")
     checks = [

@@ -49,8 +49,7 @@ import numpy as np
 
 from fkhls.core.errors import ProjectError
 from fkhls.core.templates import render
-from fkhls.core.fixedpoint import SaturationMode
-from fkhls.csim.cone import _DENSE_RE, ConePlan, DeltaLayer, _project_types, _same_type, _strides
+from fkhls.csim.cone import _DENSE_RE, ConePlan, DeltaLayer, _project_types, _same_type, _strides, accumulator_refusal
 from fkhls.project.manifest import Manifest
 from fkhls.project.program import NUMBER_RE, Program, read_program
 from fkhls.project.readback import _ARRAY_RE
@@ -154,18 +153,10 @@ def _stream_delta_layer(manifest: Manifest, program: Program, index: int, typede
     kind = "conv2d" if conv else "dense"
     if record is None or record.kind != kind or record.kernel is None:
         return None, f"{call.layer}: no {kind} layer with a kernel in the manifest"
-    if "po2_exponent_bits" in record.kernel.type:
-        return None, f"{call.layer}: its po2 kernel multiplies by a shift (weight_exponential), not linear in the word"
+    reason = accumulator_refusal(program, call, record)
+    if reason:
+        return None, reason
     output = program.resolve(call.output)
-    if record.output_var is None or program.resolve(record.output_var) != output:
-        return None, (f"{call.layer}: its accumulator is not materialized (the call writes {call.output}, the "
-                      f"manifest's output variable is {record.output_var}): the result type differs from accum_t")
-    if record.accum_type is None or record.accum_type != record.result_type:
-        return None, f"{call.layer}: result type {record.result_type['cpp']} is not its accumulator type"
-    if not record.accum_type["cpp"].startswith(("ap_fixed<", "ap_ufixed<")):
-        return None, f"{call.layer}: accumulator {record.accum_type['cpp']} is not an ap_(u)fixed type"
-    if record.accum_ptype.saturation_mode != SaturationMode.WRAP:
-        return None, f"{call.layer}: accumulator {record.accum_type['cpp']} saturates (its sum is not modular)"
     config = configs.get(match["config"], {})
     accum_name = config.get("accum_t")
     checks = [  # (what, C++ text in defines.h, what the manifest records)
