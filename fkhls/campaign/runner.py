@@ -57,6 +57,7 @@ from fkhls.core.errors import FkhlsError, ProjectError
 from fkhls.faults.descriptors import (
     TENSORS,
     FaultScenario,
+    LazySequence,
     exhaustive_fault_list,
     random_ber_scenarios,
     tensor_names,
@@ -327,7 +328,7 @@ def csim_chunk_size(n_sampled: int, shard_size: int) -> int:
     return int(max(1, min(int(shard_size), max(MIN_CSIM_CHUNK, -(-int(n_sampled) // MIN_SHARDS)))))
 
 
-class ScenarioList(Sequence):
+class ScenarioList(LazySequence):
     """Single-bit scenarios of the population faults ``chosen`` (all by default), made only when read.
 
     A campaign's scenario list is never whole in memory: the driver keeps this (8 to 16 bytes per
@@ -340,17 +341,11 @@ class ScenarioList(Sequence):
     def __len__(self) -> int:
         return len(self.population) if self.chosen is None else len(self.chosen)
 
-    def _scenario(self, i: int) -> FaultScenario:
+    noun = "scenario"
+
+    def _item(self, i: int) -> FaultScenario:
         f = self.population[i if self.chosen is None else int(self.chosen[i])]
         return FaultScenario(f"{f.layer}.{f.tensor}[lbi={f.lbi}]", (f,))
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return [self._scenario(i) for i in range(*index.indices(len(self)))]
-        index = int(index)
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"scenario {index} of {len(self)}")
-        return self._scenario(index % len(self))
 
 
 @dataclass(frozen=True)
@@ -615,13 +610,23 @@ def _run_shard(task: ShardTask, state: _State | None = None) -> tuple[int, int, 
     index, lo, scenarios = task.index, task.lo, task.scenarios
     hi = lo + len(scenarios)
     columns: dict[str, np.ndarray] = {"scenario": np.arange(lo, hi, dtype=np.int64)}
-    outputs, seconds = {}, {}
     # --csim-sample: the C-sim engine runs the sampled faults in the C-sim shards, not here.
     engines = ("tf",) if state.csim_sampled else state.engines
+    mismatching, seconds = _engine_columns(state, scenarios, engines, engines, columns)
+    write_shard(shard_path(state.shard_dir, index), columns)
+    return index, hi - lo, mismatching, seconds
+
+
+def _engine_columns(state: _State, scenarios: Sequence[FaultScenario], engines: Sequence[str],
+                    measured: Sequence[str], columns: dict) -> tuple[int, dict]:
+    """Run ``scenarios`` through ``engines`` (timed), add the fault metrics of the ``measured`` engines, the
+    engines' word-by-word agreement when both ran, and the seconds to ``columns``; returns (mismatching, seconds)."""
+    outputs, seconds = {}, {}
     for engine in engines:
         start = time.perf_counter()
         outputs[engine] = _tf_outputs(state, scenarios) if engine == "tf" else _csim_outputs(state, scenarios)
         seconds[engine] = time.perf_counter() - start
+    for engine in measured:
         for key, value in fault_metrics(state.golden[engine], outputs[engine], state.labels).items():
             columns[f"{engine}_{key}"] = value
     mismatching = 0
@@ -631,29 +636,17 @@ def _run_shard(task: ShardTask, state: _State | None = None) -> tuple[int, int, 
         columns.update(agree)
     for engine, value in seconds.items():
         columns[f"seconds_{engine}"] = np.float64(value)
-    write_shard(shard_path(state.shard_dir, index), columns)
-    return index, hi - lo, mismatching, seconds
+    return mismatching, seconds
 
 
 def _run_csim_shard(task: ShardTask, state: _State) -> tuple[int, int, int, dict]:
     """A chunk of the --csim-sample faults through both engines, one C-sim process for the chunk: the C-sim
     columns and the engines' agreement (the TF columns of these faults are in their own shards)."""
-    seconds = {}
-    start = time.perf_counter()
-    tf_out = _tf_outputs(state, task.scenarios)  # these faults again, for the word-by-word comparison
-    seconds["tf"] = time.perf_counter() - start
-    start = time.perf_counter()
-    csim_out = _csim_outputs(state, task.scenarios)
-    seconds["csim"] = time.perf_counter() - start
     columns: dict[str, np.ndarray] = {"scenario": np.asarray(task.csim_rows, dtype=np.int64)}
-    for key, value in fault_metrics(state.golden["csim"], csim_out, state.labels).items():
-        columns[f"csim_{key}"] = value
-    agree = engine_agreement(tf_out, csim_out)
-    columns.update(agree)
-    for engine, value in seconds.items():
-        columns[f"seconds_{engine}"] = np.float64(value)
+    # The TF engine runs these faults again for the word-by-word comparison only (its metrics are in its shards).
+    mismatching, seconds = _engine_columns(state, task.scenarios, ("tf", "csim"), ("csim",), columns)
     write_shard(csim_shard_file(state.shard_dir, task.csim_part), columns)
-    return task.index, 0, int(np.count_nonzero(agree["mismatched_words"])), seconds
+    return task.index, 0, mismatching, seconds
 
 
 # ----------------------------------------------------------------------------- the driver

@@ -443,7 +443,24 @@ def _selected(spec: ModelSpec, layers: Iterable[str] | None, tensors: Sequence[s
             and (tensors is None or t.tensor in tensors or slot in tensors)]
 
 
-class FaultList(Sequence):
+class LazySequence(Sequence):
+    """A sequence whose items are made only when read (``_item``): an index (negative too) or a slice."""
+
+    noun = "item"
+
+    def _item(self, i: int):
+        raise NotImplementedError
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self._item(i) for i in range(*index.indices(len(self)))]
+        index = int(index)
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"{self.noun} {index} of {len(self)}")
+        return self._item(index % len(self))
+
+
+class FaultList(LazySequence):
     """Single-bit faults stored as one LBI array per tensor, made into ``BitFault`` objects only when read.
 
     Eight bytes per fault instead of a few hundred: the population of a campaign over a model with
@@ -458,18 +475,12 @@ class FaultList(Sequence):
     def __len__(self) -> int:
         return int(self._starts[-1])
 
-    def _fault(self, i: int) -> BitFault:
+    noun = "fault"
+
+    def _item(self, i: int) -> BitFault:
         k = int(np.searchsorted(self._starts, i, side="right")) - 1
         t = self._tensors[k]
         return BitFault(t.layer, t.tensor, int(self._lbis[k][i - self._starts[k]]), t.width)
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return [self._fault(i) for i in range(*index.indices(len(self)))]
-        index = int(index)
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"fault {index} of {len(self)}")
-        return self._fault(index % len(self))
 
     def __iter__(self):
         for t, lbis in zip(self._tensors, self._lbis):
