@@ -146,3 +146,38 @@ def test_po2_kernels_stay_refused_in_folded_and_depthwise_layers():
             describe_model(model)
         for word in words:
             assert word in str(info.value), (word, str(info.value))
+
+
+@pytest.mark.parametrize("text, words", [
+    ("{1.0, -3}, {0.0, 2}, 7", ["not a po2 literal", "'7'"]),  # a plain number among the structs
+    ("{1.0, -3}, {2.0, 1}", ["not a po2 literal", "2.0"]),  # a sign field that is neither 0 nor 1
+    ("{1.0, -3}, {1.0; 1}", ["not a po2 literal"]),  # damaged punctuation
+])
+def test_damaged_po2_weight_files_are_refused_naming_the_file(tmp_path, text, words):
+    """A po2 .txt is {sign, exponent} literals and nothing else: damaged text is refused before C-sim loads it."""
+    from fkhls.core.errors import ProjectError
+    from fkhls.core.fixedpoint import Po2Type
+    from fkhls.project.weights import read_txt_values
+
+    path = tmp_path / "w2.txt"
+    path.write_text(text + "\n")
+    good = tmp_path / "w1.txt"
+    good.write_text("{1.0, -3}, {0.0, 2}\n")
+    assert read_txt_values(good, Po2Type(4)).tolist() == [0.125, -4.0]
+    with pytest.raises(ProjectError) as info:
+        read_txt_values(path, Po2Type(4))
+    assert str(path) in str(info.value)
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
+
+
+def test_po2_words_outside_the_exponent_range_are_off_grid():
+    """An exponent the struct's ap_int cannot hold (or a zero, which po2 has none of) is refused by to_raw."""
+    from fkhls.core.errors import OffGridError
+    from fkhls.core.fixedpoint import Po2Type
+
+    ptype = Po2Type(4)  # exponents -8 .. 7
+    assert from_raw(ptype, to_raw(ptype, np.array([2.0**-8, -(2.0**7)]), what="w")).tolist() == [2.0**-8, -(2.0**7)]
+    for bad in (2.0**8, 2.0**-9, 0.0, 0.75):
+        with pytest.raises(OffGridError, match=r"^w\["):
+            to_raw(ptype, np.array([bad]), what="w")
