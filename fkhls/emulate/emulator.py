@@ -380,7 +380,10 @@ def faulty_model_outputs(model, faults, x, *, spec: ModelSpec | None = None, met
 #
 # Next block. After a dense block whose one output word changed, the next dense accumulator
 # moves by ``(new - old) * W'[c, :]`` (W' the aligned kernel): a rank-1 update in integers.
-# Otherwise the next accumulator is a full product, in float32 / float64 BLAS when
+# After a conv block whose one output channel changed, the next conv's accumulator moves by that
+# channel's change convolved with the kernel taps of that input channel (im2col of one channel:
+# kh*kw terms instead of kh*kw*cin), when that move is exact in the next block's float dtype.
+# Otherwise the next accumulator (dense, or conv over im2col patches) is a full product, in float32 / float64 BLAS when
 # ``n_terms * max|x| * max|w| << shift  +  max|b| << shift_b`` is at most 2**24 / 2**53 (every
 # product, partial sum and the biased sum is then an integer the float represents, whatever the
 # summation order), else in int64.
@@ -544,8 +547,7 @@ class _Golden:
         g = cls(spec, weights, outs, in_types, {}, tables)
         starts = sorted(accs)
         ends = [s - 1 for s in starts[1:]] + [len(spec.layers) - 1]
-        dtypes = [(_sum_dtype(spec.layers[s], in_types[s], accs[s][1]) if spec.layers[s].kind == "dense" else None)
-                  for s in starts]
+        dtypes = [_sum_dtype(spec.layers[s], in_types[s], accs[s][1]) for s in starts]
         for k, (start, end) in enumerate(zip(starts, ends)):
             stop = start  # the block: elementwise / reshape steps after the weighted one; the rest runs whole
             while stop < end and role_of(spec.layers[stop + 1].kind) in ("elementwise", "reshape"):
@@ -616,7 +618,7 @@ class _Golden:
         return f(acc.reshape(-1)).reshape(acc.shape)
 
     def kernel(self, index: int):
-        """The aligned kernel and bias of dense step ``index`` in its block's dtype (exact, see above)."""
+        """The aligned kernel (n_terms, C) and bias of weighted step ``index`` in its block's dtype (exact, see above)."""
         cached = self.kernels.get(index)
         if cached is None:
             layer, block = self.spec.layers[index], self.blocks[index]
@@ -632,12 +634,17 @@ class _Golden:
     def accumulate(self, block: _Block, rows: np.ndarray) -> np.ndarray:
         """Exact accumulator rows (R, P, C) of ``block`` for its input rows (R, *input_shape)."""
         layer = self.spec.layers[block.start]
-        if layer.kind == "dense":
+        if layer.kind == "dense" or np.issubdtype(block.dtype, np.floating):
             kernel, offset = self.kernel(block.start)
-            summed = rows.astype(kernel.dtype, copy=False) @ kernel
+            if layer.kind == "dense":
+                summed = rows.astype(kernel.dtype, copy=False) @ kernel
+                summed += offset
+                return summed[:, None, :]
+            patches = _patches(layer, rows.astype(kernel.dtype, copy=False))  # im2col in the exact float type
+            summed = patches.reshape(-1, patches.shape[-1]) @ kernel
             summed += offset
-            return summed[:, None, :]
-        return _accumulate(layer, self.in_types[block.start], rows, self.weights).acc.astype(block.dtype)
+            return summed.reshape(len(rows), patches.shape[1], -1)
+        return _accumulate(layer, self.in_types[block.start], rows, self.weights).acc.astype(block.dtype, copy=False)
 
     def fault_entry(self, index: int):
         """Per weighted step: its inputs and a row of ones (for the bias) as (n_terms + 1, N, P) and, with bands, the slack ``lo - acc`` and
@@ -777,6 +784,37 @@ def _run_blocks(g: _Golden, block: _Block, acc: np.ndarray, samples: np.ndarray,
     return np.empty((0, *g.final.shape[1:]), dtype=g.final.dtype), samples, ids
 
 
+def _channel_update(g: _Golden, block: _Block, nxt: _Block) -> bool:
+    """True when ``nxt`` is a conv of the same kind fed directly by conv ``block``, its sums exact in its float dtype
+    and a one-channel move (at most twice kh*kw products) exact too."""
+    layer, nxt_layer = g.spec.layers[block.start], g.spec.layers[nxt.start]
+    if layer.kind not in ("conv1d", "conv2d") or nxt_layer.kind != layer.kind:
+        return False
+    if not np.issubdtype(nxt.dtype, np.floating):
+        return False
+    taps = int(np.prod(nxt_layer.kernel.shape[:-2]))
+    bound = sum_magnitude(nxt_layer, g.in_types[nxt.start], nxt.frac, n_terms=2 * taps)
+    return bound <= (2**24 if nxt.dtype == np.float32 else _FLOAT64_EXACT)
+
+
+def _channel_moves(g: _Golden, block: _Block, nxt: _Block, channel: np.ndarray, samples: np.ndarray,
+                   words: np.ndarray) -> np.ndarray:
+    """Accumulator rows (R, P', C') of conv ``nxt`` when only input channel ``channel[r]`` moved to ``words[r]``:
+    golden + im2col of the one-channel change @ the kernel rows of that channel, channel by channel."""
+    nxt_layer = g.spec.layers[nxt.start]
+    kernel, _ = g.kernel(nxt.start)
+    cin = nxt_layer.kernel.shape[-2]
+    golden = g.outs[block.stop]
+    spatial = golden.shape[1:-1]
+    acc = nxt.acc.take(samples, axis=0)
+    for c in np.unique(channel):
+        mine = np.flatnonzero(channel == c)
+        moved = words[mine].astype(nxt.dtype) - golden[samples[mine], ..., c].reshape(len(mine), -1)
+        patches = _patches(nxt_layer, moved.reshape(len(mine), *spatial, 1))  # (r, P', taps)
+        acc[mine] += (patches.reshape(-1, patches.shape[-1]) @ kernel[c::cin]).reshape(len(mine), acc.shape[1], -1)
+    return acc
+
+
 def _downstream(g: _Golden, block: _Block, channel: np.ndarray, samples: np.ndarray, words: np.ndarray):
     """Final rows of faulty states (sample, channel, new block output words (R, P)) that differ from
     golden; returns (rows, kept indices)."""
@@ -792,6 +830,11 @@ def _downstream(g: _Golden, block: _Block, channel: np.ndarray, samples: np.ndar
         acc = nxt.acc.take(samples, axis=0)
         acc += diff[:, None, None] * kernel[channel][:, None, :]
         rows, _, ids = _run_blocks(g, nxt, acc, samples, ids)
+        return rows, ids
+    if nxt is not None and block.end == block.stop and _channel_update(g, block, nxt):
+        # One channel of a conv's output changed: the next conv's accumulator moves by that channel's change
+        # convolved with the kernel's taps of that input channel (module notes).
+        rows, _, ids = _run_blocks(g, nxt, _channel_moves(g, block, nxt, channel, samples, words), samples, ids)
         return rows, ids
     rows = golden[samples].reshape(len(samples), p, c).copy()
     rows[ids, :, channel] = words

@@ -132,10 +132,31 @@ def _extra_conv_model():
     return model
 
 
+def _conv_chain_model():
+    """Conv1D same (one filter) -> relu -> Conv1D strided valid reading that one channel: a conv fed by a conv."""
+    import tensorflow as tf
+    from qkeras import QActivation, QConv1D, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(11)
+    x_in = tf.keras.Input(shape=(10, 2))
+    q = dict(kernel_quantizer=quantized_bits(6, 1, alpha=1), bias_quantizer=quantized_bits(6, 1, alpha=1))
+    h = QConv1D(1, 3, padding="same", name="k1", **q)(x_in)
+    h = QActivation(quantized_relu(6, 2), name="r1")(h)
+    h = QConv1D(3, 3, strides=2, padding="valid", name="k2", **q)(h)
+    h = QActivation(quantized_relu(6, 2), name="r2")(h)
+    h = tf.keras.layers.Flatten(name="flat")(h)
+    out = QDense(2, name="head", kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1))(h)
+    model = tf.keras.Model(x_in, out, name="conv1d_chain")
+    models._spread_weights(model, 11)
+    return model
+
+
 @pytest.fixture(scope="module")
 def small():
     built = {name: models.build(name) for name in ("dense", "unsigned", "conv2d", "conv1d")}
     built["conv1d_same"] = _extra_conv_model()
+    built["conv1d_chain"] = _conv_chain_model()
     out = {}
     for name, model in built.items():
         spec = describe_model(model)
@@ -189,15 +210,21 @@ def test_batched_engine_equals_full_forward(demo, small, name):
     np.testing.assert_array_equal(summary.outputs[len(faults) - 1], batched[-1])
 
 
-def test_engine_whole_layer_exhaustive(small):
-    """Every fault of the conv2d model -- its first layer c1 (a conv on the input), c2 and the head -- against
-    the full pass."""
-    _, spec, weights, x = small["conv2d"]
+@pytest.mark.parametrize("name, layers", [("conv2d", ["c1", "c2", "head"]), ("conv1d_chain", ["k1", "k2", "head"])])
+def test_engine_whole_layer_exhaustive(small, monkeypatch, name, layers):
+    """Every fault of a conv -> conv model (its first conv reads the input; conv2d's c1 pads 'same', c2 is strided;
+    conv1d_chain's k2 reads one channel) against the full pass. The first conv's faults take the one-channel
+    update of the next conv's accumulator: checked to have run."""
+    _, spec, weights, x = small[name]
     x_raw = emulate.input_raw(spec, x[:20])
-    faults = exhaustive_faults(spec, layers=["c1", "c2", "head"])
+    faults = exhaustive_faults(spec, layers=layers)
     weighted = [layer.name for layer in spec.layers if any(t.layer == layer.name for t in spec.tensors())]
-    assert weighted[0] == "c1" and {f.layer for f in faults} == {"c1", "c2", "head"}
+    assert weighted[0] == layers[0] and {f.layer for f in faults} == set(layers)
+    moves = []
+    channel_moves = emulate._channel_moves
+    monkeypatch.setattr(emulate, "_channel_moves", lambda *a: moves.append(len(a[3])) or channel_moves(*a))
     batched = emulate.evaluate_single_bit_faults(spec, weights, x_raw, faults)
+    assert sum(moves) > 0
     for k, fault in enumerate(faults):
         expected = emulate.forward_raw(spec, emulate.apply_faults(spec, weights, [fault]), x_raw)
         np.testing.assert_array_equal(batched[k], expected, err_msg=str(fault))

@@ -37,7 +37,7 @@ def conv_patches(step: LayerSpec, x: np.ndarray) -> np.ndarray:
     order = (0, *axes, *range(nd + 2, 2 * nd + 2), nd + 1)  # (N, *pos, *k, cin)
     win = win.transpose(order)
     positions = int(np.prod(win.shape[1:1 + nd]))  # not -1: numpy cannot infer it for zero samples
-    return win.reshape(x.shape[0], positions, int(np.prod(step.kernel.shape[:-1])))
+    return win.reshape(x.shape[0], positions, int(np.prod(ksize)) * x.shape[-1])  # x may hold fewer channels
 
 
 def conv_refusals(layer, where: str) -> list[str]:
