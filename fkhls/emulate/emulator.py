@@ -383,6 +383,8 @@ def faulty_model_outputs(model, faults, x, *, spec: ModelSpec | None = None, met
 # After a conv block whose one output channel changed, the next conv's accumulator moves by that
 # channel's change convolved with the kernel taps of that input channel (im2col of one channel:
 # kh*kw terms instead of kh*kw*cin), when that move is exact in the next block's float dtype.
+# After a conv block whose flattened output feeds a dense, one changed channel (P words) moves
+# the dense accumulator by those P changes times the kernel rows p*C + channel.
 # Otherwise the next accumulator (dense, or conv over im2col patches) is a full product, in float32 / float64 BLAS when
 # ``n_terms * max|x| * max|w| << shift  +  max|b| << shift_b`` is at most 2**24 / 2**53 (every
 # product, partial sum and the biased sum is then an integer the float represents, whatever the
@@ -784,6 +786,35 @@ def _run_blocks(g: _Golden, block: _Block, acc: np.ndarray, samples: np.ndarray,
     return np.empty((0, *g.final.shape[1:]), dtype=g.final.dtype), samples, ids
 
 
+def _flat_update(g: _Golden, block: _Block, nxt: _Block) -> bool:
+    """True when dense ``nxt`` reads conv ``block``'s output flattened (no step between but the flatten) and the move
+    of one channel's P positions (at most 2P products) is exact in ``nxt``'s dtype (always in int64)."""
+    golden = g.outs[block.stop]
+    n, p, c = block.acc.shape
+    nxt_layer = g.spec.layers[nxt.start]
+    if block.end != block.stop or p == 1 or nxt_layer.kind != "dense" or golden.shape != (n, p * c):
+        return False
+    if not np.issubdtype(nxt.dtype, np.floating):
+        return True
+    bound = sum_magnitude(nxt_layer, g.in_types[nxt.start], nxt.frac, n_terms=2 * p)
+    return bound <= (2**24 if nxt.dtype == np.float32 else _FLOAT64_EXACT)
+
+
+def _flat_moves(g: _Golden, block: _Block, nxt: _Block, channel: np.ndarray, samples: np.ndarray,
+                words: np.ndarray) -> np.ndarray:
+    """Accumulator rows (R, 1, C') of dense ``nxt`` when only channel ``channel[r]`` of the flattened (P, C) conv
+    output moved to ``words[r]`` (P words): golden + the change @ the kernel rows p*C + channel, channel by channel."""
+    kernel, _ = g.kernel(nxt.start)
+    _, p, c = block.acc.shape
+    acc = nxt.acc.take(samples, axis=0)
+    for ch in np.unique(channel):
+        mine = np.flatnonzero(channel == ch)
+        rows = np.arange(p) * c + ch  # flat index of (position, channel) in C-order
+        moved = words[mine].astype(nxt.dtype) - block.feed[samples[mine][:, None], rows]
+        acc[mine, 0] += moved @ kernel[rows]
+    return acc
+
+
 def _channel_update(g: _Golden, block: _Block, nxt: _Block) -> bool:
     """True when ``nxt`` is a conv of the same kind fed directly by conv ``block``, its sums exact in its float dtype
     and a one-channel move (at most twice kh*kw products) exact too."""
@@ -830,6 +861,11 @@ def _downstream(g: _Golden, block: _Block, channel: np.ndarray, samples: np.ndar
         acc = nxt.acc.take(samples, axis=0)
         acc += diff[:, None, None] * kernel[channel][:, None, :]
         rows, _, ids = _run_blocks(g, nxt, acc, samples, ids)
+        return rows, ids
+    if nxt is not None and not rank1 and _flat_update(g, block, nxt):
+        # One channel of a conv's flattened output changed: the next dense accumulator moves by that channel's
+        # changes times the kernel rows of its flat positions (module notes).
+        rows, _, ids = _run_blocks(g, nxt, _flat_moves(g, block, nxt, channel, samples, words), samples, ids)
         return rows, ids
     if nxt is not None and block.end == block.stop and _channel_update(g, block, nxt):
         # One channel of a conv's output changed: the next conv's accumulator moves by that channel's change

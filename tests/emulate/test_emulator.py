@@ -214,17 +214,20 @@ def test_batched_engine_equals_full_forward(demo, small, name):
 def test_engine_whole_layer_exhaustive(small, monkeypatch, name, layers):
     """Every fault of a conv -> conv model (its first conv reads the input; conv2d's c1 pads 'same', c2 is strided;
     conv1d_chain's k2 reads one channel) against the full pass. The first conv's faults take the one-channel
-    update of the next conv's accumulator: checked to have run."""
+    update of the next conv's accumulator, the second's the flat-position update of the dense after the flatten:
+    both checked to have run."""
     _, spec, weights, x = small[name]
     x_raw = emulate.input_raw(spec, x[:20])
     faults = exhaustive_faults(spec, layers=layers)
     weighted = [layer.name for layer in spec.layers if any(t.layer == layer.name for t in spec.tensors())]
     assert weighted[0] == layers[0] and {f.layer for f in faults} == set(layers)
-    moves = []
-    channel_moves = emulate._channel_moves
-    monkeypatch.setattr(emulate, "_channel_moves", lambda *a: moves.append(len(a[3])) or channel_moves(*a))
+    moves = {"_channel_moves": [], "_flat_moves": []}
+    for update, calls in moves.items():
+        original = getattr(emulate, update)
+        monkeypatch.setattr(emulate, update, lambda *a, calls=calls, original=original: calls.append(len(a[3]))
+                            or original(*a))
     batched = emulate.evaluate_single_bit_faults(spec, weights, x_raw, faults)
-    assert sum(moves) > 0
+    assert all(sum(calls) > 0 for calls in moves.values()), {k: sum(v) for k, v in moves.items()}
     for k, fault in enumerate(faults):
         expected = emulate.forward_raw(spec, emulate.apply_faults(spec, weights, [fault]), x_raw)
         np.testing.assert_array_equal(batched[k], expected, err_msg=str(fault))
