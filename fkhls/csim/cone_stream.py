@@ -54,7 +54,7 @@ from fkhls.project.manifest import Manifest
 from fkhls.project.program import NUMBER_RE, Program, read_program
 from fkhls.project.readback import _ARRAY_RE
 
-__all__ = ["ConvDeltaLayer", "stream_cone_plan", "render_stream_cone_harness"]
+__all__ = ["ConvDeltaLayer", "sparse_layers", "stream_cone_plan", "render_stream_cone_harness"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
 _CONV_RE = re.compile(r"^nnet::conv_2d_cl<\s*(?P<data>\w+)\s*,\s*(?P<res>\w+)\s*,\s*(?P<config>\w+)\s*>$")
@@ -130,9 +130,19 @@ def stream_cone_plan(manifest: Manifest) -> ConePlan:
     reason = "io_stream cone + skip on every weighted call (golden streams kept as arrays); delta (Dense: one " \
              "output, Conv2D: one channel) on " + (
         ", ".join(d.layer for d in delta) if delta else "no layer")
+    sparse = sparse_layers(delta, [calls[0] for calls in users.values()])
+    reason += "; sparse input step (changed input elements only, while cheaper than the call) on " + (
+        ", ".join(d.layer for d in sparse) if sparse else "no layer")
     if notes:
         reason += "; cone + skip only: " + "; ".join(notes)
     return ConePlan(True, reason, program, tuple(users[a][0] for a in arrays), tuple(delta), (), tuple(notes))
+
+
+def sparse_layers(delta, array_calls) -> tuple:
+    """The delta layers that take the sparse input step: those after the first call that reads a weight array (an
+    input with no weighted call upstream is never dirty)."""
+    first = min(array_calls, default=0)
+    return tuple(d for d in delta if d.call > first)
 
 
 def _element(typedefs: dict[str, str], name: str) -> str | None:
@@ -235,12 +245,15 @@ def render_stream_cone_harness(manifest: Manifest, plan: ConePlan) -> str:
     delta = [dict(d.__dict__, conv=isinstance(d, ConvDeltaLayer), kernel_id=ids[d.kernel],
                   bias_id=ids[d.bias] if d.bias else -1,
                   input_id=var_id[d.input], output_id=var_id[d.output]) for d in plan.delta]
+    sparse_calls = {d.call for d in sparse_layers(plan.delta, plan.array_calls)}
+    calls = [dict(c, sparse=k in sparse_calls) for k, c in enumerate(_stream_calls(program))]
     return render("cone_stream_harness.cpp.j2", project_name=manifest.project_name, io_type=manifest.io_type,
                   n_in=int(np.prod(manifest.input_shape)), n_out=int(np.prod(manifest.output_shape)),
                   out_signed=bool(out_type.signed), out_width=out_type.width,
                   arrays=[dict(array=a.array, type_name=a.type_name, cpp=a.type["cpp"], size=a.size,
                                width=a.ptype.width, call=c) for a, c in zip(manifest.arrays(), plan.array_calls)],
-                  variables=[*program.params, *program.locals], calls=_stream_calls(program), delta=delta,
+                  variables=[*program.params, *program.locals], calls=calls, delta=delta,
+                  sparse=[d for d in delta if d["call"] in sparse_calls],
                   input_var=program.resolve(manifest.input_var), output_var=program.resolve(manifest.output_var),
                   output_id=[v.name for v in (*program.params, *program.locals)].index(
                       program.resolve(manifest.output_var)),
