@@ -31,6 +31,20 @@ channel f only: at output (oh, ow) by ``(accum_t)product(x[oh*s_h+kh, ow*s_w+kw,
 f everywhere. The geometry comes from the config struct in the generated code itself; a 1-row
 kernel (``compute_output_buffer_1d``) keeps cone + skip.
 
+*Sparse input step* (any scenario, an eligible Dense or Conv2D call -- one of the delta layers above, after the
+first weighted call -- reached with its input stream dirty and its own weights unflipped): the changed input
+elements are found by comparing the work array with golden, and each output is golden + the sum over the changed
+inputs it reads of ``(accum_t)product(x_new, w) - (accum_t)product(x_old, w)``. Dense: input i feeds every output j
+through w[i, j]; Conv2D: input (h, w, c) feeds every output position whose window covers it, at (kh, kw) = (h -
+oh*s_h, w - ow*s_w), in every filter. The terms are summed on raw words in uint64_t (modulo 2^64, hence modulo 2^W
+for a W <= 64-bit accum_t), which is the call's own modular sum in any order; the step declines, and the call runs
+whole, when it would take more products than the call (Dense: more than half the inputs changed) or accum_t is wider
+than 64 bits. For narrow inputs (<= 8 bits, at most 2^22 entries) the raw products of every input word and weight
+are tabled once per process, on the call's first sparse step (its weights are unflipped whenever it takes the step).
+``-DFKHLS_SPARSE_STREAM=0`` switches the step off, ``-DFKHLS_PRODUCT_TABLE_BITS=0`` the tables, and
+``-DFKHLS_SPARSE_STATS`` prints per call how often it took the step and how often it ran whole (the tests use all
+three).
+
 Every stream is written by one call and read by at most one (hls4ml inserts ``clone_stream``
 for a tensor with several readers), so a variable stops mattering once its reader ran. The
 calls, their template arguments and their order are the top function's (``fkhls.project.program``),
