@@ -56,6 +56,7 @@ reference harness's command line plus the cone harness's optional STEP PHASE.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,7 +153,8 @@ def stream_cone_plan(manifest: Manifest) -> ConePlan:
     return ConePlan(True, reason, program, tuple(users[a][0] for a in arrays), tuple(delta), (), tuple(notes))
 
 
-def sparse_layers(delta, array_calls) -> tuple:
+def sparse_layers(delta: Sequence[DeltaLayer | ConvDeltaLayer],
+                  array_calls: Iterable[int]) -> tuple[DeltaLayer | ConvDeltaLayer, ...]:
     """The delta layers that take the sparse input step: those after the first call that reads a weight array (an
     input with no weighted call upstream is never dirty)."""
     first = min(array_calls, default=0)
