@@ -172,8 +172,8 @@ def _sparse_steps(binary, manifest, x_raw, scenarios, tmp_path) -> tuple[np.ndar
 @pytest.mark.parametrize("project", ["conv2d"], indirect=True)
 def test_sparse_steps_run_and_change_no_word(project, tmp_path):
     """conv2d: c2 (a strided conv after the conv c1) and head (a Dense after the Flatten) take the sparse input step
-    on faults upstream, and run whole when too many inputs changed (every c1 sign bit flipped at once); with the
-    product tables off, and with the step off, every word is still the reference harness's."""
+    on faults upstream, and (without product tables) run whole when too many inputs changed (every c1 sign bit
+    flipped at once); with and without the tables, and with the step off, every word is the reference harness's."""
     from fkhls.csim.build import compile_program
 
     name, manifest, x_raw, cone_binary, reference_binary = project
@@ -200,9 +200,12 @@ def test_sparse_steps_run_and_change_no_word(project, tmp_path):
         assert_array_equal(words, reference)
     for variant in ("tables", "no tables"):
         assert set(counts[variant]) == {"c2", "head"}, counts
-        sparse, whole = counts[variant]["c2"]
-        assert sparse > len(x_raw) * 100 and whole >= len(x_raw) // 2, (variant, counts)
-        sparse, whole = counts[variant]["head"]
-        assert sparse > len(x_raw) * 100 and whole > 0, (variant, counts)
-    assert counts["tables"] == counts["no tables"], "the table changes how a term is found, not which step runs"
+        for layer in ("c2", "head"):
+            sparse, whole = counts[variant][layer]
+            assert sparse > len(x_raw) * 100, (variant, layer, counts)
+            # A call is reached as often either way (the step is exact); a table makes the step cheaper, so it
+            # declines at most as often.
+            assert sum(counts[variant][layer]) == sum(counts["no tables"][layer]), (variant, layer, counts)
+            assert whole <= counts["no tables"][layer][1], (variant, layer, counts)
+    assert counts["no tables"]["c2"][1] > 0 and counts["no tables"]["head"][1] > 0, counts  # declined, ran whole
     assert counts["step off"] == {"c2": (0, 0), "head": (0, 0)}, counts
