@@ -37,12 +37,12 @@ elements are found by comparing the work array with golden, and each output is g
 inputs it reads of ``(accum_t)product(x_new, w) - (accum_t)product(x_old, w)``. Dense: input i feeds every output j
 through w[i, j]; Conv2D: input (h, w, c) feeds every output position whose window covers it, at (kh, kw) = (h -
 oh*s_h, w - ow*s_w), in every filter. The terms are summed on raw words in uint64_t (modulo 2^64, hence modulo 2^W
-for a W <= 64-bit accum_t), which is the call's own modular sum in any order. For narrow inputs (<= 8 bits, table
-<= 64 MB) the raw products of every input word and weight are tabled once per process, in a sparse step (its
-weights are unflipped whenever it takes one) once the call has spent as many ``product`` calls as the table costs
-(rent or buy: a short run skips a large table), and a term then costs two reads instead of two ``product`` calls. The step declines, and the call runs whole, when it would cost more than the call, counting a table term as a
-quarter of a product (without a table: a Dense with more than half its inputs changed), or when accum_t is wider than
-64 bits.
+for a W <= 64-bit accum_t), which is the call's own modular sum in any order. For narrow inputs (<= 8 bits, table <=
+64 MB) the raw products of every input word and weight are tabled once per process, in a sparse step (its weights
+are unflipped whenever it takes one) once the call has spent as many ``product`` calls as the table costs (rent or
+buy: a short run skips a large table), and a term then costs two reads instead of two ``product`` calls. The step
+declines, and the call runs whole, when it would cost more than the call, counting a table term as a quarter of a
+product (without a table: a Dense with more than half its inputs changed), or when accum_t is wider than 64 bits.
 ``-DFKHLS_SPARSE_STREAM=0`` switches the step off, ``-DFKHLS_PRODUCT_TABLE_BITS=0`` the tables, and
 ``-DFKHLS_SPARSE_STATS`` prints per call how often it took the step and how often it ran whole (the tests use all
 three).

@@ -188,7 +188,8 @@ def test_sparse_steps_run_and_change_no_word(project, tmp_path):
                 for k, flags in variants.items()}
         binaries = {k: job.result() for k, job in jobs.items()}
     layers = {r.hls_name: r for r in manifest.weighted_layers}
-    all_signs = [(t.array, e, t.ptype.width - 1) for t in (layers["c1"].kernel, layers["c1"].bias) for e in range(t.size)]
+    all_signs = [(t.array, e, t.ptype.width - 1) for t in (layers["c1"].kernel, layers["c1"].bias)
+                 for e in range(t.size)]
     scenarios = _every_fault(manifest, seed=11, multi=20) + [all_signs]
     reference = run_fault_harness(manifest, x_raw, scenarios, binary=reference_binary, workers=2)
     assert_array_equal(cone.run_cone_harness(manifest, x_raw, scenarios, binary=cone_binary, workers=2), reference)
