@@ -15,7 +15,7 @@ On the demo model (16-64-32-32-5, 6-bit weights), fresh build cache so every g++
       seeded sample of ``--stream-faults`` single-bit faults, every word compared): the demo model
       exported io_stream at ``--samples`` inputs, and unless --no-cnn bench_scale.py's io_stream CNN
       (16x16x3 -> conv 16 -> conv 32 /2 -> dense 48 -> dense 10, 8-bit) at ``--cnn-samples`` inputs; the
-      line names the Dense calls that take the io_stream neuron delta.
+      line names the calls that take the io_stream delta and those that take the sparse input step.
 The cone rows are also checked against (a) and (b). Prints wall time, CPU time of the harness
 processes, ms per fault, fault x samples per second and the ratios against the naive way.
 """
@@ -182,6 +182,7 @@ def stream_line(label: str, model, x: np.ndarray, n_faults: int, out: Path) -> s
     the reference harness (one process each, start-up and golden pass included in both), check every word."""
     from fkhls.csim import build as csim
     from fkhls.csim.cone import build_cone_harness, cone_plan, run_cone_harness
+    from fkhls.csim.cone_stream import sparse_layers
     from fkhls.csim.harness import build_harness, run_fault_harness
     from fkhls.project.export import ExportOptions, export_model
 
@@ -189,6 +190,7 @@ def stream_line(label: str, model, x: np.ndarray, n_faults: int, out: Path) -> s
     plan = cone_plan(manifest)
     assert plan.supported, plan.reason
     delta = ", ".join(d.layer for d in plan.delta) or "no layer"
+    sparse = ", ".join(d.layer for d in sparse_layers(plan.delta, plan.array_calls)) or "no layer"
     x_raw = csim.input_words(manifest, x)
     pool = [(a.array, e, b) for a in manifest.arrays() for e in range(a.size) for b in range(a.ptype.width)]
     rng = np.random.default_rng(1)
@@ -208,7 +210,7 @@ def stream_line(label: str, model, x: np.ndarray, n_faults: int, out: Path) -> s
             f"each (builds {t_build:.0f} s): reference harness {fs / t_ref:12,.0f} fault x samples/s "
             f"({t_ref / len(scenarios) * 1e3:.1f} ms/fault); io_stream cone harness {fs / t_cone:12,.0f} fault x "
             f"samples/s ({t_cone / len(scenarios) * 1e3:.1f} ms/fault); ratio {t_ref / t_cone:.1f} x; every word equal"
-            f"; delta on {delta}")
+            f"; delta on {delta}; sparse input step on {sparse}")
 
 
 if __name__ == "__main__":

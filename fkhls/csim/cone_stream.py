@@ -31,6 +31,22 @@ channel f only: at output (oh, ow) by ``(accum_t)product(x[oh*s_h+kh, ow*s_w+kw,
 f everywhere. The geometry comes from the config struct in the generated code itself; a 1-row
 kernel (``compute_output_buffer_1d``) keeps cone + skip.
 
+*Sparse input step* (any scenario, an eligible Dense or Conv2D call -- one of the delta layers above, after the
+first weighted call -- reached with its input stream dirty and its own weights unflipped): the changed input
+elements are found by comparing the work array with golden, and each output is golden + the sum over the changed
+inputs it reads of ``(accum_t)product(x_new, w) - (accum_t)product(x_old, w)``. Dense: input i feeds every output j
+through w[i, j]; Conv2D: input (h, w, c) feeds every output position whose window covers it, at (kh, kw) = (h -
+oh*s_h, w - ow*s_w), in every filter. The terms are summed on raw words in uint64_t (modulo 2^64, hence modulo 2^W
+for a W <= 64-bit accum_t), which is the call's own modular sum in any order. For narrow inputs (<= 8 bits, table <=
+64 MB) the raw products of every input word and weight are tabled once per process, in a sparse step (its weights
+are unflipped whenever it takes one) once the call has spent as many ``product`` calls as the table costs (rent or
+buy: a short run skips a large table), and a term then costs two reads instead of two ``product`` calls. The step
+declines, and the call runs whole, when it would cost more than the call, counting a table term as a quarter of a
+product (without a table: a Dense with more than half its inputs changed), or when accum_t is wider than 64 bits.
+``-DFKHLS_SPARSE_STREAM=0`` switches the step off, ``-DFKHLS_PRODUCT_TABLE_BITS=0`` the tables, and
+``-DFKHLS_SPARSE_STATS`` prints per call how often it took the step and how often it ran whole (the tests use all
+three).
+
 Every stream is written by one call and read by at most one (hls4ml inserts ``clone_stream``
 for a tensor with several readers), so a variable stops mattering once its reader ran. The
 calls, their template arguments and their order are the top function's (``fkhls.project.program``),
@@ -42,6 +58,7 @@ reference harness's command line plus the cone harness's optional STEP PHASE.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +71,7 @@ from fkhls.project.manifest import Manifest
 from fkhls.project.program import NUMBER_RE, Program, read_program
 from fkhls.project.readback import _ARRAY_RE
 
-__all__ = ["ConvDeltaLayer", "stream_cone_plan", "render_stream_cone_harness"]
+__all__ = ["ConvDeltaLayer", "sparse_layers", "stream_cone_plan", "render_stream_cone_harness"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
 _CONV_RE = re.compile(r"^nnet::conv_2d_cl<\s*(?P<data>\w+)\s*,\s*(?P<res>\w+)\s*,\s*(?P<config>\w+)\s*>$")
@@ -130,9 +147,20 @@ def stream_cone_plan(manifest: Manifest) -> ConePlan:
     reason = "io_stream cone + skip on every weighted call (golden streams kept as arrays); delta (Dense: one " \
              "output, Conv2D: one channel) on " + (
         ", ".join(d.layer for d in delta) if delta else "no layer")
+    sparse = sparse_layers(delta, [calls[0] for calls in users.values()])
+    reason += "; sparse input step (changed input elements only, while cheaper than the call) on " + (
+        ", ".join(d.layer for d in sparse) if sparse else "no layer")
     if notes:
         reason += "; cone + skip only: " + "; ".join(notes)
     return ConePlan(True, reason, program, tuple(users[a][0] for a in arrays), tuple(delta), (), tuple(notes))
+
+
+def sparse_layers(delta: Sequence[DeltaLayer | ConvDeltaLayer],
+                  array_calls: Iterable[int]) -> tuple[DeltaLayer | ConvDeltaLayer, ...]:
+    """The delta layers that take the sparse input step: those after the first call that reads a weight array (an
+    input with no weighted call upstream is never dirty)."""
+    first = min(array_calls, default=0)
+    return tuple(d for d in delta if d.call > first)
 
 
 def _element(typedefs: dict[str, str], name: str) -> str | None:
@@ -235,12 +263,15 @@ def render_stream_cone_harness(manifest: Manifest, plan: ConePlan) -> str:
     delta = [dict(d.__dict__, conv=isinstance(d, ConvDeltaLayer), kernel_id=ids[d.kernel],
                   bias_id=ids[d.bias] if d.bias else -1,
                   input_id=var_id[d.input], output_id=var_id[d.output]) for d in plan.delta]
+    sparse_calls = {d.call for d in sparse_layers(plan.delta, plan.array_calls)}
+    calls = [dict(c, sparse=k in sparse_calls) for k, c in enumerate(_stream_calls(program))]
     return render("cone_stream_harness.cpp.j2", project_name=manifest.project_name, io_type=manifest.io_type,
                   n_in=int(np.prod(manifest.input_shape)), n_out=int(np.prod(manifest.output_shape)),
                   out_signed=bool(out_type.signed), out_width=out_type.width,
                   arrays=[dict(array=a.array, type_name=a.type_name, cpp=a.type["cpp"], size=a.size,
                                width=a.ptype.width, call=c) for a, c in zip(manifest.arrays(), plan.array_calls)],
-                  variables=[*program.params, *program.locals], calls=_stream_calls(program), delta=delta,
+                  variables=[*program.params, *program.locals], calls=calls, delta=delta,
+                  sparse=[d for d in delta if d["call"] in sparse_calls],
                   input_var=program.resolve(manifest.input_var), output_var=program.resolve(manifest.output_var),
                   output_id=[v.name for v in (*program.params, *program.locals)].index(
                       program.resolve(manifest.output_var)),

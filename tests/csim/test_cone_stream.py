@@ -5,13 +5,16 @@ and a Concatenate, both behind hls4ml's clone_stream, a depthwise conv whose zer
 no fault target), each exported and both harnesses built
 once per module. Every single-bit fault of every weight array, plus multi-bit scenarios across
 layers and the empty scenario, is compared raw word for raw word with the reference harness; the
-plan must list the Dense calls that take the neuron delta (DELTA), so those faults go through it.
+plan must list the Dense calls that take the neuron delta (DELTA), so those faults go through it, and the calls
+that take the sparse input step (SPARSE); the conv2d model's builds with the step (and its product tables) switched
+off and with its step counts printed show that it ran, on a strided conv after a conv and a Dense after a Flatten.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -36,6 +39,8 @@ MODELS = ["dense", "pooling", "residual", "concat", "depthwise", "dense_po2", "c
 # depthwise calls run cone + skip: each is in the plan's notes.
 DELTA = {"dense": ("d1", "d2", "out"), "pooling": ("c1", "c2", "head"), "residual": ("c0", "c1", "c2", "head"),
          "concat": ("da", "db", "head"), "depthwise": ("head",), "dense_po2": (), "conv2d": ("c1", "c2", "head")}
+# The delta calls that also take the sparse input step: every one after the first weighted call.
+SPARSE = {name: layers[1:] if name not in ("depthwise", "dense_po2") else layers for name, layers in DELTA.items()}
 NO_DELTA = {"dense": ("d3",), "pooling": (), "residual": (), "concat": (), "depthwise": ("dw1", "dw2"),
             "dense_po2": ("p1", "p2"), "conv2d": ()}
 
@@ -75,6 +80,7 @@ def test_every_fault_equals_the_reference_harness(project):
     assert tuple(d.layer for d in plan.delta) == DELTA[name], plan.reason
     assert tuple(note.split(":")[0] for note in plan.notes) == NO_DELTA[name], plan.notes
     assert ("Conv2D: one channel) on " + ", ".join(DELTA[name] or ("no layer",))) in plan.reason
+    assert ("while cheaper than the call) on " + ", ".join(SPARSE[name] or ("no layer",))) in plan.reason, plan.reason
     source = cone.render_cone_harness(manifest)
     assert "io_stream cone harness" in source.splitlines()[1]
     for d in plan.delta:  # the generated run_delta has a case for the layer's kernel and asserts its exactness
@@ -148,3 +154,59 @@ def test_a_hand_edited_accumulator_loses_the_delta(project, tmp_path):
     assert plan.supported
     assert tuple(d.layer for d in plan.delta) == ("d2", "out"), plan.reason
     assert "d1: firmware/defines.h has d1_accum_t = 'ap_fixed<27,12,AP_TRN,AP_SAT>'" in plan.reason, plan.reason
+
+
+def _sparse_steps(binary, manifest, x_raw, scenarios, tmp_path) -> tuple[np.ndarray, dict[str, tuple[int, int]]]:
+    """Run a -DFKHLS_SPARSE_STATS build on every scenario: its words and, per layer, (sparse steps, whole calls)."""
+    job = prepare_harness(manifest, x_raw, scenarios, tmp_path / "r.bin", tmp_path, binary)
+    command = [str(job.binary), str(job.n_samples), str(job.inputs), str(job.faults), str(job.offsets),
+               str(job.n_scenarios), str(job.results), "0", str(job.n_scenarios)]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=job.project)
+    assert result.returncode == 0, result.stderr
+    counts = {m[1]: (int(m[2]), int(m[3]))
+              for m in re.finditer(r"^fkhls cone sparse: (\w+) (\d+) sparse (\d+) whole$", result.stderr, re.M)}
+    words = np.fromfile(job.results, dtype=np.int64).reshape(job.n_scenarios, job.n_samples, job.n_out)
+    return words, counts
+
+
+@pytest.mark.parametrize("project", ["conv2d"], indirect=True)
+def test_sparse_steps_run_and_change_no_word(project, tmp_path):
+    """conv2d: c2 (a strided conv after the conv c1) and head (a Dense after the Flatten) take the sparse input step
+    on faults upstream, and (without product tables) run whole when too many inputs changed (every c1 sign bit
+    flipped at once); with and without the tables, and with the step off, every word is the reference harness's."""
+    from fkhls.csim.build import compile_program
+
+    name, manifest, x_raw, cone_binary, reference_binary = project
+    plan = cone.cone_plan(manifest)
+    assert "sparse input step (changed input elements only, while cheaper than the call) on c2, head" in plan.reason
+    source = cone.render_cone_harness(manifest)
+    stats = ("-DFKHLS_SPARSE_STATS",)
+    variants = {"tables": stats, "no tables": (*stats, "-DFKHLS_PRODUCT_TABLE_BITS=0"),
+                "step off": (*stats, "-DFKHLS_SPARSE_STREAM=0")}
+    with ThreadPoolExecutor(2) as pool:
+        jobs = {k: pool.submit(compile_program, manifest.project_dir, source, "cone_harness", extra_flags=flags)
+                for k, flags in variants.items()}
+        binaries = {k: job.result() for k, job in jobs.items()}
+    layers = {r.hls_name: r for r in manifest.weighted_layers}
+    all_signs = [(t.array, e, t.ptype.width - 1) for t in (layers["c1"].kernel, layers["c1"].bias)
+                 for e in range(t.size)]
+    scenarios = _every_fault(manifest, seed=11, multi=20) + [all_signs]
+    reference = run_fault_harness(manifest, x_raw, scenarios, binary=reference_binary, workers=2)
+    assert_array_equal(cone.run_cone_harness(manifest, x_raw, scenarios, binary=cone_binary, workers=2), reference)
+    counts = {}
+    for variant, binary in binaries.items():
+        words, counts[variant] = _sparse_steps(binary, manifest, x_raw, scenarios, tmp_path / variant.replace(" ", "_"))
+        bad = np.flatnonzero((words != reference).any(axis=(1, 2)))
+        assert len(bad) == 0, f"{variant}: scenario {[scenarios[i] for i in bad[:1]]} differs from the reference"
+        assert_array_equal(words, reference)
+    for variant in ("tables", "no tables"):
+        assert set(counts[variant]) == {"c2", "head"}, counts
+        for layer in ("c2", "head"):
+            sparse, whole = counts[variant][layer]
+            assert sparse > len(x_raw) * 100, (variant, layer, counts)
+            # A call is reached as often either way (the step is exact); a table makes the step cheaper, so it
+            # declines at most as often.
+            assert sum(counts[variant][layer]) == sum(counts["no tables"][layer]), (variant, layer, counts)
+            assert whole <= counts["no tables"][layer][1], (variant, layer, counts)
+    assert counts["no tables"]["c2"][1] > 0 and counts["no tables"]["head"][1] > 0, counts  # declined, ran whole
+    assert counts["step off"] == {"c2": (0, 0), "head": (0, 0)}, counts
