@@ -316,7 +316,7 @@ def build_cone_harness(manifest: Manifest, plan: ConePlan | None = None) -> Csim
 
 def golden_file(binary: CsimBinary, n_samples: int, x_raw) -> Path:
     """Where the cone binary keeps the golden activations of these inputs: beside the binary in the compile cache
-    (the file holds the binary's own struct bytes), named by a hash of the raw inputs. The binary checks the
+    (the file holds the binary's own bytes: its struct, or its streams' elements), named by a hash of the raw inputs. The binary checks the
     header (its struct size, inputs and loaded weights) and recomputes the pass on any mismatch."""
     words = np.ascontiguousarray(x_raw, dtype=np.int64)
     digest = hashlib.sha256(f"{n_samples}:{words.shape}".encode() + words.tobytes()).hexdigest()[:24]
@@ -346,8 +346,7 @@ def run_cone_harness(manifest: Manifest, x_raw, scenarios: Sequence[Sequence] | 
         if job.n_scenarios == 0:
             return np.zeros((0, job.n_samples, job.n_out), dtype=np.int64)
         step = max(1, min(int(workers), job.n_scenarios))
-        # io_parallel cone binaries keep their golden pass in a file; the io_stream one (cone_stream) recomputes it.
-        golden = [] if manifest.io_type == "io_stream" else [str(golden_file(binary, job.n_samples, x_raw))]
+        golden = [str(golden_file(binary, job.n_samples, x_raw))]  # both cone binaries keep their golden pass there
         procs = [subprocess.Popen([*_command(job, 0, job.n_scenarios), str(step), str(phase), *golden],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=job.project)
                  for phase in range(step)]

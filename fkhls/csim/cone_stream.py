@@ -50,7 +50,11 @@ three).
 Every stream is written by one call and read by at most one (hls4ml inserts ``clone_stream``
 for a tensor with several readers), so a variable stops mattering once its reader ran. The
 calls, their template arguments and their order are the top function's (``fkhls.project.program``),
-and the golden pass is checked against the top function on every sample. ``fkhls.csim.cone``
+and the golden pass is checked against the top function on every sample. As in the io_parallel
+harness, the first process saves the golden streams beside the binary (``fkhls.csim.cone.golden_file``:
+per sample and variable its element count and bytes, under a header tying them to this binary's
+element sizes, the inputs and the loaded weights, and a hash of the body) and later processes (a
+campaign's shards) load them instead of running the pass. ``fkhls.csim.cone``
 dispatches io_stream projects here (``cone_plan``, ``render_cone_harness``); the binary takes the
 reference harness's command line plus the cone harness's optional STEP PHASE.
 """

@@ -210,3 +210,35 @@ def test_sparse_steps_run_and_change_no_word(project, tmp_path):
             assert whole <= counts["no tables"][layer][1], (variant, layer, counts)
     assert counts["no tables"]["c2"][1] > 0 and counts["no tables"]["head"][1] > 0, counts  # declined, ran whole
     assert counts["step off"] == {"c2": (0, 0), "head": (0, 0)}, counts
+
+
+@pytest.mark.parametrize("project", ["conv2d"], indirect=True)
+def test_golden_streams_file(project):
+    """The first run saves the golden streams beside the binary, later runs load them (same words, the file not
+    rewritten); a file of other inputs, a damaged or a truncated one is recomputed and replaced, never trusted."""
+    name, manifest, x_raw, cone_binary, reference_binary = project
+    arrays = manifest.arrays()
+    hw = [[(arrays[0].array, 1, arrays[0].ptype.width - 1)], [(arrays[-1].array, 0, 0)],
+          [(arrays[1].array, 2, 2), (arrays[0].array, 0, 0)], []]
+    x = x_raw[:13]
+    reference = run_fault_harness(manifest, x, hw, binary=reference_binary)
+    path = cone.golden_file(cone_binary, len(x), x)
+    assert path.parent == cone_binary.path.parent
+    path.unlink(missing_ok=True)
+    first = cone.run_cone_harness(manifest, x, hw, binary=cone_binary)
+    assert path.is_file()
+    assert_array_equal(first, reference)
+    inode = path.stat().st_ino
+    assert_array_equal(cone.run_cone_harness(manifest, x, hw, binary=cone_binary, workers=2), first)
+    assert path.stat().st_ino == inode, "a matching file is loaded, not rewritten"
+    other = x_raw[13:26]
+    cone.run_cone_harness(manifest, other, [[]], binary=cone_binary)
+    for label, damage in [("other inputs", lambda: shutil.copyfile(cone.golden_file(cone_binary, len(other), other),
+                                                                  path)),
+                          ("damaged body", lambda: path.write_bytes(path.read_bytes()[:-100] + bytes(
+                              b ^ 0xFF for b in path.read_bytes()[-100:]))),
+                          ("truncated", lambda: path.write_bytes(path.read_bytes()[:-8]))]:
+        damage()
+        bad = path.read_bytes()
+        assert_array_equal(cone.run_cone_harness(manifest, x, hw, binary=cone_binary), first, err_msg=label)
+        assert path.read_bytes() != bad, f"{label}: the file is recomputed and rewritten"
