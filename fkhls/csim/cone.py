@@ -165,32 +165,53 @@ def _delta_layer(manifest: Manifest, program: Program, index: int, typedefs: dic
     output = program.resolve(call.output)
     config = configs.get(match["config"], {})
     accum_name = config.get("accum_t")
-    checks = [
+    checks = [(name, typedefs.get(name or ""), recorded) for name, recorded in [
         (match["res"], record.result_type),
         (accum_name, record.accum_type),
         (config.get("weight_t"), record.kernel.type),
         (config.get("bias_t"), record.bias.type if record.bias else None),
-    ]
-    for name, recorded in checks:
-        if recorded is None:
-            continue
-        if not _same_type(typedefs.get(name or ""), recorded):
-            return None, (f"{call.layer}: firmware/defines.h has {name} = {typedefs.get(name or '')!r}, the manifest "
-                          f"records {recorded['cpp']} (edited by hand?): the accumulator may not be exact")
+    ]]
+    reason = declared_type_refusal(call.layer, checks)
+    if reason:
+        return None, reason
     if match["data"] in ("ap_uint<1>",) or typedefs.get(match["data"], "").replace(" ", "") == "ap_uint<1>":
         return None, f"{call.layer}: binary inputs use a different cast"
+    reason = arguments_refusal(call, record)
+    if reason:
+        return None, reason
+    return dense_delta_layer(index, call, match, record, program.resolve(call.input), output)
+
+
+def declared_type_refusal(layer: str, checks) -> str | None:
+    """Why the delta is refused when a type in ``firmware/defines.h`` is not the one the manifest records; checks:
+    (name, its C++ text in defines.h, the recorded type or None when there is none to check)."""
+    for name, cpp, recorded in checks:
+        if recorded is not None and not _same_type(cpp, recorded):
+            return (f"{layer}: firmware/defines.h has {name} = {cpp!r}, the manifest records {recorded['cpp']} "
+                    "(edited by hand?): the accumulator may not be exact")
+    return None
+
+
+def arguments_refusal(call, record) -> str | None:
+    """Why the delta is refused when the call's weight arguments are not the layer's kernel (and bias) arrays."""
     kernel, bias = record.kernel, record.bias
     if tuple(call.args[2:]) != (kernel.array, *((bias.array,) if bias else ())):
-        return None, f"{call.layer}: call arguments {call.args} do not match arrays {kernel.array}/{bias and bias.array}"
+        return f"{call.layer}: call arguments {call.args} do not match arrays {kernel.array}/{bias and bias.array}"
+    return None
+
+
+def dense_delta_layer(index: int, call, match, record, input_var: str, output: str):
+    """(DeltaLayer, None) of a Dense call that passed the checks (its kernel is (n_in, n_out)), else (None, reason)."""
+    kernel, bias = record.kernel, record.bias
     if len(kernel.keras_shape) != 2:
         return None, f"{call.layer}: kernel shape {kernel.keras_shape} is not (n_in, n_out)"
     strides = _strides(kernel.hls_shape)
     position = {axis: k for k, axis in enumerate(kernel.axes)}  # Keras axis -> position in the hls4ml order
     n_in, n_out = kernel.keras_shape
     return DeltaLayer(call=index, layer=call.layer, data_t=match["data"], res_t=match["res"], config=match["config"],
-                      input=program.resolve(call.input), output=output, kernel=kernel.array,
-                      bias=bias.array if bias else None, n_in=int(n_in), n_out=int(n_out),
-                      i_stride=strides[position[0]], j_stride=strides[position[1]]), None
+                      input=input_var, output=output, kernel=kernel.array, bias=bias.array if bias else None,
+                      n_in=int(n_in), n_out=int(n_out), i_stride=strides[position[0]],
+                      j_stride=strides[position[1]]), None
 
 
 def _is_elementwise(call, program: Program, names: set[str]) -> bool:

@@ -70,7 +70,8 @@ import numpy as np
 
 from fkhls.core.errors import ProjectError
 from fkhls.core.templates import render
-from fkhls.csim.cone import _DENSE_RE, ConePlan, DeltaLayer, _project_types, _same_type, _strides, accumulator_refusal
+from fkhls.csim.cone import (_DENSE_RE, ConePlan, DeltaLayer, _project_types, _strides, accumulator_refusal,
+                             arguments_refusal, declared_type_refusal, dense_delta_layer)
 from fkhls.project.manifest import Manifest
 from fkhls.project.program import NUMBER_RE, Program, read_program
 from fkhls.project.readback import _ARRAY_RE
@@ -197,22 +198,21 @@ def _stream_delta_layer(manifest: Manifest, program: Program, index: int, typede
         (config.get("weight_t"), typedefs.get(config.get("weight_t") or ""), record.kernel.type),
         (config.get("bias_t"), typedefs.get(config.get("bias_t") or ""), record.bias.type if record.bias else None),
     ]
-    for name, cpp, recorded in checks:
-        if recorded is not None and not _same_type(cpp, recorded):
-            return None, (f"{call.layer}: firmware/defines.h has {name} = {cpp!r}, the manifest records "
-                          f"{recorded['cpp']} (edited by hand?): the accumulator may not be exact")
+    reason = declared_type_refusal(call.layer, checks)
+    if reason:
+        return None, reason
     data = _element(typedefs, match["data"])
     if data is None:
         return None, f"{call.layer}: input stream type {match['data']} is not an nnet::array"
     if data.replace(" ", "") == "ap_uint<1>":
         return None, f"{call.layer}: binary inputs use a different cast"
+    reason = arguments_refusal(call, record)
+    if reason:
+        return None, reason
     kernel, bias = record.kernel, record.bias
-    if tuple(call.args[2:]) != (kernel.array, *((bias.array,) if bias else ())):
-        return None, (f"{call.layer}: call arguments {call.args} do not match arrays "
-                      f"{kernel.array}/{bias and bias.array}")
-    strides = _strides(kernel.hls_shape)
-    position = {axis: k for k, axis in enumerate(kernel.axes)}  # Keras axis -> position in the hls4ml order
     if conv:
+        strides = _strides(kernel.hls_shape)
+        position = {axis: k for k, axis in enumerate(kernel.axes)}  # Keras axis -> position in the hls4ml order
         if len(kernel.keras_shape) != 4:
             return None, f"{call.layer}: kernel shape {kernel.keras_shape} is not (kh, kw, c, f)"
         pads = {side: config.get(f"pad_{side}") for side in ("top", "bottom", "left", "right")}
@@ -229,13 +229,7 @@ def _stream_delta_layer(manifest: Manifest, program: Program, index: int, typede
                               kernel=kernel.array, bias=bias.array if bias else None,
                               shape=tuple(int(n) for n in kernel.keras_shape),
                               strides=tuple(strides[position[a]] for a in range(4))), None
-    if len(kernel.keras_shape) != 2:
-        return None, f"{call.layer}: kernel shape {kernel.keras_shape} is not (n_in, n_out)"
-    n_in, n_out = kernel.keras_shape
-    return DeltaLayer(call=index, layer=call.layer, data_t=match["data"], res_t=match["res"], config=match["config"],
-                      input=program.resolve(call.input), output=output, kernel=kernel.array,
-                      bias=bias.array if bias else None, n_in=int(n_in), n_out=int(n_out),
-                      i_stride=strides[position[0]], j_stride=strides[position[1]]), None
+    return dense_delta_layer(index, call, match, record, program.resolve(call.input), output)
 
 
 def _stream_calls(program: Program) -> list[dict]:
