@@ -94,6 +94,14 @@ def po2_exponents(ptype: Po2Type, raw) -> tuple[np.ndarray, np.ndarray]:
     return (raw >> bits) & 1, (field ^ half) - half
 
 
+def _refuse_off_grid(what: str, values: np.ndarray, bad: np.ndarray, allowed: str, tail: str) -> None:
+    """OffGridError naming the first value ``bad`` marks, what the type allows and how many values fail."""
+    index = tuple(int(i) for i in np.argwhere(bad)[0])
+    value = values[index] if values.ndim else float(values)
+    raise OffGridError(f"{what}[{index}] = {value!r} is not representable by {allowed}; {int(bad.sum())} of {bad.size} "
+                       f"values {tail}")
+
+
 def _po2_to_raw(ptype: Po2Type, values: np.ndarray, what: str) -> np.ndarray:
     lo, hi = ptype.exponent_range
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -103,12 +111,8 @@ def _po2_to_raw(ptype: Po2Type, values: np.ndarray, what: str) -> np.ndarray:
         back = np.where(values < 0, -1.0, 1.0) * np.ldexp(1.0, exponent.astype(np.int64))
     bad = ~ok | (back != values) | (exponent < lo) | (exponent > hi)
     if bad.any():
-        index = tuple(int(i) for i in np.argwhere(bad)[0])
-        value = values[index] if values.ndim else float(values)
-        raise OffGridError(
-            f"{what}[{index}] = {value!r} is not representable by {cpp_type(ptype)} (a power of two +-2**e with "
-            f"exponent e in [{lo}, {hi}]; no zero); {int(bad.sum())} of {bad.size} values are not"
-        )
+        _refuse_off_grid(what, values, bad, f"{cpp_type(ptype)} (a power of two +-2**e with exponent e in [{lo}, {hi}]; "
+                         "no zero)", "are not")
     sign = (values > 0).astype(np.int64)
     return (sign << ptype.exponent_bits) | (exponent.astype(np.int64) & ((1 << ptype.exponent_bits) - 1))
 
@@ -214,13 +218,8 @@ def to_raw(ptype: FixedPrecisionType, values, what: str = "values") -> np.ndarra
     lo, hi = raw_bounds(ptype)
     bad = (raw != scaled) | (raw < lo) | (raw > hi) | ~np.isfinite(scaled)
     if bad.any():
-        index = tuple(int(i) for i in np.argwhere(bad)[0])
-        value = values[index] if values.ndim else float(values)
-        raise OffGridError(
-            f"{what}[{index}] = {value!r} is not representable by {cpp_type(ptype)} "
-            f"(grid step {lsb(ptype)!r}, range [{lo * lsb(ptype)!r}, {hi * lsb(ptype)!r}]); "
-            f"{int(bad.sum())} of {bad.size} values are off the grid or out of range"
-        )
+        _refuse_off_grid(what, values, bad, f"{cpp_type(ptype)} (grid step {lsb(ptype)!r}, range "
+                         f"[{lo * lsb(ptype)!r}, {hi * lsb(ptype)!r}])", "are off the grid or out of range")
     return raw.astype(np.int64)
 
 
