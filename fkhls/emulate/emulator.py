@@ -80,6 +80,7 @@ __all__ = [
 Weights = dict  # (tensor layer, tensor name) -> raw int64 array in Keras shape (TensorSpec.layer/.tensor)
 
 _FLOAT64_EXACT = 2**53
+_FLOAT32_EXACT = 2**24
 
 
 # ----------------------------------------------------------------------------- the bit-flip core
@@ -425,11 +426,13 @@ def _sum_dtype(layer: LayerSpec, in_type: FixedPrecisionType, frac: int):
     ``(new - old) * w`` of one input word (at most twice one product).
     """
     bound = sum_magnitude(layer, in_type, frac, n_terms=max(layer.n_terms, 2))
-    if bound <= 2**24:
-        return np.float32
-    if bound <= _FLOAT64_EXACT:
-        return np.float64
-    return None
+    return next((dtype for dtype in (np.float32, np.float64) if _exact_in(dtype, bound)), None)
+
+
+def _exact_in(dtype, bound: int) -> bool:
+    """True when integers up to ``bound`` in magnitude (every term and partial sum of a bounded sum) are exact in the
+    float ``dtype``."""
+    return bound <= (_FLOAT32_EXACT if dtype == np.float32 else _FLOAT64_EXACT)
 
 
 @dataclass(frozen=True)
@@ -797,7 +800,7 @@ def _flat_update(g: _Golden, block: _Block, nxt: _Block) -> bool:
     if not np.issubdtype(nxt.dtype, np.floating):
         return True
     bound = sum_magnitude(nxt_layer, g.in_types[nxt.start], nxt.frac, n_terms=2 * p)
-    return bound <= (2**24 if nxt.dtype == np.float32 else _FLOAT64_EXACT)
+    return _exact_in(nxt.dtype, bound)
 
 
 def _flat_moves(g: _Golden, block: _Block, nxt: _Block, channel: np.ndarray, samples: np.ndarray,
@@ -825,7 +828,7 @@ def _channel_update(g: _Golden, block: _Block, nxt: _Block) -> bool:
         return False
     taps = int(np.prod(nxt_layer.kernel.shape[:-2]))
     bound = sum_magnitude(nxt_layer, g.in_types[nxt.start], nxt.frac, n_terms=2 * taps)
-    return bound <= (2**24 if nxt.dtype == np.float32 else _FLOAT64_EXACT)
+    return _exact_in(nxt.dtype, bound)
 
 
 def _channel_moves(g: _Golden, block: _Block, nxt: _Block, channel: np.ndarray, samples: np.ndarray,
